@@ -1,0 +1,5 @@
+//! Test harnesses shared by the workspace's tests and benchmarks: real servers on loopback,
+//! never mocks of our own code.
+
+pub mod moto;
+pub mod runtime_api;

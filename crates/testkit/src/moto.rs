@@ -1,0 +1,82 @@
+//! A moto server (a real AWS API emulator over HTTP) on a free loopback port, one per test,
+//! so tests share no state. Installed by the test command (`pip install 'moto[server]'`).
+
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub struct Moto {
+    port: u16,
+    process: Child,
+}
+
+impl Moto {
+    pub fn start() -> Result<Self> {
+        let port = free_port()?;
+        let python = std::env::var("TOKENDEPLOY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut process = Command::new(&python)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!("starting moto with {python}; install it with: pip install 'moto[server]'")
+            })?;
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Some(status) = process.try_wait()? {
+                bail!("moto exited at start ({status}); is moto[server] installed?");
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = process.kill();
+                bail!("moto did not listen on port {port} within a minute");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(Self { port, process })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The environment an AWS SDK client needs to talk to this server with dummy credentials.
+    pub fn aws_environment(&self, region: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+            ("AWS_REGION", region.into()),
+            // Keep a developer's own profile and IMDS out of the tests.
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free loopback port")?;
+    Ok(listener.local_addr()?.port())
+}
