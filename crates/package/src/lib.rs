@@ -1,0 +1,44 @@
+//! Packaging the token function for Lambda: build `bootstrap`, check it can run on
+//! `provided.al2023` x86_64, and zip it so the same code always gives the same SHA-256.
+
+mod build;
+mod elf;
+mod zip_file;
+
+pub use build::{FUNCTION_TARGET, build_function, find_function_dir};
+pub use elf::{BinaryLinkage, GLIBC_LIMIT, check_lambda_binary};
+pub use zip_file::{Artifact, DIRECT_UPLOAD_LIMIT, read_zip, zip_bootstrap};
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Where the code to deploy comes from.
+#[derive(Debug, Clone)]
+pub enum CodeSource {
+    /// A zip made earlier by `tokendeploy package` (`up --zip`).
+    Zip(PathBuf),
+    /// The function's crate, built now.
+    Build { function_dir: PathBuf, quiet: bool },
+}
+
+impl CodeSource {
+    pub fn artifact(&self) -> Result<Artifact> {
+        match self {
+            Self::Zip(path) => read_zip(path),
+            Self::Build {
+                function_dir,
+                quiet,
+            } => package_function(function_dir, *quiet),
+        }
+    }
+}
+
+/// Builds the function in `function_dir` and zips it. `quiet` keeps cargo to its errors.
+pub fn package_function(function_dir: &Path, quiet: bool) -> Result<Artifact> {
+    let binary_path = build_function(function_dir, quiet)?;
+    let binary = std::fs::read(&binary_path)
+        .with_context(|| format!("reading the built function {}", binary_path.display()))?;
+    check_lambda_binary(&binary).with_context(|| format!("checking {}", binary_path.display()))?;
+    zip_bootstrap(&binary)
+}

@@ -1,0 +1,163 @@
+//! The deployment zip: one file, `bootstrap`, stored so that equal code gives equal bytes.
+
+use std::io::{Cursor, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
+
+use crate::check_lambda_binary;
+
+/// Lambda's limit for a zip uploaded directly in the API call (not through S3).
+pub const DIRECT_UPLOAD_LIMIT: usize = 50 * 1024 * 1024;
+
+/// A zip ready for Lambda, with its hash in Lambda's `CodeSha256` form.
+#[derive(Clone)]
+pub struct Artifact {
+    pub bytes: Vec<u8>,
+    /// Base64 of the SHA-256 of `bytes`, as Lambda reports `CodeSha256`.
+    pub code_sha256: String,
+}
+
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Artifact")
+            .field("len", &self.bytes.len())
+            .field("code_sha256", &self.code_sha256)
+            .finish()
+    }
+}
+
+impl Artifact {
+    fn new(bytes: Vec<u8>) -> Result<Self> {
+        if bytes.len() > DIRECT_UPLOAD_LIMIT {
+            bail!(
+                "the zip is {} bytes, over Lambda's {DIRECT_UPLOAD_LIMIT}-byte limit for a direct upload; build with the release profile",
+                bytes.len()
+            );
+        }
+        let code_sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
+        Ok(Self { bytes, code_sha256 })
+    }
+
+    pub fn write_to(&self, path: &Path) -> Result<()> {
+        std::fs::write(path, &self.bytes).with_context(|| format!("writing {}", path.display()))
+    }
+}
+
+/// Zips `binary` as `bootstrap` with a fixed timestamp (1980-01-01, zip's epoch) and mode 0755.
+pub fn zip_bootstrap(binary: &[u8]) -> Result<Artifact> {
+    let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(9))
+        .last_modified_time(DateTime::default())
+        .unix_permissions(0o755);
+    writer
+        .start_file("bootstrap", options)
+        .context("starting the zip entry")?;
+    writer.write_all(binary).context("compressing bootstrap")?;
+    let bytes = writer.finish().context("finishing the zip")?.into_inner();
+    Artifact::new(bytes)
+}
+
+/// Reads a zip made by `tokendeploy package` (for `up --zip`) and checks what it holds.
+pub fn read_zip(path: &Path) -> Result<Artifact> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut archive = ZipArchive::new(Cursor::new(&bytes)).with_context(|| {
+        format!(
+            "{} is not a zip file; make one with `tokendeploy package --out PATH`",
+            path.display()
+        )
+    })?;
+    let mut entry = archive.by_name("bootstrap").with_context(|| {
+        format!(
+            "{} has no `bootstrap` at its top; make it with `tokendeploy package --out PATH`",
+            path.display()
+        )
+    })?;
+    if entry.unix_mode().is_some_and(|mode| mode & 0o111 == 0) {
+        bail!(
+            "bootstrap in {} is not executable; Lambda could not start it",
+            path.display()
+        );
+    }
+    let mut binary = Vec::new();
+    entry
+        .read_to_end(&mut binary)
+        .context("unzipping bootstrap")?;
+    drop(entry);
+    check_lambda_binary(&binary)
+        .with_context(|| format!("checking bootstrap in {}", path.display()))?;
+    Artifact::new(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_binary_gives_the_same_bytes_and_hash() {
+        let first = zip_bootstrap(b"binary").unwrap();
+        let second = zip_bootstrap(b"binary").unwrap();
+        assert_eq!(first.bytes, second.bytes);
+        assert_eq!(first.code_sha256, second.code_sha256);
+        assert_ne!(
+            zip_bootstrap(b"other").unwrap().code_sha256,
+            first.code_sha256
+        );
+    }
+
+    #[test]
+    fn stores_bootstrap_executable_with_a_fixed_time() {
+        let artifact = zip_bootstrap(b"binary").unwrap();
+        let mut archive = ZipArchive::new(Cursor::new(&artifact.bytes)).unwrap();
+        assert_eq!(archive.len(), 1);
+        let entry = archive.by_index(0).unwrap();
+        assert_eq!(entry.name(), "bootstrap");
+        assert_eq!(entry.unix_mode().unwrap() & 0o777, 0o755);
+        let time = entry.last_modified().unwrap();
+        assert_eq!((time.year(), time.month(), time.day()), (1980, 1, 1));
+    }
+
+    #[test]
+    fn hash_is_base64_sha256_as_lambda_reports_it() {
+        let artifact = zip_bootstrap(b"x").unwrap();
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&artifact.bytes));
+        assert_eq!(artifact.code_sha256, expected);
+        assert_eq!(artifact.code_sha256.len(), 44);
+    }
+
+    #[test]
+    fn read_zip_refuses_a_zip_without_bootstrap_and_a_non_zip() {
+        let dir = std::env::temp_dir().join(format!("tokendeploy-zip-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let not_zip = dir.join("not.zip");
+        std::fs::write(&not_zip, b"hello").unwrap();
+        assert!(
+            read_zip(&not_zip)
+                .unwrap_err()
+                .to_string()
+                .contains("is not a zip file")
+        );
+
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        writer
+            .start_file("handler", SimpleFileOptions::default())
+            .unwrap();
+        writer.write_all(b"x").unwrap();
+        let other = dir.join("other.zip");
+        std::fs::write(&other, writer.finish().unwrap().into_inner()).unwrap();
+        assert!(
+            read_zip(&other)
+                .unwrap_err()
+                .to_string()
+                .contains("has no `bootstrap`")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
