@@ -1,0 +1,59 @@
+//! What `up` wants to exist: derived from the stack, the account, the code and the
+//! function's environment.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::stack::{STAGE, Stack, TOKEN_PATH};
+
+/// The function's environment variables. Values may be secrets: `Debug` shows names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct FunctionEnvironment(pub BTreeMap<String, String>);
+
+impl fmt::Debug for FunctionEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Desired {
+    pub stack: Stack,
+    pub account: String,
+    /// Lambda's `CodeSha256` of the zip to deploy.
+    pub code_sha256: String,
+    pub environment: FunctionEnvironment,
+}
+
+impl Desired {
+    pub fn role_arn(&self) -> String {
+        format!(
+            "arn:aws:iam::{}:role/{}",
+            self.account,
+            self.stack.role_name()
+        )
+    }
+
+    /// Known before the function exists, so the API chain need not wait for it.
+    pub fn function_arn(&self) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{}",
+            self.stack.region,
+            self.account,
+            self.stack.function_name()
+        )
+    }
+
+    /// The URI API Gateway's Lambda proxy integration invokes.
+    pub fn integration_uri(&self) -> String {
+        format!(
+            "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{}/invocations",
+            self.stack.region,
+            self.function_arn()
+        )
+    }
+}
+
+pub fn invoke_url(api_id: &str, region: &str) -> String {
+    format!("https://{api_id}.execute-api.{region}.amazonaws.com/{STAGE}/{TOKEN_PATH}")
+}

@@ -1,0 +1,197 @@
+//! The plan: what should exist, compared with what exists, as one action per step.
+//!
+//! Computing it makes no AWS call, so `up` and `plan` decide with the same code and the
+//! decisions are tested without a network.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::desired::Desired;
+use crate::resources::{function, permission, rest_api, role};
+
+/// The steps of `up`, in the order they are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Role,
+    Package,
+    Function,
+    Environment,
+    RestApi,
+    ProxyResource,
+    Methods,
+    Integrations,
+    Deployment,
+    Permission,
+}
+
+impl Step {
+    pub const ALL: [Step; 10] = [
+        Step::Role,
+        Step::Package,
+        Step::Function,
+        Step::Environment,
+        Step::RestApi,
+        Step::ProxyResource,
+        Step::Methods,
+        Step::Integrations,
+        Step::Deployment,
+        Step::Permission,
+    ];
+
+    /// The stable name used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Role => "role",
+            Step::Package => "package",
+            Step::Function => "function",
+            Step::Environment => "environment",
+            Step::RestApi => "rest_api",
+            Step::ProxyResource => "proxy_resource",
+            Step::Methods => "methods",
+            Step::Integrations => "integrations",
+            Step::Deployment => "deployment",
+            Step::Permission => "permission",
+        }
+    }
+
+    /// What a person reads.
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Role => "execution role",
+            Step::Package => "package bootstrap",
+            Step::Function => "Lambda function",
+            Step::Environment => "function environment",
+            Step::RestApi => "REST API",
+            Step::ProxyResource => "{proxy+} resource",
+            Step::Methods => "GET and OPTIONS methods",
+            Step::Integrations => "Lambda proxy integrations",
+            Step::Deployment => "stage prod",
+            Step::Permission => "invoke permission",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    #[serde(rename = "created")]
+    Create,
+    #[serde(rename = "updated")]
+    Update,
+    #[serde(rename = "unchanged")]
+    Unchanged,
+}
+
+impl Action {
+    /// As a plan reads: what `up` would do.
+    pub fn planned(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "no change",
+        }
+    }
+
+    /// As a report reads: what `up` did.
+    pub fn done(self) -> &'static str {
+        match self {
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One step's decision, with why (never a secret value: variable names at most).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub reason: String,
+}
+
+impl Change {
+    pub fn create(reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::Create,
+            reason: reason.into(),
+        }
+    }
+    pub fn update(reason: impl Into<String>) -> Self {
+        Self {
+            action: Action::Update,
+            reason: reason.into(),
+        }
+    }
+    pub fn unchanged() -> Self {
+        Self {
+            action: Action::Unchanged,
+            reason: "as wanted".into(),
+        }
+    }
+}
+
+/// What exists now, as far as `up` cares. `None` means absent.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub role: Option<role::RoleState>,
+    pub function: Option<function::FunctionState>,
+    pub api: Option<rest_api::ApiState>,
+    /// The function's resource-policy statements: id -> source ARN.
+    pub permissions: permission::Statements,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub changes: BTreeMap<Step, Change>,
+}
+
+impl Plan {
+    pub fn new(desired: &Desired, observed: &Observed) -> Self {
+        let mut changes = BTreeMap::new();
+        changes.insert(Step::Role, role::plan(observed.role.as_ref()));
+        changes.insert(
+            Step::Package,
+            function::plan_code(desired, observed.function.as_ref()),
+        );
+        changes.insert(
+            Step::Function,
+            function::plan_function(desired, observed.function.as_ref()),
+        );
+        changes.insert(
+            Step::Environment,
+            function::plan_environment(desired, observed.function.as_ref()),
+        );
+        changes.extend(rest_api::plan(desired, observed.api.as_ref()));
+        changes.insert(
+            Step::Permission,
+            permission::plan(
+                desired,
+                observed.api.as_ref().map(|api| api.id.as_str()),
+                &observed.permissions,
+            ),
+        );
+        Self { changes }
+    }
+
+    pub fn change(&self, step: Step) -> &Change {
+        &self.changes[&step]
+    }
+
+    pub fn action(&self, step: Step) -> Action {
+        self.change(step).action
+    }
+
+    pub fn is_unchanged(&self) -> bool {
+        self.changes
+            .values()
+            .all(|change| change.action == Action::Unchanged)
+    }
+}

@@ -1,0 +1,385 @@
+//! The Lambda function: `provided.al2023`, x86_64, handler `bootstrap`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_sdk_lambda::client::Waiters;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::aws::{Aws, AwsResultExt, error_code};
+use crate::desired::Desired;
+use crate::plan::{Action, Change, Step};
+use crate::progress::Progress;
+use crate::resources::foreign;
+use crate::stack::Stack;
+
+pub const RUNTIME: &str = "provided.al2023";
+pub const HANDLER: &str = "bootstrap";
+pub const ARCHITECTURE: &str = "x86_64";
+/// A token proxy needs little memory, but Lambda gives CPU in proportion to memory and the
+/// TLS handshake to the upstream is CPU-bound: 256 MB keeps cold starts short at a trivial cost.
+pub const MEMORY_MB: i32 = 256;
+/// Above the function's 5 s upstream timeout (so it answers 504 itself) and below API
+/// Gateway's 29 s integration limit.
+pub const TIMEOUT_SECONDS: i32 = 10;
+/// How long a new role may take to become assumable by Lambda (IAM is eventually consistent).
+const ROLE_PROPAGATION_LIMIT: Duration = Duration::from_secs(120);
+const WAITER_LIMIT: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionState {
+    pub arn: String,
+    pub code_sha256: String,
+    pub runtime: String,
+    pub handler: String,
+    pub architectures: Vec<String>,
+    pub memory_mb: i32,
+    pub timeout_seconds: i32,
+    pub role_arn: String,
+    /// Values are kept to compare, never shown.
+    pub environment: HashMap<String, String>,
+    pub last_modified: String,
+}
+
+/// The stack's function, or `None`. A function of that name without our tag is refused.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<FunctionState>> {
+    let name = stack.function_name();
+    let output = match aws.lambda.get_function().function_name(name).send().await {
+        Ok(output) => output,
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) => return Err(e).aws_context(format!("reading Lambda function {name}")),
+    };
+    if !stack.owns(output.tags().unwrap_or(&HashMap::new())) {
+        return Err(foreign("Lambda function", name, stack));
+    }
+    let config = output
+        .configuration()
+        .context("Lambda returned a function without configuration")?;
+    Ok(Some(FunctionState {
+        arn: config.function_arn().unwrap_or_default().to_string(),
+        code_sha256: config.code_sha256().unwrap_or_default().to_string(),
+        runtime: config
+            .runtime()
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
+        handler: config.handler().unwrap_or_default().to_string(),
+        architectures: config
+            .architectures()
+            .iter()
+            .map(|a| a.as_str().to_string())
+            .collect(),
+        memory_mb: config.memory_size().unwrap_or_default(),
+        timeout_seconds: config.timeout().unwrap_or_default(),
+        role_arn: config.role().unwrap_or_default().to_string(),
+        environment: config
+            .environment()
+            .and_then(|e| e.variables())
+            .cloned()
+            .unwrap_or_default(),
+        last_modified: config.last_modified().unwrap_or_default().to_string(),
+    }))
+}
+
+/// The package step's verdict: is the zip's code already what runs?
+pub fn plan_code(desired: &Desired, observed: Option<&FunctionState>) -> Change {
+    match observed {
+        None => Change::create("first upload"),
+        Some(f) if f.code_sha256 != desired.code_sha256 => Change::update("code changed"),
+        Some(_) => Change::unchanged(),
+    }
+}
+
+pub fn plan_function(desired: &Desired, observed: Option<&FunctionState>) -> Change {
+    let Some(function) = observed else {
+        return Change::create("no function yet");
+    };
+    let mut wrong = settings_drift(desired, function);
+    if function.code_sha256 != desired.code_sha256 {
+        wrong.insert(0, "code");
+    }
+    if wrong.is_empty() {
+        Change::unchanged()
+    } else {
+        Change::update(format!("{} changed", wrong.join(", ")))
+    }
+}
+
+/// Names only: the values may be secrets.
+pub fn plan_environment(desired: &Desired, observed: Option<&FunctionState>) -> Change {
+    let Some(function) = observed else {
+        return Change::create("set with the new function");
+    };
+    let changed: Vec<&str> = desired
+        .environment
+        .0
+        .iter()
+        .filter(|(name, value)| function.environment.get(*name) != Some(value))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if changed.is_empty() {
+        Change::unchanged()
+    } else {
+        Change::update(format!("{} changed", changed.join(", ")))
+    }
+}
+
+fn settings_drift(desired: &Desired, function: &FunctionState) -> Vec<&'static str> {
+    let checks = [
+        (function.runtime == RUNTIME, "runtime"),
+        (function.handler == HANDLER, "handler"),
+        (function.architectures == [ARCHITECTURE], "architecture"),
+        (function.memory_mb == MEMORY_MB, "memory"),
+        (function.timeout_seconds == TIMEOUT_SECONDS, "timeout"),
+        (function.role_arn == desired.role_arn(), "role"),
+    ];
+    checks
+        .into_iter()
+        .filter(|(ok, _)| !ok)
+        .map(|(_, name)| name)
+        .collect()
+}
+
+/// Creates the function or brings its code and settings to what is wanted; returns its ARN.
+/// The environment is set at creation; after that [`apply_environment`] looks after it.
+pub async fn apply_function(
+    aws: &Aws,
+    desired: &Desired,
+    action: Action,
+    observed: Option<&FunctionState>,
+    zip: &[u8],
+    progress: &dyn Progress,
+) -> Result<String> {
+    let name = desired.stack.function_name();
+    let Some(function) = observed else {
+        let arn = create(aws, desired, zip, progress).await?;
+        wait_until_ready(aws, name, Step::Function, progress).await?;
+        return Ok(arn);
+    };
+    if action == Action::Unchanged {
+        return Ok(function.arn.clone());
+    }
+    if function.code_sha256 != desired.code_sha256 || function.architectures != [ARCHITECTURE] {
+        aws.lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(zip))
+            .architectures(Architecture::X8664)
+            .send()
+            .await
+            .aws_context(format!("uploading new code to Lambda function {name}"))?;
+        wait_until_ready(aws, name, Step::Function, progress).await?;
+    }
+    if !settings_drift(desired, function).is_empty() {
+        aws.lambda
+            .update_function_configuration()
+            .function_name(name)
+            .runtime(Runtime::from(RUNTIME))
+            .handler(HANDLER)
+            .memory_size(MEMORY_MB)
+            .timeout(TIMEOUT_SECONDS)
+            .role(desired.role_arn())
+            .send()
+            .await
+            .aws_context(format!("updating the settings of Lambda function {name}"))?;
+        wait_until_ready(aws, name, Step::Function, progress).await?;
+    }
+    Ok(function.arn.clone())
+}
+
+/// Sets our variables, keeping any a user added to the function by other means.
+pub async fn apply_environment(
+    aws: &Aws,
+    desired: &Desired,
+    action: Action,
+    observed: Option<&FunctionState>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let (Action::Update, Some(function)) = (action, observed) else {
+        return Ok(()); // unchanged, or set when the function was created
+    };
+    let name = desired.stack.function_name();
+    let mut variables: BTreeMap<String, String> =
+        function.environment.clone().into_iter().collect();
+    variables.extend(desired.environment.0.clone());
+    aws.lambda
+        .update_function_configuration()
+        .function_name(name)
+        .environment(
+            Environment::builder()
+                .set_variables(Some(variables.into_iter().collect()))
+                .build(),
+        )
+        .send()
+        .await
+        .aws_context(format!("setting the environment of Lambda function {name}"))?;
+    wait_until_ready(aws, name, Step::Environment, progress).await
+}
+
+async fn create(
+    aws: &Aws,
+    desired: &Desired,
+    zip: &[u8],
+    progress: &dyn Progress,
+) -> Result<String> {
+    let name = desired.stack.function_name();
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_secs(2);
+    loop {
+        let result = aws
+            .lambda
+            .create_function()
+            .function_name(name)
+            .description(format!("tokendeploy token server {}", desired.stack.name))
+            .runtime(Runtime::from(RUNTIME))
+            .handler(HANDLER)
+            .architectures(Architecture::X8664)
+            .memory_size(MEMORY_MB)
+            .timeout(TIMEOUT_SECONDS)
+            .role(desired.role_arn())
+            .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(desired.environment.0.clone().into_iter().collect()))
+                    .build(),
+            )
+            .set_tags(Some(desired.stack.tags().into_iter().collect()))
+            .send()
+            .await;
+        match result {
+            Ok(created) => return Ok(created.function_arn().unwrap_or_default().to_string()),
+            Err(e) if role_not_yet_assumable(&e) && started.elapsed() < ROLE_PROPAGATION_LIMIT => {
+                progress.note(
+                    Step::Function,
+                    "waiting for the new IAM role to reach Lambda",
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e).aws_context(format!("creating Lambda function {name}")),
+        }
+    }
+}
+
+/// Lambda's answer while a fresh role has not reached it yet.
+fn role_not_yet_assumable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error_code(error) == Some("InvalidParameterValueException")
+        && error
+            .as_service_error()
+            .and_then(|e| e.message())
+            .is_some_and(|m| m.contains("cannot be assumed"))
+}
+
+/// Waits until the function is Active and its last update Successful.
+async fn wait_until_ready(
+    aws: &Aws,
+    name: &str,
+    step: Step,
+    progress: &dyn Progress,
+) -> Result<()> {
+    progress.note(step, "waiting for the function to be active");
+    aws.lambda
+        .wait_until_function_active_v2()
+        .function_name(name)
+        .wait(WAITER_LIMIT)
+        .await
+        .map_err(|e| anyhow::anyhow!("Lambda function {name} did not become active: {e}"))?;
+    let updated = aws
+        .lambda
+        .wait_until_function_updated_v2()
+        .function_name(name)
+        .wait(WAITER_LIMIT)
+        .await;
+    if let Err(e) = updated {
+        bail!("the last update of Lambda function {name} did not succeed: {e}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::FunctionEnvironment;
+
+    fn desired() -> Desired {
+        Desired {
+            stack: Stack::new("s", "us-west-1").unwrap(),
+            account: "123456789012".into(),
+            code_sha256: "sha-new".into(),
+            environment: FunctionEnvironment(BTreeMap::from([
+                ("CONSUMER_KEY".into(), "k".into()),
+                ("CONSUMER_SECRET".into(), "secret-value".into()),
+            ])),
+        }
+    }
+
+    fn deployed(desired: &Desired) -> FunctionState {
+        FunctionState {
+            arn: desired.function_arn(),
+            code_sha256: desired.code_sha256.clone(),
+            runtime: RUNTIME.into(),
+            handler: HANDLER.into(),
+            architectures: vec![ARCHITECTURE.into()],
+            memory_mb: MEMORY_MB,
+            timeout_seconds: TIMEOUT_SECONDS,
+            role_arn: desired.role_arn(),
+            environment: desired
+                .environment
+                .0
+                .clone()
+                .into_iter()
+                .chain([("USER_ADDED".into(), "x".into())])
+                .collect(),
+            last_modified: "t".into(),
+        }
+    }
+
+    #[test]
+    fn nothing_to_do_when_code_settings_and_variables_match() {
+        let desired = desired();
+        let function = deployed(&desired);
+        assert_eq!(
+            plan_code(&desired, Some(&function)).action,
+            Action::Unchanged
+        );
+        assert_eq!(
+            plan_function(&desired, Some(&function)).action,
+            Action::Unchanged
+        );
+        assert_eq!(
+            plan_environment(&desired, Some(&function)).action,
+            Action::Unchanged,
+            "extra user variables are fine"
+        );
+    }
+
+    #[test]
+    fn changed_code_or_settings_update_the_function() {
+        let desired = desired();
+        let mut function = deployed(&desired);
+        function.code_sha256 = "old".into();
+        function.memory_mb = 128;
+        assert_eq!(plan_code(&desired, Some(&function)).action, Action::Update);
+        assert_eq!(
+            plan_function(&desired, Some(&function)),
+            Change::update("code, memory changed")
+        );
+        assert_eq!(plan_function(&desired, None).action, Action::Create);
+    }
+
+    #[test]
+    fn a_changed_secret_is_named_never_shown() {
+        let desired = desired();
+        let mut function = deployed(&desired);
+        function
+            .environment
+            .insert("CONSUMER_SECRET".into(), "previous-value".into());
+        let change = plan_environment(&desired, Some(&function));
+        assert_eq!(change, Change::update("CONSUMER_SECRET changed"));
+        assert!(!format!("{change:?}{desired:?}").contains("secret-value"));
+    }
+}

@@ -1,0 +1,143 @@
+//! A stack: the name a user gives, and every resource name and tag derived from it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Result, bail};
+
+/// The tag that marks a resource as made by tokendeploy for one stack.
+pub const STACK_TAG: &str = "tokendeploy:stack";
+/// The tool version that last wrote the resource.
+pub const VERSION_TAG: &str = "tokendeploy:version";
+pub const DEFAULT_STACK_NAME: &str = "token-server";
+/// The API Gateway stage `up` deploys.
+pub const STAGE: &str = "prod";
+/// The path the function serves tokens at.
+pub const TOKEN_PATH: &str = "token";
+const MAX_NAME_LEN: usize = 40;
+/// IAM role names are at most 64 characters.
+const MAX_ROLE_NAME_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    pub name: String,
+    pub region: String,
+}
+
+impl Stack {
+    /// Checks the name against the rules every derived name must meet.
+    pub fn new(name: &str, region: &str) -> Result<Self> {
+        let valid_chars = name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if name.is_empty()
+            || name.len() > MAX_NAME_LEN
+            || !valid_chars
+            || !name.starts_with(|c: char| c.is_ascii_lowercase())
+            || name.ends_with('-')
+        {
+            bail!(
+                "stack name {name:?} is not valid: use 1 to {MAX_NAME_LEN} lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+            );
+        }
+        let region_ok = region.len() <= 20
+            && region.split('-').count() >= 3
+            && region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && region
+                .rsplit('-')
+                .next()
+                .is_some_and(|n| n.parse::<u8>().is_ok());
+        if !region_ok {
+            bail!("region {region:?} is not an AWS region name such as us-west-1");
+        }
+        let stack = Self {
+            name: name.to_string(),
+            region: region.to_string(),
+        };
+        if stack.role_name().len() > MAX_ROLE_NAME_LEN {
+            bail!(
+                "stack name {name:?} is too long for region {region}: the role name {} would pass IAM's {MAX_ROLE_NAME_LEN} characters; choose a shorter --name",
+                stack.role_name()
+            );
+        }
+        Ok(stack)
+    }
+
+    /// IAM is global, so the role carries the region: one stack name deployed in two regions
+    /// gets two roles, and `down` in one region leaves the other's alone.
+    pub fn role_name(&self) -> String {
+        format!("{}-{}-lambda", self.name, self.region)
+    }
+
+    pub fn function_name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn api_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Lambda creates it on the function's first invocation.
+    pub fn log_group_name(&self) -> String {
+        format!("/aws/lambda/{}", self.function_name())
+    }
+
+    /// The tags every resource of this stack carries.
+    pub fn tags(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (STACK_TAG.to_string(), self.name.clone()),
+            (
+                VERSION_TAG.to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            ),
+        ])
+    }
+
+    pub fn owns(&self, tags: &HashMap<String, String>) -> bool {
+        tags.get(STACK_TAG) == Some(&self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derives_names_with_the_region_in_the_role() {
+        let stack = Stack::new("token-server", "us-west-1").unwrap();
+        assert_eq!(stack.role_name(), "token-server-us-west-1-lambda");
+        assert_eq!(stack.function_name(), "token-server");
+        assert_eq!(stack.log_group_name(), "/aws/lambda/token-server");
+        let other_region = Stack::new("token-server", "eu-west-1").unwrap();
+        assert_ne!(stack.role_name(), other_region.role_name());
+    }
+
+    #[test]
+    fn refuses_names_that_cannot_fit_aws_rules() {
+        for bad in ["", "Token", "1abc", "a_b", "abc-", "a b", &"a".repeat(41)] {
+            let err = Stack::new(bad, "us-west-1").unwrap_err().to_string();
+            assert!(err.contains("not valid"), "{bad}: {err}");
+        }
+        let long = "a".repeat(40);
+        assert!(
+            Stack::new(&long, "ap-southeast-1").is_ok(),
+            "40 + longest common region fits"
+        );
+        assert!(
+            Stack::new("ok", "mars")
+                .unwrap_err()
+                .to_string()
+                .contains("region")
+        );
+    }
+
+    #[test]
+    fn owns_only_resources_tagged_with_its_name() {
+        let stack = Stack::new("a", "us-west-1").unwrap();
+        let tags = |v: &str| HashMap::from([(STACK_TAG.to_string(), v.to_string())]);
+        assert!(stack.owns(&tags("a")));
+        assert!(!stack.owns(&tags("b")));
+        assert!(!stack.owns(&HashMap::new()));
+    }
+}
