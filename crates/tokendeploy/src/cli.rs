@@ -1,0 +1,85 @@
+//! Arguments, as clap reads them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokendeploy_deploy::stack::DEFAULT_STACK_NAME;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokendeploy",
+    version,
+    about = "Puts a secure token server on AWS in one command"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build the token function and create or update every resource of the stack.
+    ///
+    /// The app's key and secret are read from CONSUMER_KEY and CONSUMER_SECRET in the
+    /// environment or in --env-file, never from a flag. ALLOWED_ORIGINS is required too;
+    /// TOKEN_URL and TOKEN_PROVIDER are optional.
+    Up(UpArgs),
+    /// Build the token function and write the deterministic zip that `up --zip` deploys.
+    Package(PackageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// The stack's name; every resource name derives from it.
+    #[arg(long, default_value = DEFAULT_STACK_NAME)]
+    pub name: String,
+    /// AWS region; else AWS_REGION or the profile's region.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Named profile from the AWS config files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Send every AWS call to this endpoint (an emulator such as moto or LocalStack).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// A dotenv file with CONSUMER_KEY, CONSUMER_SECRET, ALLOWED_ORIGINS, ...; variables already
+    /// in the environment take precedence.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Deploy this zip (from `tokendeploy package`) instead of building function/.
+    #[arg(long)]
+    pub zip: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// Where to write the zip.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// text: only the result on stdout; json: one JSON object on stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// No progress on stderr; errors are still shown.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}

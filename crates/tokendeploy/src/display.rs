@@ -1,0 +1,98 @@
+//! What a person or a pipeline sees on stderr while work runs, and the result on stdout.
+//! On a terminal, a spinner a step (indicatif); elsewhere, one plain line a finished step.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokendeploy_deploy::{Progress, Step, StepReport};
+
+use crate::cli::OutputArgs;
+
+pub enum Console {
+    Quiet,
+    Lines,
+    Bars {
+        bars: MultiProgress,
+        steps: Mutex<HashMap<Step, ProgressBar>>,
+    },
+}
+
+impl Console {
+    pub fn new(args: &OutputArgs) -> Self {
+        if args.quiet {
+            Self::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Self::Bars {
+                bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                steps: Mutex::default(),
+            }
+        } else {
+            Self::Lines
+        }
+    }
+
+    /// Removes finished spinners' leftovers before the result is printed.
+    pub fn clear(&self) {
+        if let Self::Bars { bars, .. } = self {
+            let _ = bars.clear();
+        }
+    }
+}
+
+impl Progress for Console {
+    fn started(&self, step: Step) {
+        if let Self::Bars { bars, steps } = self {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:<26} {msg} {elapsed}")
+                    .expect("a valid template"),
+            );
+            bar.set_prefix(step.title());
+            bar.enable_steady_tick(Duration::from_millis(100));
+            steps.lock().unwrap().insert(step, bar);
+        }
+    }
+
+    fn note(&self, step: Step, message: &str) {
+        match self {
+            Self::Quiet => {}
+            Self::Lines => eprintln!("{:<26} {message}", step.title()),
+            Self::Bars { steps, .. } => {
+                if let Some(bar) = steps.lock().unwrap().get(&step) {
+                    bar.set_message(message.to_string());
+                }
+            }
+        }
+    }
+
+    fn finished(&self, report: &StepReport) {
+        let line = format!(
+            "{:<26} {} ({:.1}s)",
+            report.step.title(),
+            report.action.done(),
+            report.seconds
+        );
+        match self {
+            Self::Quiet => {}
+            Self::Lines => eprintln!("{line}"),
+            Self::Bars { steps, .. } => {
+                if let Some(bar) = steps.lock().unwrap().remove(&report.step) {
+                    bar.set_style(
+                        ProgressStyle::with_template("✔ {msg}").expect("a valid template"),
+                    );
+                    bar.finish_with_message(line);
+                }
+            }
+        }
+    }
+}
+
+pub fn print_json(value: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
