@@ -47,7 +47,11 @@ impl Aws {
         if let Some(endpoint) = &options.endpoint_url {
             loader = loader.endpoint_url(endpoint);
         }
-        let config = loader.load().await;
+        Self::from_config(&loader.load().await)
+    }
+
+    /// Clients for an already loaded configuration.
+    pub fn from_config(config: &aws_config::SdkConfig) -> Result<Self> {
         // No silent fallback to us-east-1: deploying to a region the user did not pick is worse
         // than asking.
         let Some(region) = config.region().map(|r| r.to_string()) else {
@@ -57,11 +61,11 @@ impl Aws {
         };
         Ok(Self {
             region,
-            iam: aws_sdk_iam::Client::new(&config),
-            lambda: aws_sdk_lambda::Client::new(&config),
-            apigateway: aws_sdk_apigateway::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-            sts: aws_sdk_sts::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            apigateway: aws_sdk_apigateway::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            sts: aws_sdk_sts::Client::new(config),
         })
     }
 

@@ -13,7 +13,16 @@ use tokendeploy_deploy::{Progress, Step, StepReport};
 
 use crate::cli::OutputArgs;
 
-pub enum Console {
+/// Set to a step's JSON name, the process dies the moment that step finishes, as a killed
+/// `up` would: how the tests prove that any interrupted run can be finished or removed.
+const ABORT_AFTER_VARIABLE: &str = "TOKENDEPLOY_ABORT_AFTER_STEP";
+
+pub struct Console {
+    mode: Mode,
+    abort_after: Option<String>,
+}
+
+enum Mode {
     Quiet,
     Lines,
     Bars {
@@ -24,21 +33,25 @@ pub enum Console {
 
 impl Console {
     pub fn new(args: &OutputArgs) -> Self {
-        if args.quiet {
-            Self::Quiet
+        let mode = if args.quiet {
+            Mode::Quiet
         } else if std::io::stderr().is_terminal() {
-            Self::Bars {
+            Mode::Bars {
                 bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 steps: Mutex::default(),
             }
         } else {
-            Self::Lines
+            Mode::Lines
+        };
+        Self {
+            mode,
+            abort_after: std::env::var(ABORT_AFTER_VARIABLE).ok(),
         }
     }
 
     /// Removes finished spinners' leftovers before the result is printed.
     pub fn clear(&self) {
-        if let Self::Bars { bars, .. } = self {
+        if let Mode::Bars { bars, .. } = &self.mode {
             let _ = bars.clear();
         }
     }
@@ -46,7 +59,7 @@ impl Console {
 
 impl Progress for Console {
     fn started(&self, step: Step) {
-        if let Self::Bars { bars, steps } = self {
+        if let Mode::Bars { bars, steps } = &self.mode {
             let bar = bars.add(ProgressBar::new_spinner());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {prefix:<26} {msg} {elapsed}")
@@ -59,10 +72,10 @@ impl Progress for Console {
     }
 
     fn note(&self, step: Step, message: &str) {
-        match self {
-            Self::Quiet => {}
-            Self::Lines => eprintln!("{:<26} {message}", step.title()),
-            Self::Bars { steps, .. } => {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Lines => eprintln!("{:<26} {message}", step.title()),
+            Mode::Bars { steps, .. } => {
                 if let Some(bar) = steps.lock().unwrap().get(&step) {
                     bar.set_message(message.to_string());
                 }
@@ -77,10 +90,10 @@ impl Progress for Console {
             report.action.done(),
             report.seconds
         );
-        match self {
-            Self::Quiet => {}
-            Self::Lines => eprintln!("{line}"),
-            Self::Bars { steps, .. } => {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Lines => eprintln!("{line}"),
+            Mode::Bars { steps, .. } => {
                 if let Some(bar) = steps.lock().unwrap().remove(&report.step) {
                     bar.set_style(
                         ProgressStyle::with_template("✔ {msg}").expect("a valid template"),
@@ -88,6 +101,9 @@ impl Progress for Console {
                     bar.finish_with_message(line);
                 }
             }
+        }
+        if self.abort_after.as_deref() == Some(report.step.name()) {
+            std::process::abort();
         }
     }
 }

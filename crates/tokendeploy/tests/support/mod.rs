@@ -1,0 +1,210 @@
+//! Runs the real `tokendeploy` binary against a moto server started for each test, and
+//! reads back what it made through the AWS SDK.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use tokendeploy_deploy::Aws;
+use tokendeploy_testkit::moto::Moto;
+
+pub const REGION: &str = "us-west-1";
+pub const SECRET: &str = "s3cr3t-value-never-printed";
+pub const KEY: &str = "app-key-42";
+pub const ORIGINS: &str = "https://app.example.com";
+
+/// The deterministic zip of the real function, made once per test binary by `tokendeploy package`.
+pub fn function_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("bootstrap-{}.zip", std::process::id()));
+        let output = Command::new(env!("CARGO_BIN_EXE_tokendeploy"))
+            .args(["package", "--quiet", "--out"])
+            .arg(&out)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "package failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        out
+    })
+}
+
+pub struct Harness {
+    pub moto: Moto,
+    pub dir: PathBuf,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// `name -> action` of the JSON report's steps.
+    pub fn actions(&self) -> Vec<(String, String)> {
+        self.json()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["action"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn assert_success(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn assert_no_secret(&self) {
+        for text in [&self.stdout, &self.stderr] {
+            assert!(!text.contains(SECRET), "the secret was printed:\n{text}");
+        }
+    }
+}
+
+impl Harness {
+    pub fn start() -> Self {
+        let moto = Moto::start().expect("moto starts");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("t-{}", moto.endpoint().rsplit(':').next().unwrap()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { moto, dir }
+    }
+
+    /// The environment a user would have: AWS settings for moto plus the app's settings.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = self.moto.aws_environment(REGION);
+        for (k, v) in [
+            ("CONSUMER_KEY", KEY),
+            ("CONSUMER_SECRET", SECRET),
+            ("ALLOWED_ORIGINS", ORIGINS),
+        ] {
+            env.push((k.into(), v.into()));
+        }
+        env
+    }
+
+    pub fn command(&self, args: &[&str], env: &[(String, String)]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tokendeploy"));
+        command
+            .args(args)
+            .env_clear()
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        for name in [
+            "PATH",
+            "HOME",
+            "CARGO",
+            "CARGO_HOME",
+            "RUSTUP_HOME",
+            "RUSTUP_TOOLCHAIN",
+            "CARGO_TARGET_DIR",
+        ] {
+            if let Ok(value) = std::env::var(name) {
+                command.env(name, value);
+            }
+        }
+        command.envs(env.iter().cloned());
+        command
+    }
+
+    pub fn run_with(&self, args: &[&str], env: &[(String, String)]) -> Run {
+        let output: Output = self.command(args, env).output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `tokendeploy up --output json --zip <the function's zip> ARGS`.
+    pub fn up(&self, args: &[&str]) -> Run {
+        self.up_with(args, &self.env())
+    }
+
+    pub fn up_with(&self, args: &[&str], env: &[(String, String)]) -> Run {
+        let zip = function_zip().to_str().unwrap().to_string();
+        let mut all = vec!["up", "--output", "json", "--zip", &zip];
+        all.extend_from_slice(args);
+        self.run_with(&all, env)
+    }
+
+    /// SDK clients on the same moto server, to read back what the binary made.
+    pub async fn aws(&self, region: &str) -> Aws {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()))
+            .endpoint_url(self.moto.endpoint())
+            .credentials_provider(aws_sdk_iam::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await;
+        Aws::from_config(&config).unwrap()
+    }
+}
+
+/// Every REST API in the region: (id, name, tags).
+pub async fn rest_apis(
+    aws: &Aws,
+) -> Vec<(String, String, std::collections::HashMap<String, String>)> {
+    let apis = aws
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .send()
+        .await
+        .unwrap();
+    apis.items()
+        .iter()
+        .map(|a| {
+            (
+                a.id().unwrap().to_string(),
+                a.name().unwrap_or_default().to_string(),
+                a.tags().cloned().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+pub async fn function_names(aws: &Aws) -> Vec<String> {
+    let functions = aws.lambda.list_functions().send().await.unwrap();
+    functions
+        .functions()
+        .iter()
+        .map(|f| f.function_name().unwrap().to_string())
+        .collect()
+}
+
+pub async fn role_names(aws: &Aws) -> Vec<String> {
+    let roles = aws.iam.list_roles().send().await.unwrap();
+    roles
+        .roles()
+        .iter()
+        .map(|r| r.role_name().to_string())
+        .collect()
+}
