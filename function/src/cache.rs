@@ -61,10 +61,7 @@ pub struct TokenCache {
 
 impl TokenCache {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self {
-            slot: Mutex::new(None),
-            clock,
-        }
+        Self { slot: Mutex::new(None), clock }
     }
 
     /// The cached token if still fresh, else the result of `fetch` (cached when it succeeds
@@ -76,10 +73,7 @@ impl TokenCache {
         let mut slot = self.slot.lock().await;
         let now = self.clock.now();
         if let Some(cached) = slot.as_ref().filter(|cached| now < cached.fresh_until) {
-            return Ok((
-                issue(&cached.token, Some(cached.expires_at), now),
-                CacheOutcome::Hit,
-            ));
+            return Ok((issue(&cached.token, Some(cached.expires_at), now), CacheOutcome::Hit));
         }
         let token = fetch.await?;
         let now = self.clock.now();
@@ -91,9 +85,7 @@ impl TokenCache {
                 fresh_until: now + lifetime - refresh_margin(lifetime),
             }
         });
-        let expires_at = token
-            .expires_in
-            .map(|seconds| now + Duration::from_secs(seconds));
+        let expires_at = token.expires_in.map(|seconds| now + Duration::from_secs(seconds));
         Ok((issue(&token, expires_at, now), CacheOutcome::Miss))
     }
 }
@@ -112,14 +104,8 @@ mod tests {
 
     #[test]
     fn margin_is_a_minute_or_half_a_short_lifetime() {
-        assert_eq!(
-            refresh_margin(Duration::from_secs(3600)),
-            Duration::from_secs(60)
-        );
-        assert_eq!(
-            refresh_margin(Duration::from_secs(30)),
-            Duration::from_secs(15)
-        );
+        assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(60));
+        assert_eq!(refresh_margin(Duration::from_secs(30)), Duration::from_secs(15));
         assert_eq!(refresh_margin(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -66,26 +66,17 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     Missing(&'static str),
-    Invalid {
-        variable: &'static str,
-        expected: &'static str,
-    },
+    Invalid { variable: &'static str, expected: &'static str },
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Missing(variable) => {
-                write!(
-                    f,
-                    "the function's environment variable {variable} is not set"
-                )
+                write!(f, "the function's environment variable {variable} is not set")
             }
             Self::Invalid { variable, expected } => {
-                write!(
-                    f,
-                    "the function's environment variable {variable} must be {expected}"
-                )
+                write!(f, "the function's environment variable {variable} must be {expected}")
             }
         }
     }
@@ -107,25 +98,19 @@ impl Config {
 
         let provider = match get("TOKEN_PROVIDER") {
             None => ProviderKind::Dolby,
-            Some(name) => ProviderKind::parse(&name).ok_or(ConfigError::Invalid {
-                variable: "TOKEN_PROVIDER",
-                expected: "one of: dolby",
-            })?,
+            Some(name) => ProviderKind::parse(&name)
+                .ok_or(ConfigError::Invalid { variable: "TOKEN_PROVIDER", expected: "one of: dolby" })?,
         };
         let key = require("CONSUMER_KEY")?;
         let secret = Secret::new(require("CONSUMER_SECRET")?);
-        let allowed_origins = AllowedOrigins::parse(&require("ALLOWED_ORIGINS")?).ok_or(
-            ConfigError::Invalid {
+        let allowed_origins =
+            AllowedOrigins::parse(&require("ALLOWED_ORIGINS")?).ok_or(ConfigError::Invalid {
                 variable: "ALLOWED_ORIGINS",
                 expected: "`*` or a comma-separated list of origins such as https://app.example.com",
-            },
-        )?;
+            })?;
         let token_url = get("TOKEN_URL").unwrap_or_else(|| DEFAULT_TOKEN_URL.to_string());
         if !(token_url.starts_with("https://") || token_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid {
-                variable: "TOKEN_URL",
-                expected: "an http(s) URL",
-            });
+            return Err(ConfigError::Invalid { variable: "TOKEN_URL", expected: "an http(s) URL" });
         }
         let upstream_timeout = match get("UPSTREAM_TIMEOUT_MS") {
             None => DEFAULT_UPSTREAM_TIMEOUT,
@@ -157,18 +142,13 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |name| map.get(name).cloned()
     }
 
-    const COMPLETE: &[(&str, &str)] = &[
-        ("CONSUMER_KEY", "key"),
-        ("CONSUMER_SECRET", "s3cr3t"),
-        ("ALLOWED_ORIGINS", "https://a.example"),
-    ];
+    const COMPLETE: &[(&str, &str)] =
+        &[("CONSUMER_KEY", "key"), ("CONSUMER_SECRET", "s3cr3t"), ("ALLOWED_ORIGINS", "https://a.example")];
 
     #[test]
     fn defaults_to_dolby_communications_endpoint() {
@@ -181,15 +161,8 @@ mod tests {
     #[test]
     fn names_each_missing_variable() {
         for missing in ["CONSUMER_KEY", "CONSUMER_SECRET", "ALLOWED_ORIGINS"] {
-            let pairs: Vec<_> = COMPLETE
-                .iter()
-                .copied()
-                .filter(|(k, _)| *k != missing)
-                .collect();
-            assert_eq!(
-                Config::from_lookup(lookup(&pairs)).unwrap_err(),
-                ConfigError::Missing(missing)
-            );
+            let pairs: Vec<_> = COMPLETE.iter().copied().filter(|(k, _)| *k != missing).collect();
+            assert_eq!(Config::from_lookup(lookup(&pairs)).unwrap_err(), ConfigError::Missing(missing));
         }
     }
 
@@ -197,10 +170,7 @@ mod tests {
     fn empty_value_counts_as_missing() {
         let mut pairs = COMPLETE.to_vec();
         pairs[1] = ("CONSUMER_SECRET", "  ");
-        assert_eq!(
-            Config::from_lookup(lookup(&pairs)).unwrap_err(),
-            ConfigError::Missing("CONSUMER_SECRET")
-        );
+        assert_eq!(Config::from_lookup(lookup(&pairs)).unwrap_err(), ConfigError::Missing("CONSUMER_SECRET"));
     }
 
     #[test]
@@ -212,11 +182,7 @@ mod tests {
             ("UPSTREAM_TIMEOUT_MS", "90000"),
             ("ALLOWED_ORIGINS", "not an origin"),
         ] {
-            let mut pairs: Vec<_> = COMPLETE
-                .iter()
-                .copied()
-                .filter(|(k, _)| *k != variable)
-                .collect();
+            let mut pairs: Vec<_> = COMPLETE.iter().copied().filter(|(k, _)| *k != variable).collect();
             pairs.push((variable, value));
             let err = Config::from_lookup(lookup(&pairs)).unwrap_err();
             let message = err.to_string();

@@ -35,9 +35,7 @@ impl AllowedOrigins {
             .filter(|origin| !origin.is_empty())
             .collect();
         let valid = |origin: &String| {
-            let rest = origin
-                .strip_prefix("https://")
-                .or_else(|| origin.strip_prefix("http://"));
+            let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
             rest.is_some_and(|host| !host.is_empty() && !host.contains(['/', ' ', '*']))
         };
         (!origins.is_empty() && origins.iter().all(valid)).then_some(Self::List(origins))
@@ -48,16 +46,10 @@ impl AllowedOrigins {
             return OriginCheck::NoOrigin;
         };
         match self {
-            Self::Any => OriginCheck::Allowed {
-                allow_origin: "*".into(),
-                vary: false,
-            },
+            Self::Any => OriginCheck::Allowed { allow_origin: "*".into(), vary: false },
             // Origins are case-insensitive in scheme and host; browsers send them lowercase.
             Self::List(list) if list.iter().any(|o| o.eq_ignore_ascii_case(origin)) => {
-                OriginCheck::Allowed {
-                    allow_origin: origin.to_string(),
-                    vary: true,
-                }
+                OriginCheck::Allowed { allow_origin: origin.to_string(), vary: true }
             }
             Self::List(_) => OriginCheck::Denied,
         }
@@ -73,19 +65,9 @@ mod tests {
         assert_eq!(AllowedOrigins::parse(" * "), Some(AllowedOrigins::Any));
         assert_eq!(
             AllowedOrigins::parse("https://A.example/, http://localhost:8080"),
-            Some(AllowedOrigins::List(vec![
-                "https://a.example".into(),
-                "http://localhost:8080".into()
-            ]))
+            Some(AllowedOrigins::List(vec!["https://a.example".into(), "http://localhost:8080".into()]))
         );
-        for bad in [
-            "",
-            " , ",
-            "a.example",
-            "https://",
-            "https://a.example/path",
-            "https://*.a.example",
-        ] {
+        for bad in ["", " , ", "a.example", "https://", "https://a.example/path", "https://*.a.example"] {
             assert_eq!(AllowedOrigins::parse(bad), None, "{bad:?}");
         }
     }
@@ -95,22 +77,13 @@ mod tests {
         let list = AllowedOrigins::parse("https://a.example").unwrap();
         assert_eq!(
             list.check(Some("https://a.example")),
-            OriginCheck::Allowed {
-                allow_origin: "https://a.example".into(),
-                vary: true
-            }
+            OriginCheck::Allowed { allow_origin: "https://a.example".into(), vary: true }
         );
-        assert_eq!(
-            list.check(Some("https://evil.example")),
-            OriginCheck::Denied
-        );
+        assert_eq!(list.check(Some("https://evil.example")), OriginCheck::Denied);
         assert_eq!(list.check(None), OriginCheck::NoOrigin);
         assert_eq!(
             AllowedOrigins::Any.check(Some("https://x.example")),
-            OriginCheck::Allowed {
-                allow_origin: "*".into(),
-                vary: false
-            }
+            OriginCheck::Allowed { allow_origin: "*".into(), vary: false }
         );
     }
 }

@@ -37,10 +37,7 @@ impl fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Rejected { status } => {
-                write!(
-                    f,
-                    "the token API rejected the app's credentials (HTTP {status})"
-                )
+                write!(f, "the token API rejected the app's credentials (HTTP {status})")
             }
             Self::Failed { status } => write!(f, "the token API failed (HTTP {status})"),
             Self::Timeout => f.write_str("the token API did not answer in time"),
@@ -90,10 +87,7 @@ impl TokenProvider for ClientCredentials {
         let response = self
             .http
             .post(&self.token_url)
-            .basic_auth(
-                &self.credentials.key,
-                Some(self.credentials.secret.expose()),
-            )
+            .basic_auth(&self.credentials.key, Some(self.credentials.secret.expose()))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body("grant_type=client_credentials")
@@ -102,14 +96,10 @@ impl TokenProvider for ClientCredentials {
             .map_err(transport_error)?;
         let status = response.status();
         if status.as_u16() == 401 || status.as_u16() == 403 {
-            return Err(UpstreamError::Rejected {
-                status: status.as_u16(),
-            });
+            return Err(UpstreamError::Rejected { status: status.as_u16() });
         }
         if !status.is_success() {
-            return Err(UpstreamError::Failed {
-                status: status.as_u16(),
-            });
+            return Err(UpstreamError::Failed { status: status.as_u16() });
         }
         let body = response.bytes().await.map_err(transport_error)?;
         parse_token(&body)
@@ -117,27 +107,20 @@ impl TokenProvider for ClientCredentials {
 }
 
 fn transport_error(error: reqwest::Error) -> UpstreamError {
-    if error.is_timeout() {
-        UpstreamError::Timeout
-    } else {
-        UpstreamError::Unreachable
-    }
+    if error.is_timeout() { UpstreamError::Timeout } else { UpstreamError::Unreachable }
 }
 
 /// Picks the token fields out of an OAuth2 token answer.
 pub fn parse_token(body: &[u8]) -> Result<UpstreamToken, UpstreamError> {
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|_| UpstreamError::InvalidResponse("the body is not JSON"))?;
+    let json: Value =
+        serde_json::from_slice(body).map_err(|_| UpstreamError::InvalidResponse("the body is not JSON"))?;
     let access_token = json
         .get("access_token")
         .and_then(Value::as_str)
         .filter(|token| !token.is_empty())
         .ok_or(UpstreamError::InvalidResponse("no access_token"))?
         .to_string();
-    let refresh_token = json
-        .get("refresh_token")
-        .and_then(Value::as_str)
-        .map(str::to_string);
+    let refresh_token = json.get("refresh_token").and_then(Value::as_str).map(str::to_string);
     // Some APIs send the lifetime as a string; both forms mean seconds.
     let expires_in = match json.get("expires_in") {
         None | Some(Value::Null) => None,
@@ -145,17 +128,9 @@ pub fn parse_token(body: &[u8]) -> Result<UpstreamToken, UpstreamError> {
         Some(Value::String(s)) => Some(s.trim().parse().ok()),
         Some(_) => Some(None),
     }
-    .map(|seconds| {
-        seconds.ok_or(UpstreamError::InvalidResponse(
-            "expires_in is not a number of seconds",
-        ))
-    })
+    .map(|seconds| seconds.ok_or(UpstreamError::InvalidResponse("expires_in is not a number of seconds")))
     .transpose()?;
-    Ok(UpstreamToken {
-        access_token,
-        refresh_token,
-        expires_in,
-    })
+    Ok(UpstreamToken { access_token, refresh_token, expires_in })
 }
 
 #[cfg(test)]
@@ -180,30 +155,16 @@ mod tests {
 
     #[test]
     fn accepts_lifetime_as_string_and_absent() {
-        assert_eq!(
-            parse_token(br#"{"access_token":"at","expires_in":"60"}"#)
-                .unwrap()
-                .expires_in,
-            Some(60)
-        );
-        assert_eq!(
-            parse_token(br#"{"access_token":"at"}"#).unwrap().expires_in,
-            None
-        );
+        assert_eq!(parse_token(br#"{"access_token":"at","expires_in":"60"}"#).unwrap().expires_in, Some(60));
+        assert_eq!(parse_token(br#"{"access_token":"at"}"#).unwrap().expires_in, None);
     }
 
     #[test]
     fn rejects_what_is_not_a_token() {
-        for body in [
-            &b"<html>"[..],
-            b"{}",
-            br#"{"access_token":""}"#,
-            br#"{"access_token":"a","expires_in":-5}"#,
-        ] {
-            assert!(
-                matches!(parse_token(body), Err(UpstreamError::InvalidResponse(_))),
-                "{body:?}"
-            );
+        for body in
+            [&b"<html>"[..], b"{}", br#"{"access_token":""}"#, br#"{"access_token":"a","expires_in":-5}"#]
+        {
+            assert!(matches!(parse_token(body), Err(UpstreamError::InvalidResponse(_))), "{body:?}");
         }
     }
 }

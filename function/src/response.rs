@@ -22,11 +22,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-        }
+        Self { status, code, message: message.into() }
     }
 }
 
@@ -42,15 +38,10 @@ pub fn token(token: &IssuedToken, cors: &OriginCheck) -> Response<Body> {
 }
 
 pub fn error(error: &ApiError, cors: &OriginCheck) -> Response<Body> {
-    let mut response = json_response(
-        error.status,
-        &json!({ "error": error.code, "message": error.message }),
-        cors,
-    );
+    let mut response =
+        json_response(error.status, &json!({ "error": error.code, "message": error.message }), cors);
     if error.status == StatusCode::METHOD_NOT_ALLOWED {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
     }
     response
 }
@@ -60,32 +51,16 @@ pub fn preflight(cors: &OriginCheck) -> Response<Body> {
     let headers = response.headers_mut();
     headers.insert(header::ALLOW, HeaderValue::from_static(ALLOWED_METHODS));
     if matches!(cors, OriginCheck::Allowed { .. }) {
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOWED_METHODS),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(ALLOWED_HEADERS),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static(PREFLIGHT_MAX_AGE),
-        );
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOWED_HEADERS));
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static(PREFLIGHT_MAX_AGE));
     }
     response
 }
 
-fn json_response(
-    status: StatusCode,
-    body: &serde_json::Value,
-    cors: &OriginCheck,
-) -> Response<Body> {
+fn json_response(status: StatusCode, body: &serde_json::Value, cors: &OriginCheck) -> Response<Body> {
     let mut response = with_common_headers(status, Body::Text(body.to_string()), cors);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

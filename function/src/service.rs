@@ -35,14 +35,8 @@ impl TokenService {
     /// A configuration error is kept, not raised: every request then answers 500 naming the
     /// variable, which tells the operator far more than a function that fails to start.
     pub fn new(config: Result<Config, ConfigError>, clock: Arc<dyn Clock>) -> Self {
-        let ready = config.map(|config| Ready {
-            provider: provider::from_config(&config),
-            config,
-        });
-        Self {
-            ready,
-            cache: TokenCache::new(clock),
-        }
+        let ready = config.map(|config| Ready { provider: provider::from_config(&config), config });
+        Self { ready, cache: TokenCache::new(clock) }
     }
 
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -89,10 +83,7 @@ impl TokenService {
                 return (response::error(&error, &no_cors), None);
             }
         };
-        let origin = request
-            .headers()
-            .get(header::ORIGIN)
-            .and_then(|v| v.to_str().ok());
+        let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
         let cors = ready.config.allowed_origins.check(origin);
         if cors == OriginCheck::Denied {
             let error = ApiError::new(
@@ -125,9 +116,7 @@ impl TokenService {
 
 fn upstream_error(error: &UpstreamError) -> ApiError {
     let (status, code) = match error {
-        UpstreamError::Rejected { .. } => {
-            (StatusCode::BAD_GATEWAY, "upstream_rejected_credentials")
-        }
+        UpstreamError::Rejected { .. } => (StatusCode::BAD_GATEWAY, "upstream_rejected_credentials"),
         UpstreamError::Failed { .. } => (StatusCode::BAD_GATEWAY, "upstream_error"),
         UpstreamError::Unreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
         UpstreamError::InvalidResponse(_) => (StatusCode::BAD_GATEWAY, "upstream_invalid_response"),

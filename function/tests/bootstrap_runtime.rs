@@ -32,20 +32,8 @@ async fn output_of(mut child: Child) -> String {
     child.start_kill().unwrap();
     let _ = child.wait().await;
     let mut output = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .await
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut output)
-        .await
-        .unwrap();
+    child.stdout.take().unwrap().read_to_string(&mut output).await.unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut output).await.unwrap();
     output
 }
 
@@ -56,8 +44,7 @@ fn response_body(outcome: &Outcome) -> (u64, Value, Value) {
         panic!("expected a response, got {outcome:?}");
     };
     let status = body["statusCode"].as_u64().unwrap();
-    let payload =
-        serde_json::from_str(body["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+    let payload = serde_json::from_str(body["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
     let mut headers = body["headers"].clone();
     if let Some(multi) = body["multiValueHeaders"].as_object() {
         for (name, values) in multi {
@@ -70,18 +57,11 @@ fn response_body(outcome: &Outcome) -> (u64, Value, Value) {
 #[tokio::test]
 async fn serves_api_gateway_events_through_the_runtime_api() {
     let upstream = MockServer::start().await;
-    token_request(VOXEET_PATH)
-        .respond_with(voxeet_token("from-bootstrap"))
-        .expect(1)
-        .mount(&upstream)
-        .await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("from-bootstrap")).expect(1).mount(&upstream).await;
     let runtime = RuntimeApi::start().await.unwrap();
     let child = spawn_bootstrap(&runtime, function_env(&upstream));
 
-    let first = runtime
-        .invoke(rest_event("GET", "/token", Some(ORIGIN)), WAIT)
-        .await
-        .unwrap();
+    let first = runtime.invoke(rest_event("GET", "/token", Some(ORIGIN)), WAIT).await.unwrap();
     let (status, headers, payload) = response_body(&first);
     assert_eq!(status, 200);
     assert_eq!(payload["access_token"], "from-bootstrap");
@@ -89,47 +69,23 @@ async fn serves_api_gateway_events_through_the_runtime_api() {
     assert_eq!(headers["cache-control"], "no-store");
 
     // Warm: the same process answers from its cache, then routes and refuses as the handler does.
+    let (status, _, payload) =
+        response_body(&runtime.invoke(rest_event("GET", "/prod/token", Some(ORIGIN)), WAIT).await.unwrap());
+    assert_eq!((status, payload["access_token"].as_str()), (200, Some("from-bootstrap")));
     let (status, _, payload) = response_body(
-        &runtime
-            .invoke(rest_event("GET", "/prod/token", Some(ORIGIN)), WAIT)
-            .await
-            .unwrap(),
+        &runtime.invoke(rest_event("GET", "/token", Some("https://evil.example")), WAIT).await.unwrap(),
     );
-    assert_eq!(
-        (status, payload["access_token"].as_str()),
-        (200, Some("from-bootstrap"))
-    );
-    let (status, _, payload) = response_body(
-        &runtime
-            .invoke(
-                rest_event("GET", "/token", Some("https://evil.example")),
-                WAIT,
-            )
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        (status, payload["error"].as_str()),
-        (403, Some("origin_not_allowed"))
-    );
+    assert_eq!((status, payload["error"].as_str()), (403, Some("origin_not_allowed")));
     let (status, _, _) = response_body(&runtime.invoke(http_api_event(), WAIT).await.unwrap());
     assert_eq!(status, 200);
 
     let logs = output_of(child).await;
     assert!(!logs.contains(SECRET), "the secret is in the logs:\n{logs}");
-    assert!(
-        !logs.contains(&basic_auth()),
-        "the Authorization header is in the logs:\n{logs}"
-    );
-    let lines: Vec<Value> = logs
-        .lines()
-        .filter_map(|line| serde_json::from_str(line).ok())
-        .collect();
+    assert!(!logs.contains(&basic_auth()), "the Authorization header is in the logs:\n{logs}");
+    let lines: Vec<Value> = logs.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
     assert!(lines.len() >= 4, "one JSON log line per request:\n{logs}");
     assert!(
-        lines
-            .iter()
-            .any(|line| line["span"]["requestId"] == "req-00000001"),
+        lines.iter().any(|line| line["span"]["requestId"] == "req-00000001"),
         "log lines carry the request id:\n{logs}"
     );
 }
@@ -140,21 +96,11 @@ async fn reports_a_bad_event_as_an_invocation_error_and_keeps_serving() {
     let runtime = RuntimeApi::start().await.unwrap();
     let child = spawn_bootstrap(&runtime, function_env(&upstream));
 
-    let outcome = runtime
-        .invoke(serde_json::json!({ "not": "an http event" }), WAIT)
-        .await
-        .unwrap();
+    let outcome = runtime.invoke(serde_json::json!({ "not": "an http event" }), WAIT).await.unwrap();
     assert!(matches!(outcome, Outcome::Error { .. }), "{outcome:?}");
-    let (status, _, payload) = response_body(
-        &runtime
-            .invoke(rest_event("GET", "/token", None), WAIT)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        (status, payload["access_token"].as_str()),
-        (200, Some("still-up"))
-    );
+    let (status, _, payload) =
+        response_body(&runtime.invoke(rest_event("GET", "/token", None), WAIT).await.unwrap());
+    assert_eq!((status, payload["access_token"].as_str()), (200, Some("still-up")));
     drop(output_of(child).await);
 }
 
@@ -166,29 +112,16 @@ async fn without_configuration_it_starts_and_answers_500_naming_the_variable() {
     let runtime = RuntimeApi::start().await.unwrap();
     let child = spawn_bootstrap(&runtime, env);
 
-    let (status, _, payload) = response_body(
-        &runtime
-            .invoke(rest_event("GET", "/token", Some(ORIGIN)), WAIT)
-            .await
-            .unwrap(),
-    );
+    let (status, _, payload) =
+        response_body(&runtime.invoke(rest_event("GET", "/token", Some(ORIGIN)), WAIT).await.unwrap());
     assert_eq!(status, 500);
     assert_eq!(payload["error"], "configuration_error");
-    assert!(
-        payload["message"]
-            .as_str()
-            .unwrap()
-            .contains("CONSUMER_SECRET")
-    );
+    assert!(payload["message"].as_str().unwrap().contains("CONSUMER_SECRET"));
     drop(output_of(child).await);
 }
 
 #[tokio::test]
 async fn outside_lambda_it_fails_to_start_with_a_clear_message() {
-    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .env_clear()
-        .output()
-        .await
-        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap")).env_clear().output().await.unwrap();
     assert!(!output.status.success());
 }

@@ -25,10 +25,7 @@ struct ManualClock {
 
 impl ManualClock {
     fn new() -> Arc<Self> {
-        Arc::new(Self {
-            start: Instant::now(),
-            offset_secs: AtomicU64::new(0),
-        })
+        Arc::new(Self { start: Instant::now(), offset_secs: AtomicU64::new(0) })
     }
     fn advance(&self, secs: u64) {
         self.offset_secs.fetch_add(secs, Ordering::SeqCst);
@@ -72,20 +69,13 @@ fn assert_error(response: &Response<Body>, status: u16, code: &str) {
     assert_eq!(header(response, "content-type"), Some("application/json"));
     let body = json_body(response);
     assert_eq!(body["error"], code, "{body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
 
 #[tokio::test]
 async fn serves_a_token_from_the_communications_endpoint() {
     let upstream = MockServer::start().await;
-    token_request(VOXEET_PATH)
-        .respond_with(voxeet_token("at-123"))
-        .expect(1)
-        .mount(&upstream)
-        .await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("at-123")).expect(1).mount(&upstream).await;
 
     let response = get_token(&service(&upstream)).await;
 
@@ -97,10 +87,7 @@ async fn serves_a_token_from_the_communications_endpoint() {
     );
     assert_eq!(header(&response, "cache-control"), Some("no-store"));
     assert_eq!(header(&response, "content-type"), Some("application/json"));
-    assert_eq!(
-        header(&response, "access-control-allow-origin"),
-        Some(ORIGIN)
-    );
+    assert_eq!(header(&response, "access-control-allow-origin"), Some(ORIGIN));
     assert_eq!(header(&response, "vary"), Some("Origin"));
 }
 
@@ -108,26 +95,22 @@ async fn serves_a_token_from_the_communications_endpoint() {
 async fn serves_a_token_from_the_newer_api_dolby_io_endpoint() {
     let upstream = MockServer::start().await;
     token_request(DOLBY_API_PATH)
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({ "access_token": "jwt-abc", "token_type": "Bearer", "expires_in": 1800 }),
-        ))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({ "access_token": "jwt-abc", "token_type": "Bearer", "expires_in": 1800 }),
+            ),
+        )
         .expect(1)
         .mount(&upstream)
         .await;
     let mut env = function_env(&upstream);
     env.retain(|(k, _)| k != "TOKEN_URL" && k != "TOKEN_PROVIDER"); // dolby is the default
-    env.push((
-        "TOKEN_URL".into(),
-        format!("{}{DOLBY_API_PATH}", upstream.uri()),
-    ));
+    env.push(("TOKEN_URL".into(), format!("{}{DOLBY_API_PATH}", upstream.uri())));
 
     let response = get_token(&service_with(env, ManualClock::new())).await;
 
     assert_eq!(response.status(), 200);
-    assert_eq!(
-        json_body(&response),
-        json!({ "access_token": "jwt-abc", "expires_in": 1800 })
-    );
+    assert_eq!(json_body(&response), json!({ "access_token": "jwt-abc", "expires_in": 1800 }));
 }
 
 #[tokio::test]
@@ -138,16 +121,8 @@ async fn answers_the_same_with_or_without_the_stage_in_the_path() {
         let response = call(&service, rest_event("GET", path, Some(ORIGIN))).await;
         assert_eq!(response.status(), 200, "{path}");
     }
-    assert_error(
-        &call(&service, rest_event("GET", "/prod/other", Some(ORIGIN))).await,
-        404,
-        "not_found",
-    );
-    assert_error(
-        &call(&service, rest_event("GET", "/tokens", Some(ORIGIN))).await,
-        404,
-        "not_found",
-    );
+    assert_error(&call(&service, rest_event("GET", "/prod/other", Some(ORIGIN))).await, 404, "not_found");
+    assert_error(&call(&service, rest_event("GET", "/tokens", Some(ORIGIN))).await, 404, "not_found");
 }
 
 #[tokio::test]
@@ -156,36 +131,21 @@ async fn serves_http_api_events_too() {
     let response = call(&service(&upstream), http_api_event()).await;
     assert_eq!(response.status(), 200);
     assert_eq!(json_body(&response)["access_token"], "at-v2");
-    assert_eq!(
-        header(&response, "access-control-allow-origin"),
-        Some(ORIGIN)
-    );
+    assert_eq!(header(&response, "access-control-allow-origin"), Some(ORIGIN));
 }
 
 #[tokio::test]
 async fn refuses_an_origin_not_on_the_list_without_calling_upstream() {
     let upstream = MockServer::start().await;
-    token_request(VOXEET_PATH)
-        .respond_with(voxeet_token("at"))
-        .expect(0)
-        .mount(&upstream)
-        .await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("at")).expect(0).mount(&upstream).await;
     let service = service(&upstream);
 
-    let response = call(
-        &service,
-        rest_event("GET", "/token", Some("https://evil.example")),
-    )
-    .await;
+    let response = call(&service, rest_event("GET", "/token", Some("https://evil.example"))).await;
 
     assert_error(&response, 403, "origin_not_allowed");
     assert!(!String::from_utf8_lossy(response.body().as_ref()).contains("access_token"));
     assert_eq!(header(&response, "access-control-allow-origin"), None);
-    let preflight = call(
-        &service,
-        rest_event("OPTIONS", "/token", Some("https://evil.example")),
-    )
-    .await;
+    let preflight = call(&service, rest_event("OPTIONS", "/token", Some("https://evil.example"))).await;
     assert_eq!(preflight.status(), 403);
 }
 
@@ -197,53 +157,29 @@ async fn star_allows_any_origin_and_no_origin_gets_no_cors_headers() {
     env.push(("ALLOWED_ORIGINS".into(), "*".into()));
     let star = service_with(env, ManualClock::new());
 
-    let response = call(
-        &star,
-        rest_event("GET", "/token", Some("https://any.example")),
-    )
-    .await;
+    let response = call(&star, rest_event("GET", "/token", Some("https://any.example"))).await;
     assert_eq!(response.status(), 200);
     assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
     assert_eq!(header(&response, "vary"), None);
 
     let listed = service(&upstream);
     let response = call(&listed, rest_event("GET", "/token", None)).await;
-    assert_eq!(
-        response.status(),
-        200,
-        "a client that sends no Origin (curl, mobile) is served"
-    );
+    assert_eq!(response.status(), 200, "a client that sends no Origin (curl, mobile) is served");
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 }
 
 #[tokio::test]
 async fn answers_a_preflight_with_204_and_the_allowed_methods() {
     let upstream = MockServer::start().await;
-    token_request(VOXEET_PATH)
-        .respond_with(voxeet_token("at"))
-        .expect(0)
-        .mount(&upstream)
-        .await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("at")).expect(0).mount(&upstream).await;
 
-    let response = call(
-        &service(&upstream),
-        rest_event("OPTIONS", "/prod/token", Some("http://localhost:8080")),
-    )
-    .await;
+    let response =
+        call(&service(&upstream), rest_event("OPTIONS", "/prod/token", Some("http://localhost:8080"))).await;
 
     assert_eq!(response.status(), 204);
-    assert_eq!(
-        header(&response, "access-control-allow-origin"),
-        Some("http://localhost:8080")
-    );
-    assert_eq!(
-        header(&response, "access-control-allow-methods"),
-        Some("GET, OPTIONS")
-    );
-    assert!(
-        header(&response, "access-control-allow-headers")
-            .is_some_and(|h| h.contains("Authorization"))
-    );
+    assert_eq!(header(&response, "access-control-allow-origin"), Some("http://localhost:8080"));
+    assert_eq!(header(&response, "access-control-allow-methods"), Some("GET, OPTIONS"));
+    assert!(header(&response, "access-control-allow-headers").is_some_and(|h| h.contains("Authorization")));
     assert_eq!(header(&response, "vary"), Some("Origin"));
     assert!(response.body().is_empty());
 }
@@ -251,11 +187,7 @@ async fn answers_a_preflight_with_204_and_the_allowed_methods() {
 #[tokio::test]
 async fn wrong_method_is_405_with_allow() {
     let upstream = upstream_answering(voxeet_token("at")).await;
-    let response = call(
-        &service(&upstream),
-        rest_event("POST", "/token", Some(ORIGIN)),
-    )
-    .await;
+    let response = call(&service(&upstream), rest_event("POST", "/token", Some(ORIGIN))).await;
     assert_error(&response, 405, "method_not_allowed");
     assert_eq!(header(&response, "allow"), Some("GET, OPTIONS"));
     assert_eq!(
@@ -273,16 +205,8 @@ async fn maps_upstream_failures_to_gateway_errors() {
             502,
             "upstream_rejected_credentials",
         ),
-        (
-            ResponseTemplate::new(403).set_body_string("forbidden"),
-            502,
-            "upstream_rejected_credentials",
-        ),
-        (
-            ResponseTemplate::new(500).set_body_string("boom"),
-            502,
-            "upstream_error",
-        ),
+        (ResponseTemplate::new(403).set_body_string("forbidden"), 502, "upstream_rejected_credentials"),
+        (ResponseTemplate::new(500).set_body_string("boom"), 502, "upstream_error"),
         (
             ResponseTemplate::new(200).set_body_string("<html>UPSTREAM-RAW-BODY</html>"),
             502,
@@ -321,10 +245,7 @@ async fn an_unreachable_upstream_is_a_502() {
     let mut env = function_env(&upstream);
     drop(upstream); // nothing listens there any more
     env.retain(|(k, _)| k != "TOKEN_URL");
-    env.push((
-        "TOKEN_URL".into(),
-        "http://127.0.0.1:9/v1/oauth2/token".into(),
-    ));
+    env.push(("TOKEN_URL".into(), "http://127.0.0.1:9/v1/oauth2/token".into()));
     let response = get_token(&service_with(env, ManualClock::new())).await;
     assert_error(&response, 502, "upstream_unreachable");
 }
@@ -337,26 +258,16 @@ async fn missing_configuration_is_a_500_naming_the_variable_not_its_value() {
         env.retain(|(k, _)| k != missing);
         let response = get_token(&service_with(env, ManualClock::new())).await;
         assert_error(&response, 500, "configuration_error");
-        let message = json_body(&response)["message"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let message = json_body(&response)["message"].as_str().unwrap().to_string();
         assert!(message.contains(missing), "{message}");
-        assert!(
-            !message.contains(SECRET) && !message.contains(KEY),
-            "{message}"
-        );
+        assert!(!message.contains(SECRET) && !message.contains(KEY), "{message}");
     }
 }
 
 #[tokio::test]
 async fn reuses_the_token_until_shortly_before_it_expires() {
     let upstream = MockServer::start().await;
-    token_request(VOXEET_PATH)
-        .respond_with(voxeet_token("cached"))
-        .expect(2)
-        .mount(&upstream)
-        .await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("cached")).expect(2).mount(&upstream).await;
     let clock = ManualClock::new();
     let service = service_with(function_env(&upstream), clock.clone());
 
@@ -382,9 +293,7 @@ async fn reuses_the_token_until_shortly_before_it_expires() {
 async fn a_token_without_a_stated_lifetime_is_not_cached() {
     let upstream = MockServer::start().await;
     token_request(VOXEET_PATH)
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({ "access_token": "no-expiry" })),
-        )
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "access_token": "no-expiry" })))
         .expect(2)
         .mount(&upstream)
         .await;
@@ -403,16 +312,10 @@ async fn failures_are_not_cached() {
         .up_to_n_times(1)
         .mount(&upstream)
         .await;
-    token_request(VOXEET_PATH)
-        .respond_with(voxeet_token("recovered"))
-        .mount(&upstream)
-        .await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("recovered")).mount(&upstream).await;
     let service = service(&upstream);
     assert_error(&get_token(&service).await, 502, "upstream_error");
-    assert_eq!(
-        json_body(&get_token(&service).await)["access_token"],
-        "recovered"
-    );
+    assert_eq!(json_body(&get_token(&service).await)["access_token"], "recovered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -470,8 +373,7 @@ async fn no_response_or_log_line_carries_the_secret() {
 
     let answers = [
         voxeet_token("ok"),
-        ResponseTemplate::new(401)
-            .set_body_string(format!("bad client {SECRET} UPSTREAM-RAW-BODY")),
+        ResponseTemplate::new(401).set_body_string(format!("bad client {SECRET} UPSTREAM-RAW-BODY")),
         ResponseTemplate::new(200).set_body_string(format!("not json {SECRET} UPSTREAM-RAW-BODY")),
         ResponseTemplate::new(502).set_body_string("UPSTREAM-RAW-BODY"),
     ];
@@ -495,22 +397,10 @@ async fn no_response_or_log_line_carries_the_secret() {
     }
 
     let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.lines().count() >= 16,
-        "every request logs a line:\n{logs}"
-    );
-    assert!(
-        logs.contains("upstream_rejected") || logs.contains("rejected the app's credentials"),
-        "{logs}"
-    );
+    assert!(logs.lines().count() >= 16, "every request logs a line:\n{logs}");
+    assert!(logs.contains("upstream_rejected") || logs.contains("rejected the app's credentials"), "{logs}");
     for forbidden in [SECRET, basic_auth().as_str(), "UPSTREAM-RAW-BODY"] {
-        assert!(
-            !seen.contains(forbidden),
-            "a response carries {forbidden:?}"
-        );
-        assert!(
-            !logs.contains(forbidden),
-            "a log line carries {forbidden:?}"
-        );
+        assert!(!seen.contains(forbidden), "a response carries {forbidden:?}");
+        assert!(!logs.contains(forbidden), "a log line carries {forbidden:?}");
     }
 }

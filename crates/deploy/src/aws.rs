@@ -34,9 +34,7 @@ impl Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             // Throttling (API Gateway allows few calls a second) is retried with backoff.
             .retry_config(
-                RetryConfig::standard()
-                    .with_max_attempts(8)
-                    .with_max_backoff(Duration::from_secs(20)),
+                RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)),
             );
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
@@ -77,17 +75,13 @@ impl Aws {
             .send()
             .await
             .aws_context("checking the AWS credentials (sts:GetCallerIdentity); set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")?;
-        identity
-            .account
-            .context("sts:GetCallerIdentity returned no account")
+        identity.account.context("sts:GetCallerIdentity returned no account")
     }
 }
 
 /// The error code of a failed AWS call, such as `NoSuchEntity`.
 pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&str> {
-    error
-        .as_service_error()
-        .and_then(ProvideErrorMetadata::code)
+    error.as_service_error().and_then(ProvideErrorMetadata::code)
 }
 
 pub trait AwsResultExt<T> {

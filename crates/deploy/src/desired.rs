@@ -27,11 +27,7 @@ pub struct Desired {
 
 impl Desired {
     pub fn role_arn(&self) -> String {
-        format!(
-            "arn:aws:iam::{}:role/{}",
-            self.account,
-            self.stack.role_name()
-        )
+        format!("arn:aws:iam::{}:role/{}", self.account, self.stack.role_name())
     }
 
     /// Known before the function exists, so the API chain need not wait for it.

@@ -3,10 +3,12 @@
 
 pub mod aws;
 pub mod desired;
+pub mod down;
 pub mod plan;
 pub mod progress;
 pub mod resources;
 pub mod stack;
+pub mod status;
 pub mod up;
 
 pub use aws::{Aws, ConnectOptions};

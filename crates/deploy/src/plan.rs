@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::desired::Desired;
-use crate::resources::{function, permission, rest_api, role};
+use crate::resources::{function, log_group, permission, rest_api, role};
 
 /// The steps of `up`, in the order they are shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -17,6 +17,7 @@ use crate::resources::{function, permission, rest_api, role};
 pub enum Step {
     Role,
     Package,
+    LogGroup,
     Function,
     Environment,
     RestApi,
@@ -28,9 +29,10 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 10] = [
+    pub const ALL: [Step; 11] = [
         Step::Role,
         Step::Package,
+        Step::LogGroup,
         Step::Function,
         Step::Environment,
         Step::RestApi,
@@ -46,6 +48,7 @@ impl Step {
         match self {
             Step::Role => "role",
             Step::Package => "package",
+            Step::LogGroup => "log_group",
             Step::Function => "function",
             Step::Environment => "environment",
             Step::RestApi => "rest_api",
@@ -62,6 +65,7 @@ impl Step {
         match self {
             Step::Role => "execution role",
             Step::Package => "package bootstrap",
+            Step::LogGroup => "log group",
             Step::Function => "Lambda function",
             Step::Environment => "function environment",
             Step::RestApi => "REST API",
@@ -88,6 +92,9 @@ pub enum Action {
     Update,
     #[serde(rename = "unchanged")]
     Unchanged,
+    /// Only `down` deletes.
+    #[serde(rename = "deleted")]
+    Delete,
 }
 
 impl Action {
@@ -97,6 +104,7 @@ impl Action {
             Action::Create => "create",
             Action::Update => "update",
             Action::Unchanged => "no change",
+            Action::Delete => "delete",
         }
     }
 
@@ -106,6 +114,7 @@ impl Action {
             Action::Create => "created",
             Action::Update => "updated",
             Action::Unchanged => "unchanged",
+            Action::Delete => "deleted",
         }
     }
 }
@@ -119,22 +128,13 @@ pub struct Change {
 
 impl Change {
     pub fn create(reason: impl Into<String>) -> Self {
-        Self {
-            action: Action::Create,
-            reason: reason.into(),
-        }
+        Self { action: Action::Create, reason: reason.into() }
     }
     pub fn update(reason: impl Into<String>) -> Self {
-        Self {
-            action: Action::Update,
-            reason: reason.into(),
-        }
+        Self { action: Action::Update, reason: reason.into() }
     }
     pub fn unchanged() -> Self {
-        Self {
-            action: Action::Unchanged,
-            reason: "as wanted".into(),
-        }
+        Self { action: Action::Unchanged, reason: "as wanted".into() }
     }
 }
 
@@ -142,6 +142,7 @@ impl Change {
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub role: Option<role::RoleState>,
+    pub log_group: Option<log_group::LogGroupState>,
     pub function: Option<function::FunctionState>,
     pub api: Option<rest_api::ApiState>,
     /// The function's resource-policy statements: id -> source ARN.
@@ -157,18 +158,10 @@ impl Plan {
     pub fn new(desired: &Desired, observed: &Observed) -> Self {
         let mut changes = BTreeMap::new();
         changes.insert(Step::Role, role::plan(observed.role.as_ref()));
-        changes.insert(
-            Step::Package,
-            function::plan_code(desired, observed.function.as_ref()),
-        );
-        changes.insert(
-            Step::Function,
-            function::plan_function(desired, observed.function.as_ref()),
-        );
-        changes.insert(
-            Step::Environment,
-            function::plan_environment(desired, observed.function.as_ref()),
-        );
+        changes.insert(Step::Package, function::plan_code(desired, observed.function.as_ref()));
+        changes.insert(Step::LogGroup, log_group::plan(observed.log_group.as_ref()));
+        changes.insert(Step::Function, function::plan_function(desired, observed.function.as_ref()));
+        changes.insert(Step::Environment, function::plan_environment(desired, observed.function.as_ref()));
         changes.extend(rest_api::plan(desired, observed.api.as_ref()));
         changes.insert(
             Step::Permission,
@@ -190,8 +183,28 @@ impl Plan {
     }
 
     pub fn is_unchanged(&self) -> bool {
-        self.changes
-            .values()
-            .all(|change| change.action == Action::Unchanged)
+        self.changes.values().all(|change| change.action == Action::Unchanged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::FunctionEnvironment;
+    use crate::stack::Stack;
+
+    #[test]
+    fn an_empty_account_plans_a_create_for_every_step() {
+        let desired = Desired {
+            stack: Stack::new("s", "us-west-1").unwrap(),
+            account: "123456789012".into(),
+            code_sha256: "sha".into(),
+            environment: FunctionEnvironment::default(),
+        };
+        let plan = Plan::new(&desired, &Observed::default());
+        for step in Step::ALL {
+            assert_eq!(plan.action(step), Action::Create, "{step}");
+        }
+        assert!(!plan.is_unchanged());
     }
 }

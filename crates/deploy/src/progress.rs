@@ -13,10 +13,7 @@ pub struct StepReport {
     pub seconds: f64,
 }
 
-fn serialize_step_name<S: serde::Serializer>(
-    step: &Step,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_step_name<S: serde::Serializer>(step: &Step, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(step.name())
 }
 
@@ -46,14 +43,8 @@ pub async fn run_step<T>(
 ) -> anyhow::Result<(T, StepReport)> {
     let started = std::time::Instant::now();
     progress.started(step);
-    let value = work
-        .await
-        .map_err(|e| e.context(format!("{} ({})", step.title(), action.planned())))?;
-    let report = StepReport {
-        step,
-        action,
-        seconds: round_ms(started.elapsed().as_secs_f64()),
-    };
+    let value = work.await.map_err(|e| e.context(format!("{} ({})", step.title(), action.planned())))?;
+    let report = StepReport { step, action, seconds: round_ms(started.elapsed().as_secs_f64()) };
     progress.finished(&report);
     Ok((value, report))
 }

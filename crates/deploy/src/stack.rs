@@ -26,9 +26,7 @@ pub struct Stack {
 impl Stack {
     /// Checks the name against the rules every derived name must meet.
     pub fn new(name: &str, region: &str) -> Result<Self> {
-        let valid_chars = name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let valid_chars = name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if name.is_empty()
             || name.len() > MAX_NAME_LEN
             || !valid_chars
@@ -41,20 +39,12 @@ impl Stack {
         }
         let region_ok = region.len() <= 20
             && region.split('-').count() >= 3
-            && region
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && region
-                .rsplit('-')
-                .next()
-                .is_some_and(|n| n.parse::<u8>().is_ok());
+            && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && region.rsplit('-').next().is_some_and(|n| n.parse::<u8>().is_ok());
         if !region_ok {
             bail!("region {region:?} is not an AWS region name such as us-west-1");
         }
-        let stack = Self {
-            name: name.to_string(),
-            region: region.to_string(),
-        };
+        let stack = Self { name: name.to_string(), region: region.to_string() };
         if stack.role_name().len() > MAX_ROLE_NAME_LEN {
             bail!(
                 "stack name {name:?} is too long for region {region}: the role name {} would pass IAM's {MAX_ROLE_NAME_LEN} characters; choose a shorter --name",
@@ -87,10 +77,7 @@ impl Stack {
     pub fn tags(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
             (STACK_TAG.to_string(), self.name.clone()),
-            (
-                VERSION_TAG.to_string(),
-                env!("CARGO_PKG_VERSION").to_string(),
-            ),
+            (VERSION_TAG.to_string(), env!("CARGO_PKG_VERSION").to_string()),
         ])
     }
 
@@ -120,16 +107,8 @@ mod tests {
             assert!(err.contains("not valid"), "{bad}: {err}");
         }
         let long = "a".repeat(40);
-        assert!(
-            Stack::new(&long, "ap-southeast-1").is_ok(),
-            "40 + longest common region fits"
-        );
-        assert!(
-            Stack::new("ok", "mars")
-                .unwrap_err()
-                .to_string()
-                .contains("region")
-        );
+        assert!(Stack::new(&long, "ap-southeast-1").is_ok(), "40 + longest common region fits");
+        assert!(Stack::new("ok", "mars").unwrap_err().to_string().contains("region"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::aws::Aws;
 use crate::desired::{Desired, FunctionEnvironment, invoke_url};
 use crate::plan::{Observed, Plan, Step};
 use crate::progress::{Progress, StepReport, run_step};
-use crate::resources::{function, permission, rest_api, role};
+use crate::resources::{function, log_group, permission, rest_api, role};
 use crate::stack::{STAGE, Stack};
 
 /// What `up --output json` prints. Field names are a stable interface: add, never rename.
@@ -28,37 +28,36 @@ pub struct UpReport {
     pub steps: Vec<StepReport>,
 }
 
-/// Everything `up` and `plan` know before changing anything.
+/// Everything `up`, `plan` and `status` know before changing anything.
 pub struct Prepared {
     pub desired: Desired,
     pub observed: Observed,
     pub artifact: Artifact,
     pub plan: Plan,
-    package_seconds: f64,
+    pub package_report: StepReport,
 }
 
 /// Reads every resource of the stack at once. Changes nothing; refuses foreign resources.
 pub async fn observe(aws: &Aws, stack: &Stack) -> Result<Observed> {
-    let (role, function, api, permissions) = tokio::try_join!(
-        role::find(aws, stack),
-        function::find(aws, stack),
-        rest_api::find(aws, stack),
-        permission::find(aws, stack),
-    )?;
-    Ok(Observed {
-        role,
-        function,
-        api,
-        permissions,
-    })
+    let function_and_logs = async {
+        let function =
+            function::find(aws, stack).await?.ours_or_refuse(function::KIND, stack.function_name(), stack)?;
+        let log_group = log_group::find(aws, stack, function.is_some()).await?;
+        let log_group = log_group.ours_or_refuse(log_group::KIND, &stack.log_group_name(), stack)?;
+        anyhow::Ok((function, log_group))
+    };
+    let role = async { role::find(aws, stack).await?.ours_or_refuse(role::KIND, &stack.role_name(), stack) };
+    let (role, (function, log_group), api, permissions) =
+        tokio::try_join!(role, function_and_logs, rest_api::find(aws, stack), permission::find(aws, stack),)?;
+    Ok(Observed { role, log_group, function, api, permissions })
 }
 
 /// Checks the credentials, then packages the code (on a blocking thread) while reading the
-/// stack, and plans.
+/// stack, and plans. `environment` gives the wanted variables, knowing what exists.
 pub async fn prepare(
     aws: &Aws,
     stack: &Stack,
-    environment: FunctionEnvironment,
+    environment: impl FnOnce(&Observed) -> FunctionEnvironment,
     package: impl FnOnce() -> Result<Artifact> + Send + 'static,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
@@ -71,20 +70,17 @@ pub async fn prepare(
     let (packaged, observed) = tokio::join!(packaging, observe(aws, stack));
     let (artifact, package_seconds) = packaged.context("the packaging thread failed")??;
     let observed = observed?;
-    let desired = Desired {
-        stack: stack.clone(),
-        account,
-        code_sha256: artifact.code_sha256.clone(),
-        environment,
-    };
+    let environment = environment(&observed);
+    let desired =
+        Desired { stack: stack.clone(), account, code_sha256: artifact.code_sha256.clone(), environment };
     let plan = Plan::new(&desired, &observed);
-    Ok(Prepared {
-        desired,
-        observed,
-        artifact,
-        plan,
-        package_seconds,
-    })
+    let package_report = StepReport {
+        step: Step::Package,
+        action: plan.action(Step::Package),
+        seconds: (package_seconds * 1000.0).round() / 1000.0,
+    };
+    progress.finished(&package_report);
+    Ok(Prepared { desired, observed, artifact, plan, package_report })
 }
 
 /// Brings the stack to the plan. Safe to run again at any point: a second run finishes what
@@ -96,83 +92,64 @@ pub async fn up(
     package: impl FnOnce() -> Result<Artifact> + Send + 'static,
     progress: &dyn Progress,
 ) -> Result<UpReport> {
-    let Prepared {
-        desired,
-        observed,
-        artifact,
-        plan,
-        package_seconds,
-    } = prepare(aws, stack, environment, package, progress).await?;
-    let package_report = StepReport {
-        step: Step::Package,
-        action: plan.action(Step::Package),
-        seconds: (package_seconds * 1000.0).round() / 1000.0,
-    };
-    progress.finished(&package_report);
+    let Prepared { desired, observed, artifact, plan, package_report } =
+        prepare(aws, stack, |_| environment, package, progress).await?;
 
-    // Role -> function -> environment beside the API chain: the API needs only the function's
-    // ARN, which is known before the function exists.
+    // Role -> log group -> function -> environment beside the API chain: the API needs only
+    // the function's ARN, which is known before the function exists.
+    let action = |step| plan.action(step);
     let function_chain = async {
-        let (role_arn, role_report) = run_step(progress, Step::Role, plan.action(Step::Role), {
-            role::apply(aws, stack, plan.action(Step::Role), observed.role.as_ref())
-        })
+        let role = observed.role.as_ref();
+        let (role_arn, role_report) = run_step(
+            progress,
+            Step::Role,
+            action(Step::Role),
+            role::apply(aws, stack, action(Step::Role), role),
+        )
         .await?;
-        let (function_arn, function_report) =
-            run_step(progress, Step::Function, plan.action(Step::Function), {
-                let action = plan.action(Step::Function);
-                function::apply_function(
-                    aws,
-                    &desired,
-                    action,
-                    observed.function.as_ref(),
-                    &artifact.bytes,
-                    progress,
-                )
-            })
-            .await?;
+        let logs = observed.log_group.as_ref();
+        let ((), logs_report) = run_step(
+            progress,
+            Step::LogGroup,
+            action(Step::LogGroup),
+            log_group::apply(aws, stack, action(Step::LogGroup), logs),
+        )
+        .await?;
+        let function = observed.function.as_ref();
+        let (function_arn, function_report) = run_step(
+            progress,
+            Step::Function,
+            action(Step::Function),
+            function::apply_function(
+                aws,
+                &desired,
+                action(Step::Function),
+                function,
+                &artifact.bytes,
+                progress,
+            ),
+        )
+        .await?;
         let ((), environment_report) = run_step(
             progress,
             Step::Environment,
-            plan.action(Step::Environment),
-            {
-                let action = plan.action(Step::Environment);
-                function::apply_environment(
-                    aws,
-                    &desired,
-                    action,
-                    observed.function.as_ref(),
-                    progress,
-                )
-            },
+            action(Step::Environment),
+            function::apply_environment(aws, &desired, action(Step::Environment), function, progress),
         )
         .await?;
-        anyhow::Ok((
-            role_arn,
-            function_arn,
-            [role_report, function_report, environment_report],
-        ))
+        anyhow::Ok((role_arn, function_arn, [role_report, logs_report, function_report, environment_report]))
     };
     let api_chain = rest_api::apply(aws, &desired, &plan, observed.api.as_ref(), progress);
     let ((role_arn, function_arn, function_reports), (api_id, api_reports)) =
         tokio::try_join!(function_chain, api_chain)?;
 
-    let ((), permission_report) =
-        run_step(progress, Step::Permission, plan.action(Step::Permission), {
-            permission::apply(
-                aws,
-                &desired,
-                plan.action(Step::Permission),
-                &api_id,
-                &observed.permissions,
-            )
-        })
-        .await?;
+    let ((), permission_report) = run_step(progress, Step::Permission, plan.action(Step::Permission), {
+        permission::apply(aws, &desired, plan.action(Step::Permission), &api_id, &observed.permissions)
+    })
+    .await?;
 
-    let mut steps: Vec<StepReport> = [package_report, permission_report]
-        .into_iter()
-        .chain(function_reports)
-        .chain(api_reports)
-        .collect();
+    let mut steps: Vec<StepReport> =
+        [package_report, permission_report].into_iter().chain(function_reports).chain(api_reports).collect();
     steps.sort_by_key(|report| report.step);
     Ok(UpReport {
         name: stack.name.clone(),

@@ -15,8 +15,7 @@ pub const DOLBY_API_PATH: &str = "/v1/auth/token";
 /// The documented API Gateway REST proxy event (`tests/fixtures/apigw_rest_proxy.json`) with
 /// its method, path and `Origin` changed; `origin: None` removes the header.
 pub fn rest_event(http_method: &str, request_path: &str, origin: Option<&str>) -> Value {
-    let mut event: Value =
-        serde_json::from_str(include_str!("../fixtures/apigw_rest_proxy.json")).unwrap();
+    let mut event: Value = serde_json::from_str(include_str!("../fixtures/apigw_rest_proxy.json")).unwrap();
     event["httpMethod"] = json!(http_method);
     event["requestContext"]["httpMethod"] = json!(http_method);
     event["path"] = json!(request_path);
@@ -24,11 +23,7 @@ pub fn rest_event(http_method: &str, request_path: &str, origin: Option<&str>) -
         let map = event[headers].as_object_mut().unwrap();
         map.remove("Origin");
         if let Some(origin) = origin {
-            let value = if headers == "headers" {
-                json!(origin)
-            } else {
-                json!([origin])
-            };
+            let value = if headers == "headers" { json!(origin) } else { json!([origin]) };
             map.insert("Origin".into(), value);
         }
     }
@@ -69,10 +64,7 @@ pub fn voxeet_token(access_token: &str) -> ResponseTemplate {
 /// The stand-in upstream, answering Dolby's Communications endpoint with `response`.
 pub async fn upstream_answering(response: ResponseTemplate) -> MockServer {
     let upstream = MockServer::start().await;
-    token_request(VOXEET_PATH)
-        .respond_with(response)
-        .mount(&upstream)
-        .await;
+    token_request(VOXEET_PATH).respond_with(response).mount(&upstream).await;
     upstream
 }
 
@@ -83,10 +75,7 @@ pub fn function_env(upstream: &MockServer) -> Vec<(String, String)> {
         ("CONSUMER_KEY", KEY.to_string()),
         ("CONSUMER_SECRET", SECRET.to_string()),
         ("TOKEN_URL", format!("{}{VOXEET_PATH}", upstream.uri())),
-        (
-            "ALLOWED_ORIGINS",
-            format!("{ORIGIN}, http://localhost:8080"),
-        ),
+        ("ALLOWED_ORIGINS", format!("{ORIGIN}, http://localhost:8080")),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -15,7 +15,7 @@ use crate::aws::{Aws, AwsResultExt, error_code};
 use crate::desired::Desired;
 use crate::plan::{Action, Change, Step};
 use crate::progress::Progress;
-use crate::resources::foreign;
+use crate::resources::Lookup;
 use crate::stack::Stack;
 
 pub const RUNTIME: &str = "provided.al2023";
@@ -46,41 +46,30 @@ pub struct FunctionState {
     pub last_modified: String,
 }
 
-/// The stack's function, or `None`. A function of that name without our tag is refused.
-pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<FunctionState>> {
+pub const KIND: &str = "Lambda function";
+
+/// The stack's function, looked up by name and checked for our tag.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<FunctionState>> {
     let name = stack.function_name();
     let output = match aws.lambda.get_function().function_name(name).send().await {
         Ok(output) => output,
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => return Ok(None),
+        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => return Ok(Lookup::Absent),
         Err(e) => return Err(e).aws_context(format!("reading Lambda function {name}")),
     };
     if !stack.owns(output.tags().unwrap_or(&HashMap::new())) {
-        return Err(foreign("Lambda function", name, stack));
+        return Ok(Lookup::Foreign);
     }
-    let config = output
-        .configuration()
-        .context("Lambda returned a function without configuration")?;
-    Ok(Some(FunctionState {
+    let config = output.configuration().context("Lambda returned a function without configuration")?;
+    Ok(Lookup::Ours(FunctionState {
         arn: config.function_arn().unwrap_or_default().to_string(),
         code_sha256: config.code_sha256().unwrap_or_default().to_string(),
-        runtime: config
-            .runtime()
-            .map(|r| r.as_str().to_string())
-            .unwrap_or_default(),
+        runtime: config.runtime().map(|r| r.as_str().to_string()).unwrap_or_default(),
         handler: config.handler().unwrap_or_default().to_string(),
-        architectures: config
-            .architectures()
-            .iter()
-            .map(|a| a.as_str().to_string())
-            .collect(),
+        architectures: config.architectures().iter().map(|a| a.as_str().to_string()).collect(),
         memory_mb: config.memory_size().unwrap_or_default(),
         timeout_seconds: config.timeout().unwrap_or_default(),
         role_arn: config.role().unwrap_or_default().to_string(),
-        environment: config
-            .environment()
-            .and_then(|e| e.variables())
-            .cloned()
-            .unwrap_or_default(),
+        environment: config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default(),
         last_modified: config.last_modified().unwrap_or_default().to_string(),
     }))
 }
@@ -114,18 +103,22 @@ pub fn plan_environment(desired: &Desired, observed: Option<&FunctionState>) -> 
     let Some(function) = observed else {
         return Change::create("set with the new function");
     };
-    let changed: Vec<&str> = desired
-        .environment
-        .0
-        .iter()
-        .filter(|(name, value)| function.environment.get(*name) != Some(value))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    if changed.is_empty() {
-        Change::unchanged()
-    } else {
-        Change::update(format!("{} changed", changed.join(", ")))
+    let (mut missing, mut changed) = (Vec::new(), Vec::new());
+    for (name, value) in &desired.environment.0 {
+        match function.environment.get(name) {
+            None => missing.push(name.as_str()),
+            Some(current) if current != value => changed.push(name.as_str()),
+            Some(_) => {}
+        }
     }
+    let mut reasons = Vec::new();
+    if !missing.is_empty() {
+        reasons.push(format!("{} missing", missing.join(", ")));
+    }
+    if !changed.is_empty() {
+        reasons.push(format!("{} changed", changed.join(", ")));
+    }
+    if reasons.is_empty() { Change::unchanged() } else { Change::update(reasons.join("; ")) }
 }
 
 fn settings_drift(desired: &Desired, function: &FunctionState) -> Vec<&'static str> {
@@ -137,11 +130,7 @@ fn settings_drift(desired: &Desired, function: &FunctionState) -> Vec<&'static s
         (function.timeout_seconds == TIMEOUT_SECONDS, "timeout"),
         (function.role_arn == desired.role_arn(), "role"),
     ];
-    checks
-        .into_iter()
-        .filter(|(ok, _)| !ok)
-        .map(|(_, name)| name)
-        .collect()
+    checks.into_iter().filter(|(ok, _)| !ok).map(|(_, name)| name).collect()
 }
 
 /// Creates the function or brings its code and settings to what is wanted; returns its ARN.
@@ -203,29 +192,19 @@ pub async fn apply_environment(
         return Ok(()); // unchanged, or set when the function was created
     };
     let name = desired.stack.function_name();
-    let mut variables: BTreeMap<String, String> =
-        function.environment.clone().into_iter().collect();
+    let mut variables: BTreeMap<String, String> = function.environment.clone().into_iter().collect();
     variables.extend(desired.environment.0.clone());
     aws.lambda
         .update_function_configuration()
         .function_name(name)
-        .environment(
-            Environment::builder()
-                .set_variables(Some(variables.into_iter().collect()))
-                .build(),
-        )
+        .environment(Environment::builder().set_variables(Some(variables.into_iter().collect())).build())
         .send()
         .await
         .aws_context(format!("setting the environment of Lambda function {name}"))?;
     wait_until_ready(aws, name, Step::Environment, progress).await
 }
 
-async fn create(
-    aws: &Aws,
-    desired: &Desired,
-    zip: &[u8],
-    progress: &dyn Progress,
-) -> Result<String> {
+async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progress) -> Result<String> {
     let name = desired.stack.function_name();
     let started = std::time::Instant::now();
     let mut pause = Duration::from_secs(2);
@@ -253,10 +232,7 @@ async fn create(
         match result {
             Ok(created) => return Ok(created.function_arn().unwrap_or_default().to_string()),
             Err(e) if role_not_yet_assumable(&e) && started.elapsed() < ROLE_PROPAGATION_LIMIT => {
-                progress.note(
-                    Step::Function,
-                    "waiting for the new IAM role to reach Lambda",
-                );
+                progress.note(Step::Function, "waiting for the new IAM role to reach Lambda");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(10));
             }
@@ -268,19 +244,11 @@ async fn create(
 /// Lambda's answer while a fresh role has not reached it yet.
 fn role_not_yet_assumable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
     error_code(error) == Some("InvalidParameterValueException")
-        && error
-            .as_service_error()
-            .and_then(|e| e.message())
-            .is_some_and(|m| m.contains("cannot be assumed"))
+        && error.as_service_error().and_then(|e| e.message()).is_some_and(|m| m.contains("cannot be assumed"))
 }
 
 /// Waits until the function is Active and its last update Successful.
-async fn wait_until_ready(
-    aws: &Aws,
-    name: &str,
-    step: Step,
-    progress: &dyn Progress,
-) -> Result<()> {
+async fn wait_until_ready(aws: &Aws, name: &str, step: Step, progress: &dyn Progress) -> Result<()> {
     progress.note(step, "waiting for the function to be active");
     aws.lambda
         .wait_until_function_active_v2()
@@ -288,16 +256,22 @@ async fn wait_until_ready(
         .wait(WAITER_LIMIT)
         .await
         .map_err(|e| anyhow::anyhow!("Lambda function {name} did not become active: {e}"))?;
-    let updated = aws
-        .lambda
-        .wait_until_function_updated_v2()
-        .function_name(name)
-        .wait(WAITER_LIMIT)
-        .await;
+    let updated = aws.lambda.wait_until_function_updated_v2().function_name(name).wait(WAITER_LIMIT).await;
     if let Err(e) = updated {
         bail!("the last update of Lambda function {name} did not succeed: {e}");
     }
     Ok(())
+}
+
+/// Deletes the function (and with it its resource policy). Gone already is fine.
+pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
+    let name = stack.function_name();
+    match aws.lambda.delete_function().function_name(name).send().await {
+        Err(e) if error_code(&e) != Some("ResourceNotFoundException") => {
+            Err(e).aws_context(format!("deleting Lambda function {name}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -342,14 +316,8 @@ mod tests {
     fn nothing_to_do_when_code_settings_and_variables_match() {
         let desired = desired();
         let function = deployed(&desired);
-        assert_eq!(
-            plan_code(&desired, Some(&function)).action,
-            Action::Unchanged
-        );
-        assert_eq!(
-            plan_function(&desired, Some(&function)).action,
-            Action::Unchanged
-        );
+        assert_eq!(plan_code(&desired, Some(&function)).action, Action::Unchanged);
+        assert_eq!(plan_function(&desired, Some(&function)).action, Action::Unchanged);
         assert_eq!(
             plan_environment(&desired, Some(&function)).action,
             Action::Unchanged,
@@ -364,10 +332,7 @@ mod tests {
         function.code_sha256 = "old".into();
         function.memory_mb = 128;
         assert_eq!(plan_code(&desired, Some(&function)).action, Action::Update);
-        assert_eq!(
-            plan_function(&desired, Some(&function)),
-            Change::update("code, memory changed")
-        );
+        assert_eq!(plan_function(&desired, Some(&function)), Change::update("code, memory changed"));
         assert_eq!(plan_function(&desired, None).action, Action::Create);
     }
 
@@ -375,9 +340,7 @@ mod tests {
     fn a_changed_secret_is_named_never_shown() {
         let desired = desired();
         let mut function = deployed(&desired);
-        function
-            .environment
-            .insert("CONSUMER_SECRET".into(), "previous-value".into());
+        function.environment.insert("CONSUMER_SECRET".into(), "previous-value".into());
         let change = plan_environment(&desired, Some(&function));
         assert_eq!(change, Change::update("CONSUMER_SECRET changed"));
         assert!(!format!("{change:?}{desired:?}").contains("secret-value"));

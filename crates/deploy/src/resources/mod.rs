@@ -2,11 +2,35 @@
 //! which of its errors mean "absent" or "retry".
 
 pub mod function;
+pub mod log_group;
 pub mod permission;
 pub mod rest_api;
 pub mod role;
 
+use anyhow::Result;
+
 use crate::stack::{STACK_TAG, Stack};
+
+/// What looking a resource up by its derived name found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup<T> {
+    Absent,
+    /// Carries our stack tag.
+    Ours(T),
+    /// Has our name but not our tag: someone else's, never touched.
+    Foreign,
+}
+
+impl<T> Lookup<T> {
+    /// For `up`: a foreign resource stops the run before anything changes.
+    pub fn ours_or_refuse(self, kind: &str, name: &str, stack: &Stack) -> Result<Option<T>> {
+        match self {
+            Lookup::Absent => Ok(None),
+            Lookup::Ours(state) => Ok(Some(state)),
+            Lookup::Foreign => Err(foreign(kind, name, stack)),
+        }
+    }
+}
 
 /// A resource with our name that this stack did not make: refused, never touched.
 pub fn foreign(kind: &str, name: &str, stack: &Stack) -> anyhow::Error {

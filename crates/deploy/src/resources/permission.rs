@@ -58,12 +58,8 @@ fn parse_policy(policy: &str) -> Statements {
         .flatten()
         .filter_map(|statement| {
             let sid = statement["Sid"].as_str()?;
-            let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"]
-                .as_str()
-                .unwrap_or_default();
-            ours.iter()
-                .any(|o| o == sid)
-                .then(|| (sid.to_string(), source.to_string()))
+            let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().unwrap_or_default();
+            ours.iter().any(|o| o == sid).then(|| (sid.to_string(), source.to_string()))
         })
         .collect()
 }
@@ -120,6 +116,20 @@ pub async fn apply(
     Ok(())
 }
 
+/// Removes our statements from the function's policy, leaving any others.
+pub async fn delete(aws: &Aws, stack: &Stack, observed: &Statements) -> Result<()> {
+    let name = stack.function_name();
+    for sid in observed.keys() {
+        let removed = aws.lambda.remove_permission().function_name(name).statement_id(sid).send().await;
+        if let Err(e) = removed
+            && error_code(&e) != Some("ResourceNotFoundException")
+        {
+            return Err(e).aws_context(format!("removing permission {sid} from {name}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,31 +165,16 @@ mod tests {
             {"Sid":"someone-else","Effect":"Allow"}]}"#;
         assert_eq!(
             parse_policy(policy),
-            Statements::from([(
-                "tokendeploy-apigateway-get".into(),
-                "arn:x/prod/GET/*".into()
-            )])
+            Statements::from([("tokendeploy-apigateway-get".into(), "arn:x/prod/GET/*".into())])
         );
     }
 
     #[test]
     fn plans_against_the_api_it_belongs_to() {
         let desired = desired();
-        assert_eq!(
-            plan(&desired, Some("a"), &Statements::new()).action,
-            Action::Create
-        );
-        assert_eq!(
-            plan(&desired, Some("a"), &wanted(&desired, "a")).action,
-            Action::Unchanged
-        );
-        assert_eq!(
-            plan(&desired, Some("b"), &wanted(&desired, "a")).action,
-            Action::Update
-        );
-        assert_eq!(
-            plan(&desired, None, &wanted(&desired, "a")).action,
-            Action::Update
-        );
+        assert_eq!(plan(&desired, Some("a"), &Statements::new()).action, Action::Create);
+        assert_eq!(plan(&desired, Some("a"), &wanted(&desired, "a")).action, Action::Unchanged);
+        assert_eq!(plan(&desired, Some("b"), &wanted(&desired, "a")).action, Action::Update);
+        assert_eq!(plan(&desired, None, &wanted(&desired, "a")).action, Action::Update);
     }
 }

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use aws_sdk_apigateway::types::{
-    EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation,
-};
+use aws_config::retry::RetryConfig;
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
 
 use crate::aws::{Aws, AwsResultExt, error_code};
 use crate::desired::Desired;
@@ -64,18 +64,20 @@ fn wanted_integration(desired: &Desired) -> IntegrationState {
 /// What the `prod` deployment records, so a later `up` can tell whether the stage serves
 /// the API as it should be, with no local state.
 pub fn deployment_description(desired: &Desired) -> String {
-    format!(
-        "tokendeploy: {} {PROXY_PATH} -> {}",
-        METHODS.join(", "),
-        desired.function_arn()
-    )
+    format!("tokendeploy: {} {PROXY_PATH} -> {}", METHODS.join(", "), desired.function_arn())
 }
 
-/// The stack's REST API with its resources, methods and stage, or `None`.
-pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<ApiState>> {
-    let name = stack.api_name();
-    let mut ours = Vec::new();
-    let mut others = 0;
+pub const KIND: &str = "REST API";
+
+/// The REST APIs named as the stack's: ids of ours (normally at most one) and of others'.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiList {
+    pub ours: Vec<String>,
+    pub foreign: Vec<String>,
+}
+
+pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
+    let mut list = ApiList::default();
     let mut position = None;
     loop {
         let page = aws
@@ -86,28 +88,31 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<ApiState>> {
             .send()
             .await
             .aws_context("listing REST APIs")?;
-        for api in page.items() {
-            if api.name() != Some(name) {
-                continue;
-            }
-            let tags = api.tags().cloned().unwrap_or_default();
-            if stack.owns(&tags) {
-                ours.push(api.id().unwrap_or_default().to_string());
-            } else {
-                others += 1;
+        for api in page.items().iter().filter(|api| api.name() == Some(stack.api_name())) {
+            let id = api.id().unwrap_or_default().to_string();
+            match stack.owns(&api.tags().cloned().unwrap_or_default()) {
+                true => list.ours.push(id),
+                false => list.foreign.push(id),
             }
         }
         position = page.position().map(str::to_string);
         if position.is_none() {
-            break;
+            return Ok(list);
         }
     }
-    let id = match ours.as_slice() {
-        [] if others > 0 => return Err(foreign("REST API", name, stack)),
+}
+
+/// The stack's REST API with its resources, methods and stage, for `up`: with none of ours,
+/// another's of that name is refused, and two of ours cannot be told apart.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<ApiState>> {
+    let name = stack.api_name();
+    let list = list(aws, stack).await?;
+    let id = match list.ours.as_slice() {
+        [] if !list.foreign.is_empty() => return Err(foreign(KIND, name, stack)),
         [] => return Ok(None),
         [id] => id.clone(),
         ids => bail!(
-            "{} REST APIs named {name:?} carry {STACK_TAG}={} ({}); delete all but one in the API Gateway console, then run up again",
+            "{} REST APIs named {name:?} carry {STACK_TAG}={}: {}; run `tokendeploy down` to remove them all, then up again",
             ids.len(),
             stack.name,
             ids.join(", ")
@@ -126,33 +131,17 @@ async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
         .await
         .aws_context(format!("reading the resources of REST API {id}"))?;
     let path_id = |path: &str| {
-        resources
-            .items()
-            .iter()
-            .find(|r| r.path() == Some(path))
-            .and_then(|r| r.id().map(str::to_string))
+        resources.items().iter().find(|r| r.path() == Some(path)).and_then(|r| r.id().map(str::to_string))
     };
     let root_id = path_id("/").with_context(|| format!("REST API {id} has no root resource"))?;
     let proxy = match path_id(PROXY_PATH) {
         None => None,
-        Some(proxy_id) => Some(ProxyState {
-            methods: read_methods(aws, id, &proxy_id).await?,
-            id: proxy_id,
-        }),
+        Some(proxy_id) => Some(ProxyState { methods: read_methods(aws, id, &proxy_id).await?, id: proxy_id }),
     };
-    Ok(ApiState {
-        id: id.to_string(),
-        root_id,
-        proxy,
-        deployed: read_stage(aws, id).await?,
-    })
+    Ok(ApiState { id: id.to_string(), root_id, proxy, deployed: read_stage(aws, id).await? })
 }
 
-async fn read_methods(
-    aws: &Aws,
-    api_id: &str,
-    resource_id: &str,
-) -> Result<BTreeMap<String, MethodState>> {
+async fn read_methods(aws: &Aws, api_id: &str, resource_id: &str) -> Result<BTreeMap<String, MethodState>> {
     let mut methods = BTreeMap::new();
     for method in METHODS {
         let output = match aws
@@ -171,34 +160,18 @@ async fn read_methods(
             }
         };
         let integration = output.method_integration().map(|i| IntegrationState {
-            kind: i
-                .r#type()
-                .map(|t| t.as_str().to_string())
-                .unwrap_or_default(),
+            kind: i.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
             http_method: i.http_method().unwrap_or_default().to_string(),
             uri: i.uri().unwrap_or_default().to_string(),
         });
         let authorization = output.authorization_type().unwrap_or_default().to_string();
-        methods.insert(
-            method.to_string(),
-            MethodState {
-                authorization,
-                integration,
-            },
-        );
+        methods.insert(method.to_string(), MethodState { authorization, integration });
     }
     Ok(methods)
 }
 
 async fn read_stage(aws: &Aws, api_id: &str) -> Result<Option<String>> {
-    let stage = match aws
-        .apigateway
-        .get_stage()
-        .rest_api_id(api_id)
-        .stage_name(STAGE)
-        .send()
-        .await
-    {
+    let stage = match aws.apigateway.get_stage().rest_api_id(api_id).stage_name(STAGE).send().await {
         Ok(stage) => stage,
         Err(e) if error_code(&e) == Some("NotFoundException") => return Ok(None),
         Err(e) => return Err(e).aws_context(format!("reading stage {STAGE} of REST API {api_id}")),
@@ -213,12 +186,8 @@ async fn read_stage(aws: &Aws, api_id: &str) -> Result<Option<String>> {
         .deployment_id(deployment_id)
         .send()
         .await
-        .aws_context(format!(
-            "reading deployment {deployment_id} of REST API {api_id}"
-        ))?;
-    Ok(Some(
-        deployment.description().unwrap_or_default().to_string(),
-    ))
+        .aws_context(format!("reading deployment {deployment_id} of REST API {api_id}"))?;
+    Ok(Some(deployment.description().unwrap_or_default().to_string()))
 }
 
 /// The API chain's steps: REST API, `{proxy+}` resource, methods, integrations, deployment.
@@ -233,12 +202,7 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> Vec<(Step, Change
         None => Change::create(format!("no {PROXY_PATH} resource yet")),
         Some(_) => Change::unchanged(),
     };
-    let method_change = per_method(
-        methods,
-        "method",
-        |_| true,
-        |m| m.authorization == AUTHORIZATION,
-    );
+    let method_change = per_method(methods, "method", |_| true, |m| m.authorization == AUTHORIZATION);
     let wanted = wanted_integration(desired);
     let integration_change = per_method(
         methods,
@@ -246,14 +210,9 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> Vec<(Step, Change
         |m| m.integration.is_some(),
         |m| m.integration.as_ref() == Some(&wanted),
     );
-    let api_changes = [
-        &rest_api,
-        &proxy_resource,
-        &method_change,
-        &integration_change,
-    ]
-    .iter()
-    .any(|c| c.action != Action::Unchanged);
+    let api_changes = [&rest_api, &proxy_resource, &method_change, &integration_change]
+        .iter()
+        .any(|c| c.action != Action::Unchanged);
     let deployment = match observed.and_then(|api| api.deployed.as_ref()) {
         None => Change::create(format!("no stage {STAGE} yet")),
         Some(_) if api_changes => Change::update("the API changes"),
@@ -279,20 +238,13 @@ fn per_method(
     is_right: impl Fn(&MethodState) -> bool,
 ) -> Change {
     let state = |method: &str| methods.and_then(|all| all.get(method));
-    let wrong: Vec<&str> = METHODS
-        .iter()
-        .copied()
-        .filter(|m| !state(m).is_some_and(&is_right))
-        .collect();
+    let wrong: Vec<&str> = METHODS.iter().copied().filter(|m| !state(m).is_some_and(&is_right)).collect();
     if wrong.is_empty() {
         Change::unchanged()
     } else if !METHODS.iter().any(|m| state(m).is_some_and(&exists)) {
         Change::create(format!("{what} for {}", wrong.join(", ")))
     } else {
-        Change::update(format!(
-            "{what} of {} missing or different",
-            wrong.join(", ")
-        ))
+        Change::update(format!("{what} of {} missing or different", wrong.join(", ")))
     }
 }
 
@@ -307,22 +259,18 @@ pub async fn apply(
     let api = &aws.apigateway;
     let mut reports = Vec::new();
 
-    let ((api_id, root_id), report) =
-        run_step(progress, Step::RestApi, plan.action(Step::RestApi), async {
-            match observed {
-                Some(state) => Ok((state.id.clone(), state.root_id.clone())),
-                None => create_api(aws, &desired.stack).await,
-            }
-        })
-        .await?;
+    let ((api_id, root_id), report) = run_step(progress, Step::RestApi, plan.action(Step::RestApi), async {
+        match observed {
+            Some(state) => Ok((state.id.clone(), state.root_id.clone())),
+            None => create_api(aws, &desired.stack).await,
+        }
+    })
+    .await?;
     reports.push(report);
 
     let proxy = observed.and_then(|s| s.proxy.as_ref());
-    let (proxy_id, report) = run_step(
-        progress,
-        Step::ProxyResource,
-        plan.action(Step::ProxyResource),
-        async {
+    let (proxy_id, report) =
+        run_step(progress, Step::ProxyResource, plan.action(Step::ProxyResource), async {
             if let Some(proxy) = proxy {
                 return Ok(proxy.id.clone());
             }
@@ -333,16 +281,10 @@ pub async fn apply(
                 .path_part(PROXY_PART)
                 .send()
                 .await
-                .aws_context(format!(
-                    "creating resource {PROXY_PATH} in REST API {api_id}"
-                ))?;
-            created
-                .id()
-                .map(str::to_string)
-                .context("API Gateway returned a resource without an id")
-        },
-    )
-    .await?;
+                .aws_context(format!("creating resource {PROXY_PATH} in REST API {api_id}"))?;
+            created.id().map(str::to_string).context("API Gateway returned a resource without an id")
+        })
+        .await?;
     reports.push(report);
 
     let existing = |method: &str| proxy.and_then(|p| p.methods.get(method));
@@ -384,31 +326,24 @@ pub async fn apply(
     reports.push(report);
 
     let wanted = wanted_integration(desired);
-    let (_, report) = run_step(
-        progress,
-        Step::Integrations,
-        plan.action(Step::Integrations),
-        async {
-            for method in METHODS {
-                if existing(method).and_then(|m| m.integration.as_ref()) == Some(&wanted) {
-                    continue;
-                }
-                api.put_integration()
-                    .rest_api_id(&api_id)
-                    .resource_id(&proxy_id)
-                    .http_method(method)
-                    .r#type(IntegrationType::AwsProxy)
-                    .integration_http_method(INTEGRATION_METHOD)
-                    .uri(&wanted.uri)
-                    .send()
-                    .await
-                    .aws_context(format!(
-                        "integrating method {method} of REST API {api_id} with the function"
-                    ))?;
+    let (_, report) = run_step(progress, Step::Integrations, plan.action(Step::Integrations), async {
+        for method in METHODS {
+            if existing(method).and_then(|m| m.integration.as_ref()) == Some(&wanted) {
+                continue;
             }
-            Ok(())
-        },
-    )
+            api.put_integration()
+                .rest_api_id(&api_id)
+                .resource_id(&proxy_id)
+                .http_method(method)
+                .r#type(IntegrationType::AwsProxy)
+                .integration_http_method(INTEGRATION_METHOD)
+                .uri(&wanted.uri)
+                .send()
+                .await
+                .aws_context(format!("integrating method {method} of REST API {api_id} with the function"))?;
+        }
+        Ok(())
+    })
     .await?;
     reports.push(report);
 
@@ -439,25 +374,56 @@ async fn create_api(aws: &Aws, stack: &Stack) -> Result<(String, String)> {
         .create_rest_api()
         .name(name)
         .description(format!("tokendeploy token server {}", stack.name))
-        .endpoint_configuration(
-            EndpointConfiguration::builder()
-                .types(EndpointType::Regional)
-                .build(),
-        )
+        .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
         .set_tags(Some(stack.tags().into_iter().collect::<HashMap<_, _>>()))
         .send()
         .await
         .aws_context(format!("creating REST API {name}"))?;
-    let id = created
-        .id()
-        .context("API Gateway returned a REST API without an id")?
-        .to_string();
+    let id = created.id().context("API Gateway returned a REST API without an id")?.to_string();
     let root_id = created.root_resource_id().map(str::to_string);
     let root_id = match root_id {
         Some(root_id) => root_id,
         None => read(aws, &id).await?.root_id,
     };
     Ok((id, root_id))
+}
+
+/// API Gateway allows about one DeleteRestApi every 30 seconds per account.
+const DELETE_RETRY_LIMIT: Duration = Duration::from_secs(300);
+
+/// Deletes the API with its stages and deployments, waiting out API Gateway's rate limit.
+/// Gone already is fine.
+pub async fn delete(aws: &Aws, id: &str, progress: &dyn Progress) -> Result<()> {
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_secs(5);
+    loop {
+        let result = aws
+            .apigateway
+            .delete_rest_api()
+            .rest_api_id(id)
+            .customize()
+            // Our own loop retries, so the wait shows in the progress display.
+            .config_override(
+                aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => return Ok(()),
+            Err(e) if error_code(&e) == Some("NotFoundException") => return Ok(()),
+            Err(e)
+                if error_code(&e) == Some("TooManyRequestsException")
+                    && started.elapsed() < DELETE_RETRY_LIMIT =>
+            {
+                let message =
+                    format!("API Gateway allows one deletion every 30 s; retrying in {} s", pause.as_secs());
+                progress.note(Step::RestApi, &message);
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(e).aws_context(format!("deleting REST API {id}")),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -484,10 +450,7 @@ mod tests {
             root_id: "root".into(),
             proxy: Some(ProxyState {
                 id: "proxy".into(),
-                methods: METHODS
-                    .iter()
-                    .map(|m| (m.to_string(), method.clone()))
-                    .collect(),
+                methods: METHODS.iter().map(|m| (m.to_string(), method.clone())).collect(),
             }),
             deployed: Some(deployment_description(desired)),
         }
@@ -505,10 +468,7 @@ mod tests {
     #[test]
     fn a_complete_api_needs_nothing() {
         let desired = desired();
-        assert_eq!(
-            actions(plan(&desired, Some(&complete(&desired)))),
-            vec![Action::Unchanged; 5]
-        );
+        assert_eq!(actions(plan(&desired, Some(&complete(&desired)))), vec![Action::Unchanged; 5]);
     }
 
     #[test]
@@ -518,10 +478,7 @@ mod tests {
         let get = api.proxy.as_mut().unwrap().methods.get_mut("GET").unwrap();
         get.integration.as_mut().unwrap().uri = "arn:elsewhere".into();
         let changes = plan(&desired, Some(&api));
-        assert_eq!(
-            changes[3].1,
-            Change::update("integration of GET missing or different")
-        );
+        assert_eq!(changes[3].1, Change::update("integration of GET missing or different"));
         assert_eq!(changes[4].1.action, Action::Update);
     }
 
@@ -536,13 +493,7 @@ mod tests {
         api.deployed = None;
         assert_eq!(
             actions(plan(&desired, Some(&api))),
-            vec![
-                Action::Unchanged,
-                Action::Unchanged,
-                Action::Update,
-                Action::Create,
-                Action::Create
-            ]
+            vec![Action::Unchanged, Action::Unchanged, Action::Update, Action::Create, Action::Create]
         );
     }
 

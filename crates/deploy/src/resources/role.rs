@@ -6,12 +6,11 @@ use serde_json::{Value, json};
 
 use crate::aws::{Aws, AwsResultExt, error_code};
 use crate::plan::{Action, Change};
-use crate::resources::foreign;
+use crate::resources::Lookup;
 use crate::stack::Stack;
 
 /// Lets the function write to CloudWatch Logs, and nothing more.
-pub const BASIC_EXECUTION_POLICY: &str =
-    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+pub const BASIC_EXECUTION_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
 
 pub fn trust_policy() -> Value {
     json!({
@@ -31,22 +30,20 @@ pub struct RoleState {
     pub attached_policies: Vec<String>,
 }
 
-/// The stack's role, or `None`. A role of that name without our tag is refused.
-pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<RoleState>> {
+pub const KIND: &str = "IAM role";
+
+/// The stack's role, looked up by name and checked for our tag.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
     let name = stack.role_name();
     let role = match aws.iam.get_role().role_name(&name).send().await {
         Ok(output) => output.role,
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => return Ok(None),
+        Err(e) if error_code(&e) == Some("NoSuchEntity") => return Ok(Lookup::Absent),
         Err(e) => return Err(e).aws_context(format!("reading IAM role {name}")),
     };
-    let Some(role) = role else { return Ok(None) };
-    let tags = role
-        .tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect();
+    let Some(role) = role else { return Ok(Lookup::Absent) };
+    let tags = role.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
     if !stack.owns(&tags) {
-        return Err(foreign("IAM role", &name, stack));
+        return Ok(Lookup::Foreign);
     }
     // IAM returns the policy document URL-encoded.
     let trust_policy = role
@@ -60,7 +57,7 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<RoleState>> {
         .send()
         .await
         .aws_context(format!("listing the policies of IAM role {name}"))?;
-    Ok(Some(RoleState {
+    Ok(Lookup::Ours(RoleState {
         arn: role.arn().to_string(),
         trust_policy,
         attached_policies: attached
@@ -79,27 +76,14 @@ pub fn plan(observed: Option<&RoleState>) -> Change {
     if role.trust_policy.as_ref() != Some(&trust_policy()) {
         wrong.push("trust policy");
     }
-    if !role
-        .attached_policies
-        .iter()
-        .any(|arn| arn == BASIC_EXECUTION_POLICY)
-    {
+    if !role.attached_policies.iter().any(|arn| arn == BASIC_EXECUTION_POLICY) {
         wrong.push("AWSLambdaBasicExecutionRole not attached");
     }
-    if wrong.is_empty() {
-        Change::unchanged()
-    } else {
-        Change::update(wrong.join(", "))
-    }
+    if wrong.is_empty() { Change::unchanged() } else { Change::update(wrong.join(", ")) }
 }
 
 /// Brings the role to what [`plan`] wants; returns its ARN.
-pub async fn apply(
-    aws: &Aws,
-    stack: &Stack,
-    action: Action,
-    observed: Option<&RoleState>,
-) -> Result<String> {
+pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&RoleState>) -> Result<String> {
     let name = stack.role_name();
     let arn = match (action, observed) {
         (Action::Unchanged, Some(role)) => return Ok(role.arn.clone()),
@@ -134,17 +118,11 @@ pub async fn apply(
                 .send()
                 .await
                 .aws_context(format!("creating IAM role {name}"))?;
-            created
-                .role()
-                .map(|r| r.arn().to_string())
-                .unwrap_or_default()
+            created.role().map(|r| r.arn().to_string()).unwrap_or_default()
         }
     };
-    let attached = observed.is_some_and(|role| {
-        role.attached_policies
-            .iter()
-            .any(|p| p == BASIC_EXECUTION_POLICY)
-    });
+    let attached =
+        observed.is_some_and(|role| role.attached_policies.iter().any(|p| p == BASIC_EXECUTION_POLICY));
     if !attached {
         aws.iam
             .attach_role_policy()
@@ -152,11 +130,51 @@ pub async fn apply(
             .policy_arn(BASIC_EXECUTION_POLICY)
             .send()
             .await
-            .aws_context(format!(
-                "attaching AWSLambdaBasicExecutionRole to IAM role {name}"
-            ))?;
+            .aws_context(format!("attaching AWSLambdaBasicExecutionRole to IAM role {name}"))?;
     }
     Ok(arn)
+}
+
+/// Detaches the managed policies, deletes the inline ones, then the role. Gone already is fine.
+pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
+    let name = stack.role_name();
+    let gone = |e: &str| e == "NoSuchEntity";
+    let attached = match aws.iam.list_attached_role_policies().role_name(&name).send().await {
+        Ok(output) => output,
+        Err(e) if error_code(&e).is_some_and(gone) => return Ok(()),
+        Err(e) => return Err(e).aws_context(format!("listing the policies of IAM role {name}")),
+    };
+    for policy in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+        aws.iam
+            .detach_role_policy()
+            .role_name(&name)
+            .policy_arn(policy)
+            .send()
+            .await
+            .aws_context(format!("detaching {policy} from IAM role {name}"))?;
+    }
+    let inline = aws
+        .iam
+        .list_role_policies()
+        .role_name(&name)
+        .send()
+        .await
+        .aws_context(format!("listing the inline policies of IAM role {name}"))?;
+    for policy in inline.policy_names() {
+        aws.iam
+            .delete_role_policy()
+            .role_name(&name)
+            .policy_name(policy)
+            .send()
+            .await
+            .aws_context(format!("deleting inline policy {policy} of IAM role {name}"))?;
+    }
+    match aws.iam.delete_role().role_name(&name).send().await {
+        Err(e) if !error_code(&e).is_some_and(gone) => {
+            Err(e).aws_context(format!("deleting IAM role {name}"))
+        }
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -174,16 +192,10 @@ mod tests {
     #[test]
     fn plans_create_update_or_nothing() {
         assert_eq!(plan(None).action, Action::Create);
-        assert_eq!(
-            plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY]))).action,
-            Action::Unchanged
-        );
+        assert_eq!(plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY]))).action, Action::Unchanged);
         let detached = plan(Some(&role(trust_policy(), &[])));
         assert_eq!(detached.action, Action::Update);
         assert!(detached.reason.contains("not attached"));
-        assert_eq!(
-            plan(Some(&role(json!({}), &[BASIC_EXECUTION_POLICY]))).reason,
-            "trust policy"
-        );
+        assert_eq!(plan(Some(&role(json!({}), &[BASIC_EXECUTION_POLICY]))).reason, "trust policy");
     }
 }

@@ -1,0 +1,136 @@
+//! `down`: find what `up` made for the stack, and delete exactly that.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::aws::Aws;
+use crate::plan::{Action, Step};
+use crate::progress::{Progress, run_step};
+use crate::resources::rest_api::ApiList;
+use crate::resources::{Lookup, function, log_group, permission, rest_api, role};
+use crate::stack::{STACK_TAG, Stack};
+
+/// Everything with the stack's names, ours or not.
+pub struct Inventory {
+    apis: ApiList,
+    function: Lookup<function::FunctionState>,
+    permissions: permission::Statements,
+    log_group: Lookup<log_group::LogGroupState>,
+    role: Lookup<role::RoleState>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    /// The step name of the resource kind, as in `up`'s report.
+    pub kind: &'static str,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub kind: &'static str,
+    pub id: String,
+    pub reason: String,
+}
+
+/// What `down --output json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownReport {
+    pub name: String,
+    pub region: String,
+    pub deleted: Vec<Resource>,
+    pub skipped: Vec<Skipped>,
+}
+
+pub async fn inventory(aws: &Aws, stack: &Stack) -> Result<Inventory> {
+    let function_and_logs = async {
+        let function = function::find(aws, stack).await?;
+        let ours = matches!(function, Lookup::Ours(_));
+        let permissions = if ours { permission::find(aws, stack).await? } else { Default::default() };
+        let log_group = log_group::find(aws, stack, ours).await?;
+        anyhow::Ok((function, permissions, log_group))
+    };
+    let (apis, (function, permissions, log_group), role) =
+        tokio::try_join!(rest_api::list(aws, stack), function_and_logs, role::find(aws, stack))?;
+    Ok(Inventory { apis, function, permissions, log_group, role })
+}
+
+impl Inventory {
+    /// Ours, in the order `down` deletes them.
+    pub fn to_delete(&self, stack: &Stack) -> Vec<Resource> {
+        let mut resources: Vec<Resource> =
+            self.apis.ours.iter().map(|id| Resource { kind: Step::RestApi.name(), id: id.clone() }).collect();
+        let mut add = |step: Step, present: bool, id: String| {
+            if present {
+                resources.push(Resource { kind: step.name(), id });
+            }
+        };
+        for sid in self.permissions.keys() {
+            add(Step::Permission, true, sid.clone());
+        }
+        add(Step::Function, matches!(self.function, Lookup::Ours(_)), stack.function_name().to_string());
+        add(Step::LogGroup, matches!(self.log_group, Lookup::Ours(_)), stack.log_group_name());
+        add(Step::Role, matches!(self.role, Lookup::Ours(_)), stack.role_name());
+        resources
+    }
+
+    /// Resources with the stack's names that are not ours, left alone.
+    pub fn foreign(&self, stack: &Stack) -> Vec<Skipped> {
+        let reason = format!("not tagged {STACK_TAG}={}", stack.name);
+        let mut skipped: Vec<Skipped> = self
+            .apis
+            .foreign
+            .iter()
+            .map(|id| Skipped { kind: Step::RestApi.name(), id: id.clone(), reason: reason.clone() })
+            .collect();
+        let mut add = |step: Step, foreign: bool, id: String| {
+            if foreign {
+                skipped.push(Skipped { kind: step.name(), id, reason: reason.clone() });
+            }
+        };
+        add(Step::Function, self.function == Lookup::Foreign, stack.function_name().to_string());
+        add(Step::LogGroup, self.log_group == Lookup::Foreign, stack.log_group_name());
+        add(Step::Role, self.role == Lookup::Foreign, stack.role_name());
+        skipped
+    }
+}
+
+/// Deletes what [`Inventory::to_delete`] lists: the APIs first (they stop traffic, and their
+/// rate limit is slowest), beside the function, its permission and logs, then the role.
+pub async fn down(
+    aws: &Aws,
+    stack: &Stack,
+    inventory: &Inventory,
+    progress: &dyn Progress,
+) -> Result<DownReport> {
+    let apis = async {
+        for id in &inventory.apis.ours {
+            run_step(progress, Step::RestApi, Action::Delete, rest_api::delete(aws, id, progress)).await?;
+        }
+        anyhow::Ok(())
+    };
+    let function_side = async {
+        if let Lookup::Ours(_) = inventory.function {
+            if !inventory.permissions.is_empty() {
+                let remove = permission::delete(aws, stack, &inventory.permissions);
+                run_step(progress, Step::Permission, Action::Delete, remove).await?;
+            }
+            run_step(progress, Step::Function, Action::Delete, function::delete(aws, stack)).await?;
+        }
+        // After the function: an invocation in between would make Lambda write to it again.
+        if let Lookup::Ours(_) = inventory.log_group {
+            run_step(progress, Step::LogGroup, Action::Delete, log_group::delete(aws, stack)).await?;
+        }
+        if let Lookup::Ours(_) = inventory.role {
+            run_step(progress, Step::Role, Action::Delete, role::delete(aws, stack)).await?;
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(apis, function_side)?;
+    Ok(DownReport {
+        name: stack.name.clone(),
+        region: stack.region.clone(),
+        deleted: inventory.to_delete(stack),
+        skipped: inventory.foreign(stack),
+    })
+}

@@ -1,0 +1,130 @@
+//! The function's CloudWatch log group, `/aws/lambda/<function>`. `up` makes it before the
+//! function so it carries our tag and a retention; Lambda would make it untagged, kept forever.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+
+use crate::aws::{Aws, AwsResultExt, error_code};
+use crate::plan::{Action, Change};
+use crate::resources::Lookup;
+use crate::stack::{STACK_TAG, Stack};
+
+/// Token logs are for debugging, not audit: a month is plenty and keeps the cost bounded.
+pub const RETENTION_DAYS: i32 = 30;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroupState {
+    pub name: String,
+    pub arn: String,
+    /// False for a group Lambda made for our function before we could tag it.
+    pub tagged: bool,
+    pub retention_days: Option<i32>,
+}
+
+pub const KIND: &str = "log group";
+
+/// The stack's log group. An untagged one is ours only when our function exists: it holds
+/// that function's logs.
+pub async fn find(aws: &Aws, stack: &Stack, function_is_ours: bool) -> Result<Lookup<LogGroupState>> {
+    let name = stack.log_group_name();
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&name)
+        .send()
+        .await
+        .aws_context(format!("reading log group {name}"))?;
+    let Some(group) = groups.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())) else {
+        return Ok(Lookup::Absent);
+    };
+    let arn = group.log_group_arn().unwrap_or_default().to_string();
+    let tags: HashMap<String, String> = aws
+        .logs
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .aws_context(format!("reading the tags of log group {name}"))?
+        .tags()
+        .cloned()
+        .unwrap_or_default();
+    let tagged = stack.owns(&tags);
+    if !tagged && (tags.contains_key(STACK_TAG) || !function_is_ours) {
+        return Ok(Lookup::Foreign);
+    }
+    Ok(Lookup::Ours(LogGroupState { name, arn, tagged, retention_days: group.retention_in_days() }))
+}
+
+pub fn plan(observed: Option<&LogGroupState>) -> Change {
+    match observed {
+        None => Change::create("no log group yet"),
+        Some(group) if !group.tagged => Change::update("made by Lambda untagged: tag it"),
+        Some(group) if group.retention_days != Some(RETENTION_DAYS) => {
+            Change::update(format!("retention is not {RETENTION_DAYS} days"))
+        }
+        Some(_) => Change::unchanged(),
+    }
+}
+
+pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&LogGroupState>) -> Result<()> {
+    let name = stack.log_group_name();
+    match observed {
+        _ if action == Action::Unchanged => return Ok(()),
+        None => {
+            aws.logs
+                .create_log_group()
+                .log_group_name(&name)
+                .set_tags(Some(stack.tags().into_iter().collect()))
+                .send()
+                .await
+                .aws_context(format!("creating log group {name}"))?;
+        }
+        Some(group) if !group.tagged => {
+            aws.logs
+                .tag_resource()
+                .resource_arn(&group.arn)
+                .set_tags(Some(stack.tags().into_iter().collect()))
+                .send()
+                .await
+                .aws_context(format!("tagging log group {name}"))?;
+        }
+        Some(_) => {}
+    }
+    aws.logs
+        .put_retention_policy()
+        .log_group_name(&name)
+        .retention_in_days(RETENTION_DAYS)
+        .send()
+        .await
+        .aws_context(format!("setting the retention of log group {name}"))?;
+    Ok(())
+}
+
+/// Deletes the log group and the function's logs in it. Gone already is fine.
+pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
+    let name = stack.log_group_name();
+    match aws.logs.delete_log_group().log_group_name(&name).send().await {
+        Err(e) if error_code(&e) != Some("ResourceNotFoundException") => {
+            Err(e).aws_context(format!("deleting log group {name}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(tagged: bool, retention_days: Option<i32>) -> LogGroupState {
+        LogGroupState { name: "/aws/lambda/s".into(), arn: "arn".into(), tagged, retention_days }
+    }
+
+    #[test]
+    fn plans_creation_adoption_and_retention() {
+        assert_eq!(plan(None).action, Action::Create);
+        assert_eq!(plan(Some(&group(false, None))).action, Action::Update);
+        assert_eq!(plan(Some(&group(true, None))).action, Action::Update);
+        assert_eq!(plan(Some(&group(true, Some(RETENTION_DAYS)))).action, Action::Unchanged);
+    }
+}
