@@ -6,11 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokendeploy_deploy::stack::DEFAULT_STACK_NAME;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tokendeploy",
-    version,
-    about = "Puts a secure token server on AWS in one command"
-)]
+#[command(name = "tokendeploy", version, about = "Puts a secure token server on AWS in one command")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -24,6 +20,14 @@ pub enum Command {
     /// environment or in --env-file, never from a flag. ALLOWED_ORIGINS is required too;
     /// TOKEN_URL and TOKEN_PROVIDER are optional.
     Up(UpArgs),
+    /// Show what `up` would create or update, changing nothing.
+    Plan(UpArgs),
+    /// Show what exists for the stack and how it differs from what `up` would make.
+    ///
+    /// Exits 0 when the stack is complete and in sync, 3 when it is not.
+    Status(StatusArgs),
+    /// Delete everything `up` made for the stack in the region, and nothing else.
+    Down(DownArgs),
     /// Build the token function and write the deterministic zip that `up --zip` deploys.
     Package(PackageArgs),
 }
@@ -55,6 +59,31 @@ pub struct UpArgs {
     /// Deploy this zip (from `tokendeploy package`) instead of building function/.
     #[arg(long)]
     pub zip: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Compare the function's variables with this dotenv file's (values are never shown).
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Compare the deployed code with this zip instead of a build of function/.
+    #[arg(long)]
+    pub zip: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Delete without asking. Required when standard input is not a terminal.
+    #[arg(long)]
+    pub yes: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }

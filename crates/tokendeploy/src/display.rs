@@ -25,10 +25,7 @@ pub struct Console {
 enum Mode {
     Quiet,
     Lines,
-    Bars {
-        bars: MultiProgress,
-        steps: Mutex<HashMap<Step, ProgressBar>>,
-    },
+    Bars { bars: MultiProgress, steps: Mutex<HashMap<Step, ProgressBar>> },
 }
 
 impl Console {
@@ -43,10 +40,7 @@ impl Console {
         } else {
             Mode::Lines
         };
-        Self {
-            mode,
-            abort_after: std::env::var(ABORT_AFTER_VARIABLE).ok(),
-        }
+        Self { mode, abort_after: std::env::var(ABORT_AFTER_VARIABLE).ok() }
     }
 
     /// Removes finished spinners' leftovers before the result is printed.
@@ -84,20 +78,13 @@ impl Progress for Console {
     }
 
     fn finished(&self, report: &StepReport) {
-        let line = format!(
-            "{:<26} {} ({:.1}s)",
-            report.step.title(),
-            report.action.done(),
-            report.seconds
-        );
+        let line = format!("{:<26} {} ({:.1}s)", report.step.title(), report.action.done(), report.seconds);
         match &self.mode {
             Mode::Quiet => {}
             Mode::Lines => eprintln!("{line}"),
             Mode::Bars { steps, .. } => {
                 if let Some(bar) = steps.lock().unwrap().remove(&report.step) {
-                    bar.set_style(
-                        ProgressStyle::with_template("✔ {msg}").expect("a valid template"),
-                    );
+                    bar.set_style(ProgressStyle::with_template("✔ {msg}").expect("a valid template"));
                     bar.finish_with_message(line);
                 }
             }

@@ -30,12 +30,11 @@ pub async fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // `{:#}` keeps the whole context chain on one line.
-            eprintln!("error: {error:#}");
-            if error.downcast_ref::<UsageError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
+            if error.downcast_ref::<commands::OutOfSync>().is_some() {
+                return ExitCode::from(3); // status already said how
             }
+            eprintln!("error: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
 }

@@ -20,16 +20,41 @@ const PASSED: [&str; 6] = [
     "UPSTREAM_TIMEOUT_MS",
 ];
 
+/// The names every deployed function has: required, or given a default by `up`.
+pub const ALWAYS_SET: [&str; 5] =
+    ["TOKEN_PROVIDER", "CONSUMER_KEY", "CONSUMER_SECRET", "TOKEN_URL", "ALLOWED_ORIGINS"];
+
+/// For `up` and `plan`: complete and valid, or a usage error naming what is wrong.
 pub fn function_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
+    let known = known_variables(env_file)?;
+    collect(|name| known.get(name).cloned())
+}
+
+/// For `status`: whatever is at hand (secrets may not be), with `up`'s defaults.
+pub fn known_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
+    let mut known = known_variables(env_file)?;
+    with_defaults(&mut known);
+    Ok(FunctionEnvironment(known))
+}
+
+/// The passed variables set in the environment or, failing that, in the env file.
+fn known_variables(env_file: Option<&Path>) -> Result<BTreeMap<String, String>> {
     let from_file = match env_file {
         Some(path) => read_env_file(path)?,
         None => BTreeMap::new(),
     };
-    collect(|name| {
-        std::env::var(name)
-            .ok()
-            .or_else(|| from_file.get(name).cloned())
-    })
+    Ok(PASSED
+        .iter()
+        .filter_map(|name| {
+            let value = std::env::var(name).ok().or_else(|| from_file.get(*name).cloned());
+            value.filter(|v| !v.trim().is_empty()).map(|v| (name.to_string(), v))
+        })
+        .collect())
+}
+
+fn with_defaults(variables: &mut BTreeMap<String, String>) {
+    variables.entry("TOKEN_PROVIDER".into()).or_insert_with(|| "dolby".into());
+    variables.entry("TOKEN_URL".into()).or_insert_with(|| DEFAULT_TOKEN_URL.into());
 }
 
 fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
@@ -38,8 +63,8 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
     let mut variables = BTreeMap::new();
     for entry in entries {
         // dotenvy's parse errors name the line, not the value.
-        let (name, value) = entry
-            .map_err(|e| UsageError(format!("--env-file {} is not dotenv: {e}", path.display())))?;
+        let (name, value) =
+            entry.map_err(|e| UsageError(format!("--env-file {} is not dotenv: {e}", path.display())))?;
         variables.insert(name, value);
     }
     Ok(variables)
@@ -50,16 +75,9 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 fn collect(lookup: impl Fn(&str) -> Option<String>) -> Result<FunctionEnvironment> {
     let lookup = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
     Config::from_lookup(&lookup).map_err(|e| UsageError(usage_message(&e)))?;
-    let mut variables: BTreeMap<String, String> = PASSED
-        .iter()
-        .filter_map(|name| lookup(name).map(|v| (name.to_string(), v)))
-        .collect();
-    variables
-        .entry("TOKEN_PROVIDER".into())
-        .or_insert_with(|| "dolby".into());
-    variables
-        .entry("TOKEN_URL".into())
-        .or_insert_with(|| DEFAULT_TOKEN_URL.into());
+    let mut variables: BTreeMap<String, String> =
+        PASSED.iter().filter_map(|name| lookup(name).map(|v| (name.to_string(), v))).collect();
+    with_defaults(&mut variables);
     Ok(FunctionEnvironment(variables))
 }
 
@@ -80,10 +98,8 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(pairs: &[(&str, &str)]) -> Result<FunctionEnvironment> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         collect(|name| map.get(name).cloned())
     }
 
@@ -98,29 +114,16 @@ mod tests {
         .unwrap();
         assert_eq!(
             env.0.keys().collect::<Vec<_>>(),
-            [
-                "ALLOWED_ORIGINS",
-                "CONSUMER_KEY",
-                "CONSUMER_SECRET",
-                "TOKEN_PROVIDER",
-                "TOKEN_URL"
-            ]
+            ["ALLOWED_ORIGINS", "CONSUMER_KEY", "CONSUMER_SECRET", "TOKEN_PROVIDER", "TOKEN_URL"]
         );
         assert_eq!(env.0["TOKEN_URL"], DEFAULT_TOKEN_URL);
     }
 
     #[test]
     fn a_missing_or_empty_secret_is_a_usage_error_naming_it() {
-        let err = from(&[
-            ("CONSUMER_KEY", "k"),
-            ("CONSUMER_SECRET", " "),
-            ("ALLOWED_ORIGINS", "*"),
-        ])
-        .unwrap_err();
+        let err =
+            from(&[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", " "), ("ALLOWED_ORIGINS", "*")]).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
-        assert!(
-            err.to_string().starts_with("CONSUMER_SECRET is not set"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("CONSUMER_SECRET is not set"), "{err}");
     }
 }

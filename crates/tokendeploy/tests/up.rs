@@ -8,9 +8,10 @@ use aws_sdk_lambda::types::Environment;
 use serde_json::Value;
 use support::*;
 
-const ALL_STEPS: [&str; 10] = [
+const ALL_STEPS: [&str; 11] = [
     "role",
     "package",
+    "log_group",
     "function",
     "environment",
     "rest_api",
@@ -22,18 +23,11 @@ const ALL_STEPS: [&str; 10] = [
 ];
 
 fn all(action: &str) -> Vec<(String, String)> {
-    ALL_STEPS
-        .iter()
-        .map(|s| (s.to_string(), action.to_string()))
-        .collect()
+    ALL_STEPS.iter().map(|s| (s.to_string(), action.to_string())).collect()
 }
 
 fn changed(actions: &[(String, String)]) -> Vec<&str> {
-    actions
-        .iter()
-        .filter(|(_, a)| a != "unchanged")
-        .map(|(s, _)| s.as_str())
-        .collect()
+    actions.iter().filter(|(_, a)| a != "unchanged").map(|(s, _)| s.as_str()).collect()
 }
 
 #[tokio::test]
@@ -55,10 +49,7 @@ async fn a_fresh_up_creates_every_resource_as_specified() {
         "stage",
         "invoke_url",
     ] {
-        assert!(
-            report[field].as_str().is_some_and(|v| !v.is_empty()),
-            "{field} missing in {report}"
-        );
+        assert!(report[field].as_str().is_some_and(|v| !v.is_empty()), "{field} missing in {report}");
     }
     let api_id = report["api_id"].as_str().unwrap();
     let account = report["account"].as_str().unwrap();
@@ -74,74 +65,28 @@ async fn a_fresh_up_creates_every_resource_as_specified() {
     let aws = harness.aws(REGION).await;
 
     // 1. The role: Lambda may assume it; it may write logs; it carries our tag.
-    let role = aws
-        .iam
-        .get_role()
-        .role_name("token-server-us-west-1-lambda")
-        .send()
-        .await
-        .unwrap()
-        .role
-        .unwrap();
+    let role =
+        aws.iam.get_role().role_name("token-server-us-west-1-lambda").send().await.unwrap().role.unwrap();
     assert_eq!(role.arn(), report["role_arn"]);
-    let trust: Value = serde_json::from_str(&urlencoding_decode(
-        role.assume_role_policy_document().unwrap(),
-    ))
-    .unwrap();
-    assert_eq!(
-        trust["Statement"][0]["Principal"]["Service"],
-        "lambda.amazonaws.com"
-    );
+    let trust: Value =
+        serde_json::from_str(&urlencoding_decode(role.assume_role_policy_document().unwrap())).unwrap();
+    assert_eq!(trust["Statement"][0]["Principal"]["Service"], "lambda.amazonaws.com");
     assert_eq!(trust["Statement"][0]["Action"], "sts:AssumeRole");
-    let attached = aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(role.role_name())
-        .send()
-        .await
-        .unwrap();
+    let attached = aws.iam.list_attached_role_policies().role_name(role.role_name()).send().await.unwrap();
     assert_eq!(
-        attached
-            .attached_policies()
-            .iter()
-            .map(|p| p.policy_arn().unwrap())
-            .collect::<Vec<_>>(),
+        attached.attached_policies().iter().map(|p| p.policy_arn().unwrap()).collect::<Vec<_>>(),
         ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
     );
-    let role_tags = aws
-        .iam
-        .list_role_tags()
-        .role_name(role.role_name())
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        role_tags
-            .tags()
-            .iter()
-            .any(|t| t.key() == "tokendeploy:stack" && t.value() == "token-server")
-    );
+    let role_tags = aws.iam.list_role_tags().role_name(role.role_name()).send().await.unwrap();
+    assert!(role_tags.tags().iter().any(|t| t.key() == "tokendeploy:stack" && t.value() == "token-server"));
 
     // 3-4. The function and its environment.
-    let function = aws
-        .lambda
-        .get_function()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
+    let function = aws.lambda.get_function().function_name("token-server").send().await.unwrap();
     let config = function.configuration().unwrap();
     assert_eq!(config.function_arn().unwrap(), report["function_arn"]);
     assert_eq!(config.runtime().unwrap().as_str(), "provided.al2023");
     assert_eq!(config.handler(), Some("bootstrap"));
-    assert_eq!(
-        config
-            .architectures()
-            .iter()
-            .map(|a| a.as_str())
-            .collect::<Vec<_>>(),
-        ["x86_64"]
-    );
+    assert_eq!(config.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["x86_64"]);
     assert_eq!(config.role(), Some(role.arn()));
     assert_eq!(config.code_sha256().unwrap(), report["code_sha256"]);
     let timeout = config.timeout().unwrap();
@@ -154,48 +99,33 @@ async fn a_fresh_up_creates_every_resource_as_specified() {
     assert_eq!(variables["CONSUMER_SECRET"], SECRET);
     assert_eq!(variables["ALLOWED_ORIGINS"], ORIGINS);
     assert_eq!(variables["TOKEN_PROVIDER"], "dolby");
-    assert_eq!(
-        variables["TOKEN_URL"],
-        "https://session.voxeet.com/v1/oauth2/token"
-    );
-    assert_eq!(
-        function.tags().unwrap()["tokendeploy:stack"],
-        "token-server"
-    );
+    assert_eq!(variables["TOKEN_URL"], "https://session.voxeet.com/v1/oauth2/token");
+    assert_eq!(function.tags().unwrap()["tokendeploy:stack"], "token-server");
+
+    // The log group, made before Lambda could make it untagged and kept forever.
+    let groups = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/token-server")
+        .send()
+        .await
+        .unwrap();
+    let group = &groups.log_groups()[0];
+    assert_eq!(group.retention_in_days(), Some(30));
+    let tags =
+        aws.logs.list_tags_for_resource().resource_arn(group.log_group_arn().unwrap()).send().await.unwrap();
+    assert_eq!(tags.tags().unwrap()["tokendeploy:stack"], "token-server");
 
     // 5-9. The REST API: regional, {proxy+} under the root, GET and OPTIONS proxied to the function.
-    let api = aws
-        .apigateway
-        .get_rest_api()
-        .rest_api_id(api_id)
-        .send()
-        .await
-        .unwrap();
+    let api = aws.apigateway.get_rest_api().rest_api_id(api_id).send().await.unwrap();
     assert_eq!(api.name(), Some("token-server"));
-    assert_eq!(
-        api.endpoint_configuration().unwrap().types()[0].as_str(),
-        "REGIONAL"
-    );
+    assert_eq!(api.endpoint_configuration().unwrap().types()[0].as_str(), "REGIONAL");
     assert_eq!(api.tags().unwrap()["tokendeploy:stack"], "token-server");
-    let resources = aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(api_id)
-        .send()
-        .await
-        .unwrap();
-    let mut paths: Vec<&str> = resources
-        .items()
-        .iter()
-        .map(|r| r.path().unwrap())
-        .collect();
+    let resources = aws.apigateway.get_resources().rest_api_id(api_id).send().await.unwrap();
+    let mut paths: Vec<&str> = resources.items().iter().map(|r| r.path().unwrap()).collect();
     paths.sort();
     assert_eq!(paths, ["/", "/{proxy+}"]);
-    let proxy = resources
-        .items()
-        .iter()
-        .find(|r| r.path() == Some("/{proxy+}"))
-        .unwrap();
+    let proxy = resources.items().iter().find(|r| r.path() == Some("/{proxy+}")).unwrap();
     let function_arn = report["function_arn"].as_str().unwrap();
     for method in ["GET", "OPTIONS"] {
         let got = aws
@@ -220,40 +150,19 @@ async fn a_fresh_up_creates_every_resource_as_specified() {
     }
 
     // 10. The stage.
-    let stage = aws
-        .apigateway
-        .get_stage()
-        .rest_api_id(api_id)
-        .stage_name("prod")
-        .send()
-        .await
-        .unwrap();
+    let stage = aws.apigateway.get_stage().rest_api_id(api_id).stage_name("prod").send().await.unwrap();
     assert!(stage.deployment_id().is_some());
 
     // 11. The permission: API Gateway, this API, stage and method only.
-    let policy = aws
-        .lambda
-        .get_policy()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
+    let policy = aws.lambda.get_policy().function_name("token-server").send().await.unwrap();
     let policy: Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
-    let statements: HashMap<&str, &Value> = policy["Statement"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["Sid"].as_str().unwrap(), s))
-        .collect();
-    for (sid, method) in [
-        ("tokendeploy-apigateway-get", "GET"),
-        ("tokendeploy-apigateway-options", "OPTIONS"),
-    ] {
+    let statements: HashMap<&str, &Value> =
+        policy["Statement"].as_array().unwrap().iter().map(|s| (s["Sid"].as_str().unwrap(), s)).collect();
+    for (sid, method) in
+        [("tokendeploy-apigateway-get", "GET"), ("tokendeploy-apigateway-options", "OPTIONS")]
+    {
         let statement = statements[sid];
-        assert_eq!(
-            statement["Principal"]["Service"],
-            "apigateway.amazonaws.com"
-        );
+        assert_eq!(statement["Principal"]["Service"], "apigateway.amazonaws.com");
         assert_eq!(statement["Action"], "lambda:InvokeFunction");
         assert_eq!(
             statement["Condition"]["ArnLike"]["AWS:SourceArn"],
@@ -275,20 +184,9 @@ async fn a_second_up_with_nothing_changed_changes_nothing() {
     second.assert_success().assert_no_secret();
     assert_eq!(second.actions(), all("unchanged"));
     assert_eq!(second.json()["api_id"], first.json()["api_id"]);
-    assert_eq!(
-        last_modified(&aws).await,
-        modified,
-        "nothing was uploaded or reconfigured"
-    );
-    assert_eq!(
-        deployment_count(&aws, first.json()["api_id"].as_str().unwrap()).await,
-        deployments
-    );
-    assert_eq!(
-        rest_apis(&aws).await.len(),
-        1,
-        "never two REST APIs for one stack"
-    );
+    assert_eq!(last_modified(&aws).await, modified, "nothing was uploaded or reconfigured");
+    assert_eq!(deployment_count(&aws, first.json()["api_id"].as_str().unwrap()).await, deployments);
+    assert_eq!(rest_apis(&aws).await.len(), 1, "never two REST APIs for one stack");
 }
 
 #[tokio::test]
@@ -313,11 +211,7 @@ async fn a_new_secret_updates_only_the_environment_and_keeps_variables_added_by_
     aws.lambda
         .update_function_configuration()
         .function_name("token-server")
-        .environment(
-            Environment::builder()
-                .set_variables(Some(variables))
-                .build(),
-        )
+        .environment(Environment::builder().set_variables(Some(variables)).build())
         .send()
         .await
         .unwrap();
@@ -331,13 +225,7 @@ async fn a_new_secret_updates_only_the_environment_and_keeps_variables_added_by_
     assert!(!run.stdout.contains(new_secret) && !run.stderr.contains(new_secret));
     assert_eq!(changed(&run.actions()), ["environment"]);
 
-    let config = aws
-        .lambda
-        .get_function_configuration()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
+    let config = aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
     let variables = config.environment().unwrap().variables().unwrap();
     assert_eq!(variables["CONSUMER_SECRET"], new_secret);
     assert_eq!(variables["TEAM_SETTING"], "keep-me");
@@ -357,22 +245,13 @@ async fn new_code_updates_only_the_code() {
     changed_zip.write_to(&path).unwrap();
 
     let env = harness.env();
-    let run = harness.run_with(
-        &["up", "--output", "json", "--zip", path.to_str().unwrap()],
-        &env,
-    );
+    let run = harness.run_with(&["up", "--output", "json", "--zip", path.to_str().unwrap()], &env);
     run.assert_success();
     assert_eq!(changed(&run.actions()), ["package", "function"]);
     assert_eq!(run.json()["code_sha256"], changed_zip.code_sha256);
     assert_ne!(run.json()["code_sha256"], first.json()["code_sha256"]);
     let aws = harness.aws(REGION).await;
-    let config = aws
-        .lambda
-        .get_function_configuration()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
+    let config = aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
     assert_eq!(config.code_sha256(), Some(changed_zip.code_sha256.as_str()));
 }
 
@@ -395,49 +274,23 @@ async fn a_foreign_function_with_our_name_is_refused_and_left_as_it_was() {
         .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
         .handler("bootstrap")
         .role(role.role().unwrap().arn())
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(zip.into())
-                .build(),
-        )
+        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(zip.into()).build())
         .send()
         .await
         .unwrap();
-    let before = aws
-        .lambda
-        .get_function()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
+    let before = aws.lambda.get_function().function_name("token-server").send().await.unwrap();
 
     let run = harness.up(&[]);
     assert_eq!(run.code, 1);
-    assert_eq!(
-        run.stderr.trim().lines().count(),
-        1,
-        "one line:\n{}",
-        run.stderr
-    );
+    assert_eq!(run.stderr.trim().lines().count(), 1, "one line:\n{}", run.stderr);
     assert!(
-        run.stderr
-            .contains("Lambda function \"token-server\" already exists but is not tagged"),
+        run.stderr.contains("Lambda function \"token-server\" already exists but is not tagged"),
         "{}",
         run.stderr
     );
 
-    let after = aws
-        .lambda
-        .get_function()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        after.configuration(),
-        before.configuration(),
-        "the foreign function was not touched"
-    );
+    let after = aws.lambda.get_function().function_name("token-server").send().await.unwrap();
+    assert_eq!(after.configuration(), before.configuration(), "the foreign function was not touched");
     assert_eq!(after.tags(), before.tags());
     assert!(rest_apis(&aws).await.is_empty(), "nothing else was made");
     assert_eq!(role_names(&aws).await, ["someone-elses-role"]);
@@ -450,11 +303,7 @@ async fn a_missing_secret_is_refused_before_any_aws_call() {
     env.retain(|(k, _)| k != "CONSUMER_SECRET");
     let run = harness.up_with(&[], &env);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("CONSUMER_SECRET is not set"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("CONSUMER_SECRET is not set"), "{}", run.stderr);
     assert_eq!(run.stdout, "");
     let aws = harness.aws(REGION).await;
     assert!(role_names(&aws).await.is_empty());
@@ -466,20 +315,18 @@ async fn a_missing_secret_is_refused_before_any_aws_call() {
 async fn settings_come_from_an_env_file_with_the_environment_taking_precedence() {
     let harness = Harness::start();
     let file = harness.dir.join("token.env");
-    std::fs::write(&file, format!("CONSUMER_KEY=from-file\nCONSUMER_SECRET={SECRET}\nALLOWED_ORIGINS=https://file.example\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("CONSUMER_KEY=from-file\nCONSUMER_SECRET={SECRET}\nALLOWED_ORIGINS=https://file.example\n"),
+    )
+    .unwrap();
     let mut env = harness.moto.aws_environment(REGION);
     env.push(("ALLOWED_ORIGINS".into(), "https://env.example".into()));
     let run = harness.up_with(&["--env-file", file.to_str().unwrap()], &env);
     run.assert_success().assert_no_secret();
 
     let aws = harness.aws(REGION).await;
-    let config = aws
-        .lambda
-        .get_function_configuration()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
+    let config = aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
     let variables = config.environment().unwrap().variables().unwrap();
     assert_eq!(variables["CONSUMER_KEY"], "from-file");
     assert_eq!(variables["CONSUMER_SECRET"], SECRET);
@@ -490,16 +337,9 @@ async fn settings_come_from_an_env_file_with_the_environment_taking_precedence()
 async fn an_up_killed_after_any_step_is_completed_by_the_next() {
     let harness = Harness::start();
     let aws = harness.aws(REGION).await;
-    for step in [
-        "package",
-        "role",
-        "function",
-        "rest_api",
-        "proxy_resource",
-        "methods",
-        "integrations",
-        "deployment",
-    ] {
+    for step in
+        ["package", "role", "function", "rest_api", "proxy_resource", "methods", "integrations", "deployment"]
+    {
         let name = format!("killed-{}", step.replace('_', "-"));
         let mut env = harness.env();
         env.push(("TOKENDEPLOY_ABORT_AFTER_STEP".into(), step.into()));
@@ -510,16 +350,8 @@ async fn an_up_killed_after_any_step_is_completed_by_the_next() {
         resumed.assert_success();
         let again = harness.up(&["--name", &name]);
         again.assert_success();
-        assert_eq!(
-            again.actions(),
-            all("unchanged"),
-            "{step}: the resumed run left the stack complete"
-        );
-        let apis = rest_apis(&aws)
-            .await
-            .into_iter()
-            .filter(|(_, n, _)| *n == name)
-            .count();
+        assert_eq!(again.actions(), all("unchanged"), "{step}: the resumed run left the stack complete");
+        let apis = rest_apis(&aws).await.into_iter().filter(|(_, n, _)| *n == name).count();
         assert_eq!(apis, 1, "{step}: one REST API for the stack");
     }
 }
@@ -534,13 +366,7 @@ async fn one_name_in_two_regions_gets_a_role_per_region() {
     assert_ne!(west.json()["role_arn"], east.json()["role_arn"]);
     let mut roles = role_names(&harness.aws(REGION).await).await;
     roles.sort();
-    assert_eq!(
-        roles,
-        [
-            "token-server-us-east-2-lambda",
-            "token-server-us-west-1-lambda"
-        ]
-    );
+    assert_eq!(roles, ["token-server-us-east-2-lambda", "token-server-us-west-1-lambda"]);
 }
 
 #[tokio::test]
@@ -549,22 +375,10 @@ async fn bad_usage_exits_2_with_one_line_and_creates_nothing() {
     let mut no_region = harness.env();
     no_region.retain(|(k, _)| k != "AWS_REGION");
     let cases: [(&[&str], &[(String, String)], &str); 4] = [
-        (
-            &["up", "--name", "Bad_Name"],
-            &harness.env(),
-            "stack name \"Bad_Name\" is not valid",
-        ),
-        (
-            &["up", "--zip", "/nonexistent.zip"],
-            &harness.env(),
-            "--zip /nonexistent.zip: no such file",
-        ),
+        (&["up", "--name", "Bad_Name"], &harness.env(), "stack name \"Bad_Name\" is not valid"),
+        (&["up", "--zip", "/nonexistent.zip"], &harness.env(), "--zip /nonexistent.zip: no such file"),
         (&["up"], &no_region, "no AWS region: pass --region"),
-        (
-            &["up", "--output", "yaml"],
-            &harness.env(),
-            "invalid value 'yaml'",
-        ),
+        (&["up", "--output", "yaml"], &harness.env(), "invalid value 'yaml'"),
     ];
     for (args, env, message) in cases {
         let run = harness.run_with(args, env);
@@ -595,36 +409,19 @@ fn package_writes_the_same_zip_every_time() {
 }
 
 async fn last_modified(aws: &tokendeploy_deploy::Aws) -> String {
-    let config = aws
-        .lambda
-        .get_function_configuration()
-        .function_name("token-server")
-        .send()
-        .await
-        .unwrap();
+    let config = aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
     config.last_modified().unwrap().to_string()
 }
 
 async fn deployment_count(aws: &tokendeploy_deploy::Aws, api_id: &str) -> usize {
-    aws.apigateway
-        .get_deployments()
-        .rest_api_id(api_id)
-        .send()
-        .await
-        .unwrap()
-        .items()
-        .len()
+    aws.apigateway.get_deployments().rest_api_id(api_id).send().await.unwrap().items().len()
 }
 
 fn unzip_bootstrap(zip: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).unwrap();
     let mut binary = Vec::new();
-    archive
-        .by_name("bootstrap")
-        .unwrap()
-        .read_to_end(&mut binary)
-        .unwrap();
+    archive.by_name("bootstrap").unwrap().read_to_end(&mut binary).unwrap();
     binary
 }
 

@@ -19,19 +19,15 @@ pub const ORIGINS: &str = "https://app.example.com";
 pub fn function_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("bootstrap-{}.zip", std::process::id()));
+        let out =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bootstrap-{}.zip", std::process::id()));
         let output = Command::new(env!("CARGO_BIN_EXE_tokendeploy"))
             .args(["package", "--quiet", "--out"])
             .arg(&out)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
-        assert!(
-            output.status.success(),
-            "package failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        assert!(output.status.success(), "package failed: {}", String::from_utf8_lossy(&output.stderr));
         out
     })
 }
@@ -49,12 +45,8 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\n{}",
-                self.stdout, self.stderr
-            )
-        })
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 
     /// `name -> action` of the JSON report's steps.
@@ -63,21 +55,12 @@ impl Run {
             .as_array()
             .unwrap()
             .iter()
-            .map(|s| {
-                (
-                    s["name"].as_str().unwrap().to_string(),
-                    s["action"].as_str().unwrap().to_string(),
-                )
-            })
+            .map(|s| (s["name"].as_str().unwrap().to_string(), s["action"].as_str().unwrap().to_string()))
             .collect()
     }
 
     pub fn assert_success(&self) -> &Self {
-        assert_eq!(
-            self.code, 0,
-            "stdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
 
@@ -100,11 +83,7 @@ impl Harness {
     /// The environment a user would have: AWS settings for moto plus the app's settings.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = self.moto.aws_environment(REGION);
-        for (k, v) in [
-            ("CONSUMER_KEY", KEY),
-            ("CONSUMER_SECRET", SECRET),
-            ("ALLOWED_ORIGINS", ORIGINS),
-        ] {
+        for (k, v) in [("CONSUMER_KEY", KEY), ("CONSUMER_SECRET", SECRET), ("ALLOWED_ORIGINS", ORIGINS)] {
             env.push((k.into(), v.into()));
         }
         env
@@ -112,19 +91,10 @@ impl Harness {
 
     pub fn command(&self, args: &[&str], env: &[(String, String)]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tokendeploy"));
-        command
-            .args(args)
-            .env_clear()
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        for name in [
-            "PATH",
-            "HOME",
-            "CARGO",
-            "CARGO_HOME",
-            "RUSTUP_HOME",
-            "RUSTUP_TOOLCHAIN",
-            "CARGO_TARGET_DIR",
-        ] {
+        command.args(args).env_clear().current_dir(env!("CARGO_MANIFEST_DIR"));
+        for name in
+            ["PATH", "HOME", "CARGO", "CARGO_HOME", "RUSTUP_HOME", "RUSTUP_TOOLCHAIN", "CARGO_TARGET_DIR"]
+        {
             if let Ok(value) = std::env::var(name) {
                 command.env(name, value);
             }
@@ -169,16 +139,8 @@ impl Harness {
 }
 
 /// Every REST API in the region: (id, name, tags).
-pub async fn rest_apis(
-    aws: &Aws,
-) -> Vec<(String, String, std::collections::HashMap<String, String>)> {
-    let apis = aws
-        .apigateway
-        .get_rest_apis()
-        .limit(500)
-        .send()
-        .await
-        .unwrap();
+pub async fn rest_apis(aws: &Aws) -> Vec<(String, String, std::collections::HashMap<String, String>)> {
+    let apis = aws.apigateway.get_rest_apis().limit(500).send().await.unwrap();
     apis.items()
         .iter()
         .map(|a| {
@@ -193,18 +155,30 @@ pub async fn rest_apis(
 
 pub async fn function_names(aws: &Aws) -> Vec<String> {
     let functions = aws.lambda.list_functions().send().await.unwrap();
-    functions
-        .functions()
-        .iter()
-        .map(|f| f.function_name().unwrap().to_string())
-        .collect()
+    functions.functions().iter().map(|f| f.function_name().unwrap().to_string()).collect()
 }
 
 pub async fn role_names(aws: &Aws) -> Vec<String> {
     let roles = aws.iam.list_roles().send().await.unwrap();
-    roles
-        .roles()
-        .iter()
-        .map(|r| r.role_name().to_string())
-        .collect()
+    roles.roles().iter().map(|r| r.role_name().to_string()).collect()
+}
+
+pub async fn log_group_names(aws: &Aws) -> Vec<String> {
+    let groups = aws.logs.describe_log_groups().send().await.unwrap();
+    groups.log_groups().iter().map(|g| g.log_group_name().unwrap().to_string()).collect()
+}
+
+/// Everything in the account a test can see for a region, to compare before and after.
+pub async fn snapshot(aws: &Aws) -> Vec<String> {
+    let mut all = Vec::new();
+    all.extend(role_names(aws).await.into_iter().map(|n| format!("role {n}")));
+    all.extend(function_names(aws).await.into_iter().map(|n| format!("function {n}")));
+    all.extend(rest_apis(aws).await.into_iter().map(|(id, n, _)| format!("api {id} {n}")));
+    all.extend(log_group_names(aws).await.into_iter().map(|n| format!("log group {n}")));
+    for name in function_names(aws).await {
+        let config = aws.lambda.get_function_configuration().function_name(&name).send().await.unwrap();
+        all.push(format!("function {name} modified {}", config.last_modified().unwrap()));
+    }
+    all.sort();
+    all
 }

@@ -1,0 +1,71 @@
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::Result;
+use tokendeploy_deploy::down::{DownReport, down, inventory};
+
+use crate::UsageError;
+use crate::cli::{DownArgs, OutputFormat};
+use crate::commands::connect;
+use crate::display::{Console, print_json};
+
+pub async fn run(args: DownArgs) -> Result<()> {
+    let (aws, stack) = connect(&args.aws).await?;
+    let found = inventory(&aws, &stack).await?;
+    let doomed = found.to_delete(&stack);
+    let report = if doomed.is_empty() {
+        DownReport {
+            name: stack.name.clone(),
+            region: stack.region.clone(),
+            deleted: vec![],
+            skipped: found.foreign(&stack),
+        }
+    } else {
+        if !args.yes {
+            confirm(&stack.name, &stack.region, &doomed)?;
+        }
+        let console = Console::new(&args.output);
+        let report = down(&aws, &stack, &found, &console).await;
+        console.clear();
+        report?
+    };
+    match args.output.output {
+        OutputFormat::Json => print_json(&report)?,
+        OutputFormat::Text => {
+            if report.deleted.is_empty() {
+                println!("nothing to delete for stack {} in {}", report.name, report.region);
+            }
+            for resource in &report.deleted {
+                println!("deleted {} {}", resource.kind, resource.id);
+            }
+            for skipped in &report.skipped {
+                println!("left {} {}: {}", skipped.kind, skipped.id, skipped.reason);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks on a terminal; elsewhere (CI) refuses at once rather than wait for an answer.
+fn confirm(name: &str, region: &str, doomed: &[tokendeploy_deploy::down::Resource]) -> Result<()> {
+    if !std::io::stdin().is_terminal() {
+        return Err(UsageError(format!(
+            "down would delete {} resources of stack {name} in {region}; pass --yes to delete without a terminal to confirm on",
+            doomed.len()
+        ))
+        .into());
+    }
+    let mut stderr = std::io::stderr();
+    writeln!(stderr, "tokendeploy down will delete, in {region}:")?;
+    for resource in doomed {
+        writeln!(stderr, "  {} {}", resource.kind, resource.id)?;
+    }
+    write!(stderr, "Delete these {} resources of stack {name}? [y/N] ", doomed.len())?;
+    stderr.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(UsageError("nothing was deleted".into()).into())
+    }
+}
