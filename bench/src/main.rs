@@ -110,7 +110,8 @@ fn summary(samples: &mut [Duration]) -> Value {
 
 fn rest_event() -> Value {
     let mut event: Value =
-        serde_json::from_str(include_str!("../../function/tests/fixtures/apigw_rest_proxy.json")).expect("valid fixture");
+        serde_json::from_str(include_str!("../../function/tests/fixtures/apigw_rest_proxy.json"))
+            .expect("valid fixture");
     event["path"] = json!("/token");
     event
 }

@@ -53,3 +53,18 @@ impl Desired {
 pub fn invoke_url(api_id: &str, region: &str) -> String {
     format!("https://{api_id}.execute-api.{region}.amazonaws.com/{STAGE}/{TOKEN_PATH}")
 }
+
+#[cfg(test)]
+impl Desired {
+    /// Stack `s` in us-west-1 of account 123456789012, for unit tests.
+    pub fn example(code_sha256: &str, environment: &[(&str, &str)]) -> Self {
+        Self {
+            stack: Stack::new("s", "us-west-1").unwrap(),
+            account: "123456789012".into(),
+            code_sha256: code_sha256.into(),
+            environment: FunctionEnvironment(
+                environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ),
+        }
+    }
+}

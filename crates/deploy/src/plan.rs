@@ -190,17 +190,10 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::FunctionEnvironment;
-    use crate::stack::Stack;
 
     #[test]
     fn an_empty_account_plans_a_create_for_every_step() {
-        let desired = Desired {
-            stack: Stack::new("s", "us-west-1").unwrap(),
-            account: "123456789012".into(),
-            code_sha256: "sha".into(),
-            environment: FunctionEnvironment::default(),
-        };
+        let desired = Desired::example("sha", &[]);
         let plan = Plan::new(&desired, &Observed::default());
         for step in Step::ALL {
             assert_eq!(plan.action(step), Action::Create, "{step}");

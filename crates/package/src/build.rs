@@ -28,14 +28,7 @@ pub fn find_function_dir(start: &Path) -> Result<PathBuf> {
 pub fn build_function(function_dir: &Path, quiet: bool) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
-    command.args([
-        "build",
-        "--release",
-        "--target",
-        FUNCTION_TARGET,
-        "--bin",
-        "bootstrap",
-    ]);
+    command.args(["build", "--release", "--target", FUNCTION_TARGET, "--bin", "bootstrap"]);
     if quiet {
         command.arg("--quiet");
     }
@@ -68,11 +61,8 @@ pub fn build_function(function_dir: &Path, quiet: bool) -> Result<PathBuf> {
 /// The executable path in a cargo `compiler-artifact` message for the `bootstrap` binary.
 fn bootstrap_path(message: &str) -> Option<PathBuf> {
     let message: serde_json::Value = serde_json::from_str(message).ok()?;
-    let is_bootstrap =
-        message["reason"] == "compiler-artifact" && message["target"]["name"] == "bootstrap";
-    is_bootstrap
-        .then(|| message["executable"].as_str().map(PathBuf::from))
-        .flatten()
+    let is_bootstrap = message["reason"] == "compiler-artifact" && message["target"]["name"] == "bootstrap";
+    is_bootstrap.then(|| message["executable"].as_str().map(PathBuf::from)).flatten()
 }
 
 #[cfg(test)]
@@ -82,15 +72,10 @@ mod tests {
     #[test]
     fn finds_the_bootstrap_executable_in_cargo_messages() {
         let artifact = r#"{"reason":"compiler-artifact","target":{"name":"bootstrap"},"executable":"/t/release/bootstrap"}"#;
-        assert_eq!(
-            bootstrap_path(artifact),
-            Some(PathBuf::from("/t/release/bootstrap"))
-        );
-        let library = r#"{"reason":"compiler-artifact","target":{"name":"token_function"},"executable":null}"#;
+        assert_eq!(bootstrap_path(artifact), Some(PathBuf::from("/t/release/bootstrap")));
+        let library =
+            r#"{"reason":"compiler-artifact","target":{"name":"token_function"},"executable":null}"#;
         assert_eq!(bootstrap_path(library), None);
-        assert_eq!(
-            bootstrap_path(r#"{"reason":"build-finished","success":true}"#),
-            None
-        );
+        assert_eq!(bootstrap_path(r#"{"reason":"build-finished","success":true}"#), None);
     }
 }

@@ -32,10 +32,8 @@ pub fn check_lambda_binary(bytes: &[u8]) -> Result<BinaryLinkage> {
             "bootstrap is built for another CPU; Lambda's runtime here is x86_64 (--target x86_64-unknown-linux-musl)"
         );
     }
-    let needs_loader = header
-        .program_headers(endian, bytes)?
-        .iter()
-        .any(|segment| segment.p_type(endian) == PT_INTERP);
+    let needs_loader =
+        header.program_headers(endian, bytes)?.iter().any(|segment| segment.p_type(endian) == PT_INTERP);
     if !needs_loader {
         return Ok(BinaryLinkage::Static);
     }

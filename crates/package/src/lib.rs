@@ -26,10 +26,7 @@ impl CodeSource {
     pub fn artifact(&self) -> Result<Artifact> {
         match self {
             Self::Zip(path) => read_zip(path),
-            Self::Build {
-                function_dir,
-                quiet,
-            } => package_function(function_dir, *quiet),
+            Self::Build { function_dir, quiet } => package_function(function_dir, *quiet),
         }
     }
 }

@@ -56,9 +56,7 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Artifact> {
         .compression_level(Some(9))
         .last_modified_time(DateTime::default())
         .unix_permissions(0o755);
-    writer
-        .start_file("bootstrap", options)
-        .context("starting the zip entry")?;
+    writer.start_file("bootstrap", options).context("starting the zip entry")?;
     writer.write_all(binary).context("compressing bootstrap")?;
     let bytes = writer.finish().context("finishing the zip")?.into_inner();
     Artifact::new(bytes)
@@ -68,10 +66,7 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Artifact> {
 pub fn read_zip(path: &Path) -> Result<Artifact> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut archive = ZipArchive::new(Cursor::new(&bytes)).with_context(|| {
-        format!(
-            "{} is not a zip file; make one with `tokendeploy package --out PATH`",
-            path.display()
-        )
+        format!("{} is not a zip file; make one with `tokendeploy package --out PATH`", path.display())
     })?;
     let mut entry = archive.by_name("bootstrap").with_context(|| {
         format!(
@@ -80,18 +75,12 @@ pub fn read_zip(path: &Path) -> Result<Artifact> {
         )
     })?;
     if entry.unix_mode().is_some_and(|mode| mode & 0o111 == 0) {
-        bail!(
-            "bootstrap in {} is not executable; Lambda could not start it",
-            path.display()
-        );
+        bail!("bootstrap in {} is not executable; Lambda could not start it", path.display());
     }
     let mut binary = Vec::new();
-    entry
-        .read_to_end(&mut binary)
-        .context("unzipping bootstrap")?;
+    entry.read_to_end(&mut binary).context("unzipping bootstrap")?;
     drop(entry);
-    check_lambda_binary(&binary)
-        .with_context(|| format!("checking bootstrap in {}", path.display()))?;
+    check_lambda_binary(&binary).with_context(|| format!("checking bootstrap in {}", path.display()))?;
     Artifact::new(bytes)
 }
 
@@ -105,10 +94,7 @@ mod tests {
         let second = zip_bootstrap(b"binary").unwrap();
         assert_eq!(first.bytes, second.bytes);
         assert_eq!(first.code_sha256, second.code_sha256);
-        assert_ne!(
-            zip_bootstrap(b"other").unwrap().code_sha256,
-            first.code_sha256
-        );
+        assert_ne!(zip_bootstrap(b"other").unwrap().code_sha256, first.code_sha256);
     }
 
     #[test]
@@ -126,8 +112,7 @@ mod tests {
     #[test]
     fn hash_is_base64_sha256_as_lambda_reports_it() {
         let artifact = zip_bootstrap(b"x").unwrap();
-        let expected =
-            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&artifact.bytes));
+        let expected = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&artifact.bytes));
         assert_eq!(artifact.code_sha256, expected);
         assert_eq!(artifact.code_sha256.len(), 44);
     }
@@ -138,26 +123,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let not_zip = dir.join("not.zip");
         std::fs::write(&not_zip, b"hello").unwrap();
-        assert!(
-            read_zip(&not_zip)
-                .unwrap_err()
-                .to_string()
-                .contains("is not a zip file")
-        );
+        assert!(read_zip(&not_zip).unwrap_err().to_string().contains("is not a zip file"));
 
         let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
-        writer
-            .start_file("handler", SimpleFileOptions::default())
-            .unwrap();
+        writer.start_file("handler", SimpleFileOptions::default()).unwrap();
         writer.write_all(b"x").unwrap();
         let other = dir.join("other.zip");
         std::fs::write(&other, writer.finish().unwrap().into_inner()).unwrap();
-        assert!(
-            read_zip(&other)
-                .unwrap_err()
-                .to_string()
-                .contains("has no `bootstrap`")
-        );
+        assert!(read_zip(&other).unwrap_err().to_string().contains("has no `bootstrap`"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

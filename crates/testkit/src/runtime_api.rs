@@ -46,20 +46,11 @@ impl RuntimeApi {
     pub async fn start() -> Result<Self> {
         let (events_tx, events_rx) = mpsc::channel(16);
         let (outcomes_tx, outcomes_rx) = mpsc::channel(16);
-        let shared = Arc::new(Shared {
-            events: Mutex::new(events_rx),
-            outcomes: outcomes_tx,
-        });
+        let shared = Arc::new(Shared { events: Mutex::new(events_rx), outcomes: outcomes_tx });
         let router = Router::new()
             .route(&format!("{PREFIX}/invocation/next"), get(next_invocation))
-            .route(
-                &format!("{PREFIX}/invocation/{{id}}/response"),
-                post(invocation_response),
-            )
-            .route(
-                &format!("{PREFIX}/invocation/{{id}}/error"),
-                post(invocation_error),
-            )
+            .route(&format!("{PREFIX}/invocation/{{id}}/response"), post(invocation_response))
+            .route(&format!("{PREFIX}/invocation/{{id}}/error"), post(invocation_error))
             .route(&format!("{PREFIX}/init/error"), post(init_error))
             .with_state(shared);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -88,14 +79,8 @@ impl RuntimeApi {
             ("AWS_LAMBDA_FUNCTION_NAME", "tokendeploy-test".into()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".into()),
-            (
-                "AWS_LAMBDA_LOG_GROUP_NAME",
-                "/aws/lambda/tokendeploy-test".into(),
-            ),
-            (
-                "AWS_LAMBDA_LOG_STREAM_NAME",
-                "2026/11/23/[$LATEST]0123456789abcdef".into(),
-            ),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/tokendeploy-test".into()),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/23/[$LATEST]0123456789abcdef".into()),
             ("AWS_REGION", "us-west-1".into()),
             ("LAMBDA_TASK_ROOT", "/var/task".into()),
             ("_HANDLER", "bootstrap".into()),
@@ -108,10 +93,7 @@ impl RuntimeApi {
     /// Hands `event` to the runtime's next poll and waits for what it posts back.
     pub async fn invoke(&self, event: Value, timeout: Duration) -> Result<Outcome> {
         let request_id = format!("req-{:08}", self.next_id.fetch_add(1, Ordering::SeqCst));
-        self.events
-            .send((request_id, event))
-            .await
-            .map_err(|_| anyhow!("the runtime API stopped"))?;
+        self.events.send((request_id, event)).await.map_err(|_| anyhow!("the runtime API stopped"))?;
         self.next_outcome(timeout).await
     }
 
@@ -139,21 +121,12 @@ async fn next_invocation(State(shared): State<Arc<Shared>>) -> impl IntoResponse
     let deadline = SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + Duration::from_secs(30);
     let mut headers = HeaderMap::new();
     let mut set = |name: &'static str, value: String| {
-        headers.insert(
-            name,
-            HeaderValue::from_str(&value).expect("ASCII header value"),
-        );
+        headers.insert(name, HeaderValue::from_str(&value).expect("ASCII header value"));
     };
     set("lambda-runtime-aws-request-id", request_id.clone());
-    set(
-        "lambda-runtime-deadline-ms",
-        deadline.as_millis().to_string(),
-    );
+    set("lambda-runtime-deadline-ms", deadline.as_millis().to_string());
     set("lambda-runtime-invoked-function-arn", FUNCTION_ARN.into());
-    set(
-        "lambda-runtime-trace-id",
-        format!("Root=1-00000000-{request_id};Sampled=0"),
-    );
+    set("lambda-runtime-trace-id", format!("Root=1-00000000-{request_id};Sampled=0"));
     set("content-type", "application/json".into());
     (StatusCode::OK, headers, event.to_string())
 }
@@ -163,14 +136,7 @@ async fn invocation_response(
     Path(request_id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
-    record(
-        &shared,
-        Outcome::Response {
-            request_id,
-            body: parse(&body),
-        },
-    )
-    .await
+    record(&shared, Outcome::Response { request_id, body: parse(&body) }).await
 }
 
 async fn invocation_error(
@@ -178,14 +144,7 @@ async fn invocation_error(
     Path(request_id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
-    record(
-        &shared,
-        Outcome::Error {
-            request_id,
-            body: parse(&body),
-        },
-    )
-    .await
+    record(&shared, Outcome::Error { request_id, body: parse(&body) }).await
 }
 
 async fn init_error(State(shared): State<Arc<Shared>>, body: Bytes) -> StatusCode {
@@ -198,6 +157,5 @@ async fn record(shared: &Shared, outcome: Outcome) -> StatusCode {
 }
 
 fn parse(body: &[u8]) -> Value {
-    serde_json::from_slice(body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
+    serde_json::from_slice(body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
 }

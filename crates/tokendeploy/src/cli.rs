@@ -19,13 +19,13 @@ pub enum Command {
     /// The app's key and secret are read from CONSUMER_KEY and CONSUMER_SECRET in the
     /// environment or in --env-file, never from a flag. ALLOWED_ORIGINS is required too;
     /// TOKEN_URL and TOKEN_PROVIDER are optional.
-    Up(UpArgs),
+    Up(DeployArgs),
     /// Show what `up` would create or update, changing nothing.
-    Plan(UpArgs),
+    Plan(DeployArgs),
     /// Show what exists for the stack and how it differs from what `up` would make.
     ///
     /// Exits 0 when the stack is complete and in sync, 3 when it is not.
-    Status(StatusArgs),
+    Status(DeployArgs),
     /// Delete everything `up` made for the stack in the region, and nothing else.
     Down(DownArgs),
     /// Build the token function and write the deterministic zip that `up --zip` deploys.
@@ -48,29 +48,16 @@ pub struct AwsArgs {
     pub endpoint_url: Option<String>,
 }
 
+/// What `up` deploys; `plan` and `status` compare against the same.
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub struct DeployArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
     /// A dotenv file with CONSUMER_KEY, CONSUMER_SECRET, ALLOWED_ORIGINS, ...; variables already
     /// in the environment take precedence.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
-    /// Deploy this zip (from `tokendeploy package`) instead of building function/.
-    #[arg(long)]
-    pub zip: Option<PathBuf>,
-    #[command(flatten)]
-    pub output: OutputArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub aws: AwsArgs,
-    /// Compare the function's variables with this dotenv file's (values are never shown).
-    #[arg(long)]
-    pub env_file: Option<PathBuf>,
-    /// Compare the deployed code with this zip instead of a build of function/.
+    /// The zip to deploy (from `tokendeploy package`) instead of a build of function/.
     #[arg(long)]
     pub zip: Option<PathBuf>,
     #[command(flatten)]

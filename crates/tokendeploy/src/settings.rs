@@ -74,7 +74,7 @@ fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
 /// function states all it runs with.
 fn collect(lookup: impl Fn(&str) -> Option<String>) -> Result<FunctionEnvironment> {
     let lookup = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    Config::from_lookup(&lookup).map_err(|e| UsageError(usage_message(&e)))?;
+    Config::from_lookup(lookup).map_err(|e| UsageError(usage_message(&e)))?;
     let mut variables: BTreeMap<String, String> =
         PASSED.iter().filter_map(|name| lookup(name).map(|v| (name.to_string(), v))).collect();
     with_defaults(&mut variables);

@@ -374,7 +374,9 @@ async fn bad_usage_exits_2_with_one_line_and_creates_nothing() {
     let harness = Harness::start();
     let mut no_region = harness.env();
     no_region.retain(|(k, _)| k != "AWS_REGION");
-    let cases: [(&[&str], &[(String, String)], &str); 4] = [
+    // (arguments, environment, what the one-line error says)
+    type Case<'a> = (&'a [&'a str], &'a [(String, String)], &'a str);
+    let cases: [Case; 4] = [
         (&["up", "--name", "Bad_Name"], &harness.env(), "stack name \"Bad_Name\" is not valid"),
         (&["up", "--zip", "/nonexistent.zip"], &harness.env(), "--zip /nonexistent.zip: no such file"),
         (&["up"], &no_region, "no AWS region: pass --region"),

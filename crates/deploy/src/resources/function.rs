@@ -277,18 +277,9 @@ pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::FunctionEnvironment;
 
     fn desired() -> Desired {
-        Desired {
-            stack: Stack::new("s", "us-west-1").unwrap(),
-            account: "123456789012".into(),
-            code_sha256: "sha-new".into(),
-            environment: FunctionEnvironment(BTreeMap::from([
-                ("CONSUMER_KEY".into(), "k".into()),
-                ("CONSUMER_SECRET".into(), "secret-value".into()),
-            ])),
-        }
+        Desired::example("sha-new", &[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "secret-value")])
     }
 
     fn deployed(desired: &Desired) -> FunctionState {

@@ -133,15 +133,9 @@ pub async fn delete(aws: &Aws, stack: &Stack, observed: &Statements) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::FunctionEnvironment;
 
     fn desired() -> Desired {
-        Desired {
-            stack: Stack::new("s", "us-west-1").unwrap(),
-            account: "123456789012".into(),
-            code_sha256: String::new(),
-            environment: FunctionEnvironment::default(),
-        }
+        Desired::example("", &[])
     }
 
     #[test]

@@ -429,15 +429,9 @@ pub async fn delete(aws: &Aws, id: &str, progress: &dyn Progress) -> Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::FunctionEnvironment;
 
     fn desired() -> Desired {
-        Desired {
-            stack: Stack::new("s", "us-west-1").unwrap(),
-            account: "123456789012".into(),
-            code_sha256: String::new(),
-            environment: FunctionEnvironment::default(),
-        }
+        Desired::example("", &[])
     }
 
     fn complete(desired: &Desired) -> ApiState {

@@ -3,7 +3,7 @@ use serde::Serialize;
 use tokendeploy_deploy::up::prepare;
 use tokendeploy_deploy::{Change, Step};
 
-use crate::cli::{OutputFormat, UpArgs};
+use crate::cli::{DeployArgs, OutputFormat};
 use crate::commands::{code_source, connect};
 use crate::display::{Console, print_json};
 use crate::settings::function_environment;
@@ -27,7 +27,7 @@ struct PlannedStep {
 }
 
 /// `up`'s own preparation, stopped before the first change: the two cannot disagree.
-pub async fn run(args: UpArgs) -> Result<()> {
+pub async fn run(args: DeployArgs) -> Result<()> {
     let environment = function_environment(args.env_file.as_deref())?;
     let source = code_source(args.zip.clone())?;
     let (aws, stack) = connect(&args.aws).await?;

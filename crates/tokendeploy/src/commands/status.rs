@@ -2,7 +2,7 @@ use anyhow::Result;
 use tokendeploy_deploy::status::{environment_to_compare, status};
 use tokendeploy_deploy::up::prepare;
 
-use crate::cli::{OutputFormat, StatusArgs};
+use crate::cli::{DeployArgs, OutputFormat};
 use crate::commands::{code_source, connect};
 use crate::display::{Console, print_json};
 use crate::settings::{ALWAYS_SET, known_environment};
@@ -24,7 +24,7 @@ impl std::fmt::Display for OutOfSync {
 
 impl std::error::Error for OutOfSync {}
 
-pub async fn run(args: StatusArgs) -> Result<()> {
+pub async fn run(args: DeployArgs) -> Result<()> {
     let known = known_environment(args.env_file.as_deref())?;
     let source = code_source(args.zip.clone())?;
     let (aws, stack) = connect(&args.aws).await?;

@@ -1,11 +1,11 @@
 use anyhow::Result;
 
-use crate::cli::{OutputFormat, UpArgs};
+use crate::cli::{DeployArgs, OutputFormat};
 use crate::commands::{code_source, connect};
 use crate::display::{Console, print_json};
 use crate::settings::function_environment;
 
-pub async fn run(args: UpArgs) -> Result<()> {
+pub async fn run(args: DeployArgs) -> Result<()> {
     // Everything the user can get wrong is checked before the first AWS call.
     let environment = function_environment(args.env_file.as_deref())?;
     let source = code_source(args.zip.clone())?;
