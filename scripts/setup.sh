@@ -1,8 +1,15 @@
-# Installs what tokendeploy's build and tests need; sourced by scripts/test.sh and scripts/demo.sh.
-# Each step is skipped when its tool is already there.
+# Installs what tokendeploy's build and tests need; sourced by scripts/test.sh, demo.sh and
+# bench.sh. Each step is skipped when what it installs is already there.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+  if ! command -v apt-get >/dev/null; then
+    echo "please install $* with your distribution's package manager" >&2
+    exit 1
+  fi
+  as_root apt-get update -qq && as_root apt-get install -y -qq "$@"
+}
 
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust from https://rustup.rs first" >&2
@@ -12,16 +19,17 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   rustup target add x86_64-unknown-linux-musl
 fi
 # ring (TLS in the function) compiles C; for the musl target that takes musl-gcc.
-if ! command -v musl-gcc >/dev/null; then
-  if command -v apt-get >/dev/null; then
-    as_root apt-get update -qq && as_root apt-get install -y -qq musl-tools
-  else
-    echo "musl-gcc not found: install your distribution's musl tools (Debian: musl-tools)" >&2
-    exit 1
-  fi
+command -v musl-gcc >/dev/null || apt_install musl-tools
+
+# moto, the AWS emulator, in a virtualenv of the project's own: the system Python may be
+# externally managed (PEP 668).
+venv="$(pwd)/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
 fi
-PYTHON=${PYTHON:-python3}
-if ! "$PYTHON" -c 'import moto.server, flask' 2>/dev/null; then
-  "$PYTHON" -m pip install --quiet 'moto[server]>=5'
+if ! "$venv/bin/python" -c 'import moto.server, flask' 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
 fi
+export PYTHON="$venv/bin/python"
+# The test harness starts moto with this interpreter.
 export TOKENDEPLOY_TEST_PYTHON="$PYTHON"

@@ -45,7 +45,7 @@ pub struct DownReport {
 pub async fn inventory(aws: &Aws, stack: &Stack) -> Result<Inventory> {
     let function_and_logs = async {
         let function = function::find(aws, stack).await?;
-        let ours = matches!(function, Lookup::Ours(_));
+        let ours = function.is_ours() == Some(true);
         let permissions = if ours { permission::find(aws, stack).await? } else { Default::default() };
         let log_group = log_group::find(aws, stack, ours).await?;
         anyhow::Ok((function, permissions, log_group))
@@ -58,40 +58,30 @@ pub async fn inventory(aws: &Aws, stack: &Stack) -> Result<Inventory> {
 impl Inventory {
     /// Ours, in the order `down` deletes them.
     pub fn to_delete(&self, stack: &Stack) -> Vec<Resource> {
-        let mut resources: Vec<Resource> =
-            self.apis.ours.iter().map(|id| Resource { kind: Step::RestApi.name(), id: id.clone() }).collect();
-        let mut add = |step: Step, present: bool, id: String| {
-            if present {
-                resources.push(Resource { kind: step.name(), id });
-            }
-        };
-        for sid in self.permissions.keys() {
-            add(Step::Permission, true, sid.clone());
-        }
-        add(Step::Function, matches!(self.function, Lookup::Ours(_)), stack.function_name().to_string());
-        add(Step::LogGroup, matches!(self.log_group, Lookup::Ours(_)), stack.log_group_name());
-        add(Step::Role, matches!(self.role, Lookup::Ours(_)), stack.role_name());
-        resources
+        let ours = self.found(stack).into_iter().filter(|(_, _, ours)| *ours);
+        ours.map(|(step, id, _)| Resource { kind: step.name(), id }).collect()
     }
 
     /// Resources with the stack's names that are not ours, left alone.
     pub fn foreign(&self, stack: &Stack) -> Vec<Skipped> {
         let reason = format!("not tagged {STACK_TAG}={}", stack.name);
-        let mut skipped: Vec<Skipped> = self
-            .apis
-            .foreign
-            .iter()
-            .map(|id| Skipped { kind: Step::RestApi.name(), id: id.clone(), reason: reason.clone() })
-            .collect();
-        let mut add = |step: Step, foreign: bool, id: String| {
-            if foreign {
-                skipped.push(Skipped { kind: step.name(), id, reason: reason.clone() });
-            }
-        };
-        add(Step::Function, self.function == Lookup::Foreign, stack.function_name().to_string());
-        add(Step::LogGroup, self.log_group == Lookup::Foreign, stack.log_group_name());
-        add(Step::Role, self.role == Lookup::Foreign, stack.role_name());
-        skipped
+        let foreign = self.found(stack).into_iter().filter(|(_, _, ours)| !*ours);
+        foreign.map(|(step, id, _)| Skipped { kind: step.name(), id, reason: reason.clone() }).collect()
+    }
+
+    /// Every resource found by the stack's names: its kind, its id, and whether it is ours.
+    fn found(&self, stack: &Stack) -> Vec<(Step, String, bool)> {
+        let apis = (self.apis.ours.iter().map(|id| (id, true)))
+            .chain(self.apis.foreign.iter().map(|id| (id, false)))
+            .map(|(id, ours)| (Step::RestApi, id.clone(), ours));
+        let permissions = self.permissions.keys().map(|sid| (Step::Permission, sid.clone(), true));
+        let named = [
+            (Step::Function, stack.function_name().to_string(), self.function.is_ours()),
+            (Step::LogGroup, stack.log_group_name(), self.log_group.is_ours()),
+            (Step::Role, stack.role_name(), self.role.is_ours()),
+        ];
+        let named = named.into_iter().filter_map(|(step, id, ours)| ours.map(|ours| (step, id, ours)));
+        apis.chain(permissions).chain(named).collect()
     }
 }
 

@@ -79,7 +79,6 @@ pub async fn prepare(
         action: plan.action(Step::Package),
         seconds: (package_seconds * 1000.0).round() / 1000.0,
     };
-    progress.finished(&package_report);
     Ok(Prepared { desired, observed, artifact, plan, package_report })
 }
 
@@ -94,6 +93,7 @@ pub async fn up(
 ) -> Result<UpReport> {
     let Prepared { desired, observed, artifact, plan, package_report } =
         prepare(aws, stack, |_| environment, package, progress).await?;
+    progress.finished(&package_report);
 
     // Role -> log group -> function -> environment beside the API chain: the API needs only
     // the function's ARN, which is known before the function exists.

@@ -22,6 +22,15 @@ pub enum Lookup<T> {
 }
 
 impl<T> Lookup<T> {
+    /// `None` when absent, else whether it is ours.
+    pub fn is_ours(&self) -> Option<bool> {
+        match self {
+            Lookup::Absent => None,
+            Lookup::Ours(_) => Some(true),
+            Lookup::Foreign => Some(false),
+        }
+    }
+
     /// For `up`: a foreign resource stops the run before anything changes.
     pub fn ours_or_refuse(self, kind: &str, name: &str, stack: &Stack) -> Result<Option<T>> {
         match self {

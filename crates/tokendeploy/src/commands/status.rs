@@ -7,18 +7,13 @@ use crate::commands::{code_source, connect};
 use crate::display::{Console, print_json};
 use crate::settings::{ALWAYS_SET, known_environment};
 
-/// The exit code of a stack that is incomplete or drifted: told apart from a failure (1).
+/// A stack that is incomplete or drifted: exit 3, told apart from a failure (1).
+#[derive(Debug)]
 pub struct OutOfSync;
-
-impl std::fmt::Debug for OutOfSync {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the stack is incomplete or differs from what up would make")
-    }
-}
 
 impl std::fmt::Display for OutOfSync {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self, f)
+        f.write_str("the stack is incomplete or differs from what up would make")
     }
 }
 
