@@ -43,10 +43,13 @@ impl Console {
         Self { mode, abort_after: std::env::var(ABORT_AFTER_VARIABLE).ok() }
     }
 
-    /// Removes finished spinners' leftovers before the result is printed.
+    /// Removes the spinners of steps that never finished (on an error); finished steps stay
+    /// on screen as a record of what was done.
     pub fn clear(&self) {
-        if let Mode::Bars { bars, .. } = &self.mode {
-            let _ = bars.clear();
+        if let Mode::Bars { steps, .. } = &self.mode {
+            for (_, bar) in steps.lock().unwrap().drain() {
+                bar.finish_and_clear();
+            }
         }
     }
 }
