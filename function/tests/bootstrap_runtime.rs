@@ -121,7 +121,9 @@ async fn without_configuration_it_starts_and_answers_500_naming_the_variable() {
 }
 
 #[tokio::test]
-async fn outside_lambda_it_fails_to_start_with_a_clear_message() {
+async fn outside_lambda_it_fails_to_start_naming_the_missing_lambda_variable() {
     let output = Command::new(env!("CARGO_BIN_EXE_bootstrap")).env_clear().output().await.unwrap();
     assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("AWS_LAMBDA_FUNCTION_NAME"), "{stderr}");
 }
