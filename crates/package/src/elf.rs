@@ -96,6 +96,27 @@ mod tests {
     }
 
     #[test]
+    fn refuses_another_cpu() {
+        let mut sh = std::fs::read("/bin/sh").unwrap();
+        sh[18..20].copy_from_slice(&object::elf::EM_AARCH64.to_le_bytes()); // e_machine
+        let err = check_lambda_binary(&sh).unwrap_err().to_string();
+        assert!(err.contains("built for another CPU"), "{err}");
+    }
+
+    #[test]
+    fn refuses_a_binary_that_needs_a_newer_glibc() {
+        // The machine's `sh` with one of its needed versions renamed to GLIBC_2.99, same length.
+        let mut sh = std::fs::read("/bin/sh").unwrap();
+        let at = sh
+            .windows(11)
+            .position(|w| w.starts_with(b"GLIBC_2.") && w[8..10].iter().all(u8::is_ascii_digit) && w[10] == 0)
+            .expect("sh needs some GLIBC_2.xx");
+        sh[at + 8..at + 10].copy_from_slice(b"99");
+        let err = check_lambda_binary(&sh).unwrap_err().to_string();
+        assert!(err.contains("needs glibc 2.99, newer than the 2.34"), "{err}");
+    }
+
+    #[test]
     fn accepts_a_host_binary_on_this_x86_64_machine() {
         // The machine's own `sh` is an x86_64 glibc ELF; whatever its glibc, the check reads it.
         let sh = std::fs::read("/bin/sh").unwrap();
