@@ -4,7 +4,7 @@ mod support;
 
 use serde_json::Value;
 use support::*;
-use tokendeploy_testkit::throttle::ThrottlingProxy;
+use tokendeploy_testkit::fault_proxy::{Fault, FaultProxy};
 
 fn down(harness: &Harness, args: &[&str]) -> Run {
     let mut all = vec!["down", "--yes", "--output", "json"];
@@ -299,16 +299,13 @@ async fn down_waits_out_api_gateway_delete_rate_limit_and_shows_the_wait() {
     let harness = Harness::start();
     harness.up(&[]).assert_success();
     // Between the CLI and moto: the first DeleteRestApi is refused as API Gateway refuses it.
-    let proxy = ThrottlingProxy::start(&harness.moto.endpoint(), 1).await.unwrap();
-    let mut env = harness.env();
-    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
-    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
-    let mut command = harness.command(&["down", "--yes", "--output", "json"], &env);
-    let output = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let proxy =
+        FaultProxy::start(&harness.moto.endpoint(), Fault::delete_rest_api_throttled(), 1).await.unwrap();
+    let run = harness.run_through(&proxy, &["down", "--yes", "--output", "json"]).await;
 
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
-    assert_eq!(proxy.throttled(), 1);
+    let stderr = &run.stderr;
+    assert_eq!(run.code, 0, "{stderr}");
+    assert_eq!(proxy.injected(), 1);
     assert!(stderr.contains("API Gateway allows one deletion every 30 s; retrying in 5 s"), "{stderr}");
     assert!(rest_apis(&harness.aws(REGION).await).await.is_empty(), "the API was deleted on the retry");
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_lambda::types::Environment;
 use serde_json::Value;
 use support::*;
+use tokendeploy_testkit::fault_proxy::{Fault, FaultProxy};
 
 const ALL_STEPS: [&str; 11] = [
     "role",
@@ -354,6 +355,23 @@ async fn an_up_killed_after_any_step_is_completed_by_the_next() {
         let apis = rest_apis(&aws).await.into_iter().filter(|(_, n, _)| *n == name).count();
         assert_eq!(apis, 1, "{step}: one REST API for the stack");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn function_creation_waits_for_a_new_role_to_reach_lambda() {
+    let harness = Harness::start();
+    // Between the CLI and moto: the first CreateFunction is refused as Lambda refuses it while
+    // IAM has not yet spread the new role.
+    let proxy =
+        FaultProxy::start(&harness.moto.endpoint(), Fault::role_not_yet_assumable(), 2).await.unwrap();
+    let zip = function_zip().to_str().unwrap().to_string();
+    let run = harness.run_through(&proxy, &["up", "--output", "json", "--zip", &zip]).await;
+
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(proxy.injected(), 2);
+    assert!(run.stderr.contains("waiting for the new IAM role to reach Lambda"), "{}", run.stderr);
+    assert_eq!(run.actions(), all("created"));
+    assert_eq!(function_names(&harness.aws(REGION).await).await, ["token-server"]);
 }
 
 #[tokio::test]

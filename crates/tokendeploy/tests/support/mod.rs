@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use tokendeploy_deploy::Aws;
+use tokendeploy_testkit::fault_proxy::FaultProxy;
 use tokendeploy_testkit::moto::Moto;
 
 pub const REGION: &str = "us-west-1";
@@ -41,6 +42,16 @@ pub struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Self {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
 }
 
 impl Run {
@@ -104,12 +115,17 @@ impl Harness {
     }
 
     pub fn run_with(&self, args: &[&str], env: &[(String, String)]) -> Run {
-        let output: Output = self.command(args, env).output().unwrap();
-        Run {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Run::from(self.command(args, env).output().unwrap())
+    }
+
+    /// Runs the binary with every AWS call going through `proxy`, off the test's runtime so
+    /// the proxy keeps serving.
+    pub async fn run_through(&self, proxy: &FaultProxy, args: &[&str]) -> Run {
+        let mut env = self.env();
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+        let mut command = self.command(args, &env);
+        Run::from(tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap())
     }
 
     /// `tokendeploy up --output json --zip <the function's zip> ARGS`.
