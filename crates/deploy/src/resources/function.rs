@@ -152,6 +152,9 @@ pub async fn apply_function(
     if action == Action::Unchanged {
         return Ok(function.arn.clone());
     }
+    // An update still running (from another deploy, or a console edit) would make ours fail
+    // with ResourceConflictException.
+    wait_until_ready(aws, name, Step::Function, progress).await?;
     if function.code_sha256 != desired.code_sha256 || function.architectures != [ARCHITECTURE] {
         aws.lambda
             .update_function_code()
