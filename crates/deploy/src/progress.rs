@@ -13,6 +13,13 @@ pub struct StepReport {
     pub seconds: f64,
 }
 
+impl StepReport {
+    /// `seconds` to the millisecond.
+    pub fn new(step: Step, action: Action, took: std::time::Duration) -> Self {
+        Self { step, action, seconds: (took.as_secs_f64() * 1000.0).round() / 1000.0 }
+    }
+}
+
 fn serialize_step_name<S: serde::Serializer>(step: &Step, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(step.name())
 }
@@ -44,11 +51,7 @@ pub async fn run_step<T>(
     let started = std::time::Instant::now();
     progress.started(step);
     let value = work.await.map_err(|e| e.context(format!("{} ({})", step.title(), action.planned())))?;
-    let report = StepReport { step, action, seconds: round_ms(started.elapsed().as_secs_f64()) };
+    let report = StepReport::new(step, action, started.elapsed());
     progress.finished(&report);
     Ok((value, report))
-}
-
-fn round_ms(seconds: f64) -> f64 {
-    (seconds * 1000.0).round() / 1000.0
 }

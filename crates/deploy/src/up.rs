@@ -65,20 +65,16 @@ pub async fn prepare(
     progress.started(Step::Package);
     let packaging = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        package().map(|artifact| (artifact, started.elapsed().as_secs_f64()))
+        package().map(|artifact| (artifact, started.elapsed()))
     });
     let (packaged, observed) = tokio::join!(packaging, observe(aws, stack));
-    let (artifact, package_seconds) = packaged.context("the packaging thread failed")??;
+    let (artifact, package_time) = packaged.context("the packaging thread failed")??;
     let observed = observed?;
     let environment = environment(&observed);
     let desired =
         Desired { stack: stack.clone(), account, code_sha256: artifact.code_sha256.clone(), environment };
     let plan = Plan::new(&desired, &observed);
-    let package_report = StepReport {
-        step: Step::Package,
-        action: plan.action(Step::Package),
-        seconds: (package_seconds * 1000.0).round() / 1000.0,
-    };
+    let package_report = StepReport::new(Step::Package, plan.action(Step::Package), package_time);
     Ok(Prepared { desired, observed, artifact, plan, package_report })
 }
 
