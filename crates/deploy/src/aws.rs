@@ -84,9 +84,18 @@ pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<
     error.as_service_error().and_then(ProvideErrorMetadata::code)
 }
 
+/// The codes with which each service says a resource is not there (or already gone).
+pub const IAM_NOT_FOUND: &str = "NoSuchEntity";
+/// Lambda's, and CloudWatch Logs'.
+pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
+pub const APIGATEWAY_NOT_FOUND: &str = "NotFoundException";
+
 pub trait AwsResultExt<T> {
     /// One line: what we were doing, then AWS's code and message.
     fn aws_context(self, doing: impl Display) -> Result<T>;
+
+    /// `None` when AWS answered `not_found_code`: for a read, absent; for a delete, gone already.
+    fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>>;
 }
 
 impl<T, E, R> AwsResultExt<T> for std::result::Result<T, SdkError<E, R>>
@@ -106,5 +115,12 @@ where
             };
             anyhow!("{doing}: {detail}")
         })
+    }
+
+    fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>> {
+        match self {
+            Err(e) if error_code(&e) == Some(not_found_code) => Ok(None),
+            other => other.map(Some).aws_context(doing),
+        }
     }
 }

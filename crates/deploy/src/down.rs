@@ -111,8 +111,8 @@ pub async fn down(
         if let Lookup::Ours(_) = inventory.log_group {
             run_step(progress, Step::LogGroup, Action::Delete, log_group::delete(aws, stack)).await?;
         }
-        if let Lookup::Ours(_) = inventory.role {
-            run_step(progress, Step::Role, Action::Delete, role::delete(aws, stack)).await?;
+        if let Lookup::Ours(observed) = &inventory.role {
+            run_step(progress, Step::Role, Action::Delete, role::delete(aws, stack, observed)).await?;
         }
         anyhow::Ok(())
     };

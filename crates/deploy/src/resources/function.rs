@@ -11,7 +11,7 @@ use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::aws::{Aws, AwsResultExt, error_code};
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
 use crate::desired::Desired;
 use crate::plan::{Action, Change, Step};
 use crate::progress::Progress;
@@ -51,10 +51,9 @@ pub const KIND: &str = "Lambda function";
 /// The stack's function, looked up by name and checked for our tag.
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<FunctionState>> {
     let name = stack.function_name();
-    let output = match aws.lambda.get_function().function_name(name).send().await {
-        Ok(output) => output,
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => return Ok(Lookup::Absent),
-        Err(e) => return Err(e).aws_context(format!("reading Lambda function {name}")),
+    let found = aws.lambda.get_function().function_name(name).send().await;
+    let Some(output) = found.or_absent(RESOURCE_NOT_FOUND, format!("reading Lambda function {name}"))? else {
+        return Ok(Lookup::Absent);
     };
     if !stack.owns(output.tags().unwrap_or(&HashMap::new())) {
         return Ok(Lookup::Foreign);
@@ -269,12 +268,8 @@ async fn wait_until_ready(aws: &Aws, name: &str, step: Step, progress: &dyn Prog
 /// Deletes the function (and with it its resource policy). Gone already is fine.
 pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
     let name = stack.function_name();
-    match aws.lambda.delete_function().function_name(name).send().await {
-        Err(e) if error_code(&e) != Some("ResourceNotFoundException") => {
-            Err(e).aws_context(format!("deleting Lambda function {name}"))
-        }
-        _ => Ok(()),
-    }
+    let deleted = aws.lambda.delete_function().function_name(name).send().await;
+    deleted.or_absent(RESOURCE_NOT_FOUND, format!("deleting Lambda function {name}")).map(drop)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use crate::aws::{Aws, AwsResultExt, error_code};
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND};
 use crate::plan::{Action, Change};
 use crate::resources::Lookup;
 use crate::stack::{STACK_TAG, Stack};
@@ -104,12 +104,8 @@ pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&L
 /// Deletes the log group and the function's logs in it. Gone already is fine.
 pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
     let name = stack.log_group_name();
-    match aws.logs.delete_log_group().log_group_name(&name).send().await {
-        Err(e) if error_code(&e) != Some("ResourceNotFoundException") => {
-            Err(e).aws_context(format!("deleting log group {name}"))
-        }
-        _ => Ok(()),
-    }
+    let deleted = aws.logs.delete_log_group().log_group_name(&name).send().await;
+    deleted.or_absent(RESOURCE_NOT_FOUND, format!("deleting log group {name}")).map(drop)
 }
 
 #[cfg(test)]

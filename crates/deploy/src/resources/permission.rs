@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::aws::{Aws, AwsResultExt, error_code};
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND};
 use crate::desired::Desired;
 use crate::plan::{Action, Change};
 use crate::resources::rest_api::METHODS;
@@ -37,14 +37,10 @@ pub fn wanted(desired: &Desired, api_id: &str) -> Statements {
 /// Our statements on the function's policy (others' are ignored); empty when none.
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Statements> {
     let name = stack.function_name();
-    let policy = match aws.lambda.get_policy().function_name(name).send().await {
-        Ok(output) => output.policy.unwrap_or_default(),
-        Err(e) if error_code(&e) == Some("ResourceNotFoundException") => {
-            return Ok(Statements::new());
-        }
-        Err(e) => {
-            return Err(e).aws_context(format!("reading the policy of Lambda function {name}"));
-        }
+    let found = aws.lambda.get_policy().function_name(name).send().await;
+    let doing = format!("reading the policy of Lambda function {name}");
+    let Some(policy) = found.or_absent(RESOURCE_NOT_FOUND, doing)?.and_then(|o| o.policy) else {
+        return Ok(Statements::new());
     };
     Ok(parse_policy(&policy))
 }
@@ -121,11 +117,7 @@ pub async fn delete(aws: &Aws, stack: &Stack, observed: &Statements) -> Result<(
     let name = stack.function_name();
     for sid in observed.keys() {
         let removed = aws.lambda.remove_permission().function_name(name).statement_id(sid).send().await;
-        if let Err(e) = removed
-            && error_code(&e) != Some("ResourceNotFoundException")
-        {
-            return Err(e).aws_context(format!("removing permission {sid} from {name}"));
-        }
+        removed.or_absent(RESOURCE_NOT_FOUND, format!("removing permission {sid} from {name}"))?;
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use aws_config::retry::RetryConfig;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
 
-use crate::aws::{Aws, AwsResultExt, error_code};
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code};
 use crate::desired::Desired;
 use crate::plan::{Action, Change, Plan, Step};
 use crate::progress::{Progress, StepReport, run_step};
@@ -144,20 +144,17 @@ async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
 async fn read_methods(aws: &Aws, api_id: &str, resource_id: &str) -> Result<BTreeMap<String, MethodState>> {
     let mut methods = BTreeMap::new();
     for method in METHODS {
-        let output = match aws
+        let found = aws
             .apigateway
             .get_method()
             .rest_api_id(api_id)
             .resource_id(resource_id)
             .http_method(method)
             .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(e) if error_code(&e) == Some("NotFoundException") => continue,
-            Err(e) => {
-                return Err(e).aws_context(format!("reading method {method} of REST API {api_id}"));
-            }
+            .await;
+        let doing = format!("reading method {method} of REST API {api_id}");
+        let Some(output) = found.or_absent(APIGATEWAY_NOT_FOUND, doing)? else {
+            continue;
         };
         let integration = output.method_integration().map(|i| IntegrationState {
             kind: i.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
@@ -171,10 +168,11 @@ async fn read_methods(aws: &Aws, api_id: &str, resource_id: &str) -> Result<BTre
 }
 
 async fn read_stage(aws: &Aws, api_id: &str) -> Result<Option<String>> {
-    let stage = match aws.apigateway.get_stage().rest_api_id(api_id).stage_name(STAGE).send().await {
-        Ok(stage) => stage,
-        Err(e) if error_code(&e) == Some("NotFoundException") => return Ok(None),
-        Err(e) => return Err(e).aws_context(format!("reading stage {STAGE} of REST API {api_id}")),
+    let found = aws.apigateway.get_stage().rest_api_id(api_id).stage_name(STAGE).send().await;
+    let Some(stage) =
+        found.or_absent(APIGATEWAY_NOT_FOUND, format!("reading stage {STAGE} of REST API {api_id}"))?
+    else {
+        return Ok(None);
     };
     let Some(deployment_id) = stage.deployment_id() else {
         return Ok(Some(String::new()));
@@ -410,7 +408,7 @@ pub async fn delete(aws: &Aws, id: &str, progress: &dyn Progress) -> Result<()> 
             .await;
         match result {
             Ok(_) => return Ok(()),
-            Err(e) if error_code(&e) == Some("NotFoundException") => return Ok(()),
+            Err(e) if error_code(&e) == Some(APIGATEWAY_NOT_FOUND) => return Ok(()),
             Err(e)
                 if error_code(&e) == Some("TooManyRequestsException")
                     && started.elapsed() < DELETE_RETRY_LIMIT =>

@@ -4,7 +4,7 @@ use anyhow::Result;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use crate::aws::{Aws, AwsResultExt, error_code};
+use crate::aws::{Aws, AwsResultExt, IAM_NOT_FOUND};
 use crate::plan::{Action, Change};
 use crate::resources::Lookup;
 use crate::stack::Stack;
@@ -35,12 +35,11 @@ pub const KIND: &str = "IAM role";
 /// The stack's role, looked up by name and checked for our tag.
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
     let name = stack.role_name();
-    let role = match aws.iam.get_role().role_name(&name).send().await {
-        Ok(output) => output.role,
-        Err(e) if error_code(&e) == Some("NoSuchEntity") => return Ok(Lookup::Absent),
-        Err(e) => return Err(e).aws_context(format!("reading IAM role {name}")),
+    let found = aws.iam.get_role().role_name(&name).send().await;
+    let Some(role) = found.or_absent(IAM_NOT_FOUND, format!("reading IAM role {name}"))?.and_then(|o| o.role)
+    else {
+        return Ok(Lookup::Absent);
     };
-    let Some(role) = role else { return Ok(Lookup::Absent) };
     let tags = role.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
     if !stack.owns(&tags) {
         return Ok(Lookup::Foreign);
@@ -135,31 +134,25 @@ pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&R
     Ok(arn)
 }
 
-/// Detaches the managed policies, deletes the inline ones, then the role. Gone already is fine.
-pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
+/// Detaches the managed policies `find` saw, deletes the inline ones, then the role.
+/// Gone already is fine.
+pub async fn delete(aws: &Aws, stack: &Stack, observed: &RoleState) -> Result<()> {
     let name = stack.role_name();
-    let gone = |e: &str| e == "NoSuchEntity";
-    let attached = match aws.iam.list_attached_role_policies().role_name(&name).send().await {
-        Ok(output) => output,
-        Err(e) if error_code(&e).is_some_and(gone) => return Ok(()),
-        Err(e) => return Err(e).aws_context(format!("listing the policies of IAM role {name}")),
-    };
-    for policy in attached.attached_policies().iter().filter_map(|p| p.policy_arn()) {
+    for policy in &observed.attached_policies {
         aws.iam
             .detach_role_policy()
             .role_name(&name)
             .policy_arn(policy)
             .send()
             .await
-            .aws_context(format!("detaching {policy} from IAM role {name}"))?;
+            .or_absent(IAM_NOT_FOUND, format!("detaching {policy} from IAM role {name}"))?;
     }
-    let inline = aws
-        .iam
-        .list_role_policies()
-        .role_name(&name)
-        .send()
-        .await
-        .aws_context(format!("listing the inline policies of IAM role {name}"))?;
+    let inline = aws.iam.list_role_policies().role_name(&name).send().await;
+    let Some(inline) =
+        inline.or_absent(IAM_NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?
+    else {
+        return Ok(());
+    };
     for policy in inline.policy_names() {
         aws.iam
             .delete_role_policy()
@@ -167,14 +160,10 @@ pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
             .policy_name(policy)
             .send()
             .await
-            .aws_context(format!("deleting inline policy {policy} of IAM role {name}"))?;
+            .or_absent(IAM_NOT_FOUND, format!("deleting inline policy {policy} of IAM role {name}"))?;
     }
-    match aws.iam.delete_role().role_name(&name).send().await {
-        Err(e) if !error_code(&e).is_some_and(gone) => {
-            Err(e).aws_context(format!("deleting IAM role {name}"))
-        }
-        _ => Ok(()),
-    }
+    let deleted = aws.iam.delete_role().role_name(&name).send().await;
+    deleted.or_absent(IAM_NOT_FOUND, format!("deleting IAM role {name}")).map(drop)
 }
 
 #[cfg(test)]
