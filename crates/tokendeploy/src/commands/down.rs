@@ -1,7 +1,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
-use tokendeploy_deploy::down::{DownReport, down, inventory};
+use tokendeploy_deploy::down::{down, inventory};
 
 use crate::UsageError;
 use crate::cli::{DownArgs, OutputFormat};
@@ -12,22 +12,14 @@ pub async fn run(args: DownArgs) -> Result<()> {
     let (aws, stack) = connect(&args.aws).await?;
     let found = inventory(&aws, &stack).await?;
     let doomed = found.to_delete(&stack);
-    let report = if doomed.is_empty() {
-        DownReport {
-            name: stack.name.clone(),
-            region: stack.region.clone(),
-            deleted: vec![],
-            skipped: found.foreign(&stack),
-        }
-    } else {
-        if !args.yes {
-            confirm(&stack.name, &stack.region, &doomed)?;
-        }
-        let console = Console::new(&args.output);
-        let report = down(&aws, &stack, &found, &console).await;
-        console.clear();
-        report?
-    };
+    if !doomed.is_empty() && !args.yes {
+        confirm(&stack.name, &stack.region, &doomed)?;
+    }
+    // With nothing of ours left this deletes nothing and reports what was left alone.
+    let console = Console::new(&args.output);
+    let report = down(&aws, &stack, &found, &console).await;
+    console.clear();
+    let report = report?;
     match args.output.output {
         OutputFormat::Json => print_json(&report)?,
         OutputFormat::Text => {
