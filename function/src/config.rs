@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use url::{Host, Url};
+
 use crate::cors::AllowedOrigins;
 
 /// Dolby.io Communications' token endpoint, the one the original tutorial used.
@@ -109,8 +111,12 @@ impl Config {
                 expected: "`*` or a comma-separated list of origins such as https://app.example.com",
             })?;
         let token_url = get("TOKEN_URL").unwrap_or_else(|| DEFAULT_TOKEN_URL.to_string());
-        if !(token_url.starts_with("https://") || token_url.starts_with("http://")) {
-            return Err(ConfigError::Invalid { variable: "TOKEN_URL", expected: "an http(s) URL" });
+        if !is_valid_token_url(&token_url) {
+            return Err(ConfigError::Invalid {
+                variable: "TOKEN_URL",
+                expected: "an https URL with a host and no user name or password \
+                           (plain http only to localhost, 127.0.0.0/8 or [::1], for local tests)",
+            });
         }
         let upstream_timeout = match get("UPSTREAM_TIMEOUT_MS") {
             None => DEFAULT_UPSTREAM_TIMEOUT,
@@ -134,6 +140,35 @@ impl Config {
             upstream_timeout,
         })
     }
+}
+
+/// Whether `raw` may be the upstream's token URL: https (the secret travels in it), or http to
+/// this machine only; a host; no credentials of its own; no blank or control character.
+fn is_valid_token_url(raw: &str) -> bool {
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let Some(url) = parse_absolute_url(raw) else {
+        return false;
+    };
+    let loopback = match url.host() {
+        Some(Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let scheme = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    scheme && url.username().is_empty() && url.password().is_none()
+}
+
+/// `raw` parsed as an absolute `scheme://host...` URL with a non-empty host, written out as
+/// such: the URL standard would also read `https:host` or `https:///host` as `https://host`,
+/// which in a setting is a typo, not an address.
+pub(crate) fn parse_absolute_url(raw: &str) -> Option<Url> {
+    let url = Url::parse(raw).ok()?;
+    let authority = raw.get(url.scheme().len()..)?.strip_prefix("://")?;
+    let has_host = url.host_str().is_some_and(|host| !host.is_empty());
+    (has_host && !authority.starts_with('/')).then_some(url)
 }
 
 #[cfg(test)]
@@ -188,6 +223,54 @@ mod tests {
             let message = err.to_string();
             assert!(message.contains(variable), "{message}");
             assert!(!message.contains(value), "{message}");
+        }
+    }
+
+    fn token_url_error(value: &str) -> Option<ConfigError> {
+        let mut pairs = COMPLETE.to_vec();
+        pairs.push(("TOKEN_URL", value));
+        Config::from_lookup(lookup(&pairs)).err()
+    }
+
+    #[test]
+    fn token_url_must_be_https_with_a_host_and_no_credentials() {
+        for bad in [
+            "https://",
+            "https:///v1/token",
+            "https:session.voxeet.com/v1/oauth2/token",
+            "https://a b.example/x",
+            " https://a.example/x",
+            "https://a.example/x\n",
+            "https://a.example/\u{0}x",
+            "http://remote.example/token",
+            "http://10.0.0.1/token",
+            "http://localhost.evil.example/token",
+            "https://user:password@a.example/token",
+            "https://user@a.example/token",
+            "ftp://a.example/token",
+            "file:///etc/passwd",
+            "session.voxeet.com/v1/oauth2/token",
+            "https://[::1/token",
+        ] {
+            let error = token_url_error(bad);
+            assert!(
+                matches!(error, Some(ConfigError::Invalid { variable: "TOKEN_URL", .. })),
+                "{bad:?}: {error:?}"
+            );
+            let message = error.unwrap().to_string();
+            assert!(!message.contains(bad.trim()), "{message}");
+        }
+        for good in [
+            DEFAULT_TOKEN_URL,
+            "https://api.dolby.io/v1/auth/token",
+            "HTTPS://API.DOLBY.IO/v1/auth/token",
+            "https://a.example:8443/token?tenant=x",
+            "http://127.0.0.1:8080/token",
+            "http://127.9.9.9/token",
+            "http://localhost:9000/v1/oauth2/token",
+            "http://[::1]:8080/token",
+        ] {
+            assert_eq!(token_url_error(good), None, "{good:?}");
         }
     }
 
