@@ -1,14 +1,20 @@
-//! The AWS clients for one region, built from the standard aws-config chain.
+//! The AWS clients for one region, built from the standard aws-config chain, with every
+//! network wait bounded, and AWS's errors turned into one readable line.
 
 use std::fmt::Display;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
+use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_runtime::env_config::file::EnvConfigFiles;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_types::os_shim_internal::{Env, Fs};
+use aws_types::request_id::RequestId;
 
 /// Where to connect: each `None` falls back to the standard AWS environment and profile.
 #[derive(Debug, Clone, Default)]
@@ -19,9 +25,23 @@ pub struct ConnectOptions {
     pub endpoint_url: Option<String>,
 }
 
+/// How long to wait for a TCP (and TLS) connection to an AWS endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one attempt may wait for AWS's answer once connected (upload included).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// One call, all its retries and their back-off included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(180);
+/// The first call (the credentials check) gets less: an endpoint that does not answer it
+/// is not going to answer the rest, and the user should know in seconds.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Uploading code may take long on a slow line: Lambda takes up to 50 MB in the call.
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
 #[derive(Clone)]
 pub struct Aws {
     pub region: String,
+    /// `--endpoint-url` or `AWS_ENDPOINT_URL`, when set: named in errors.
+    pub endpoint_url: Option<String>,
     pub iam: aws_sdk_iam::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigateway: aws_sdk_apigateway::Client,
@@ -29,20 +49,39 @@ pub struct Aws {
     pub sts: aws_sdk_sts::Client,
 }
 
+/// The bounds every call runs under.
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .operation_attempt_timeout(READ_TIMEOUT + CONNECT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
 impl Aws {
+    /// Builds the clients; checks the endpoint, profile and region, but makes no AWS call.
     pub async fn connect(options: &ConnectOptions) -> Result<Self> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            // Throttling (API Gateway allows few calls a second) is retried with backoff.
+            // Throttling and 5xx answers are retried with backoff (API Gateway allows few
+            // calls a second), each call bounded as a whole by OPERATION_TIMEOUT.
             .retry_config(
                 RetryConfig::standard().with_max_attempts(8).with_max_backoff(Duration::from_secs(20)),
-            );
+            )
+            .timeout_config(timeouts());
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
         }
         if let Some(profile) = &options.profile {
-            loader = loader.profile_name(profile);
+            check_profile_exists(profile).await?;
+            // The profile's credentials, not whatever the environment holds: as the aws CLI
+            // does, `--profile` wins over AWS_ACCESS_KEY_ID.
+            loader = loader.profile_name(profile).credentials_provider(
+                ProfileFileCredentialsProvider::builder().profile_name(profile).build(),
+            );
         }
-        if let Some(endpoint) = &options.endpoint_url {
+        let endpoint_url = endpoint_url(options.endpoint_url.as_deref())?;
+        if let Some(endpoint) = &endpoint_url {
             loader = loader.endpoint_url(endpoint);
         }
         Self::from_config(&loader.load().await)
@@ -59,6 +98,7 @@ impl Aws {
         };
         Ok(Self {
             region,
+            endpoint_url: config.endpoint_url().map(str::to_string),
             iam: aws_sdk_iam::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
             apigateway: aws_sdk_apigateway::Client::new(config),
@@ -67,16 +107,69 @@ impl Aws {
         })
     }
 
-    /// The account the credentials belong to; the first call, so bad credentials fail here.
+    /// The account the credentials belong to; the first call, so an endpoint that cannot be
+    /// reached, or bad credentials, fail here, quickly and saying which.
     pub async fn account_id(&self) -> Result<String> {
-        let identity = self
-            .sts
-            .get_caller_identity()
-            .send()
-            .await
-            .aws_context("checking the AWS credentials (sts:GetCallerIdentity); set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY")?;
+        let probe = aws_sdk_sts::config::Builder::default()
+            .retry_config(RetryConfig::standard().with_max_attempts(2))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(PROBE_TIMEOUT)
+                    .read_timeout(PROBE_TIMEOUT)
+                    .operation_timeout(PROBE_TIMEOUT * 3)
+                    .build(),
+            );
+        let answer = self.sts.get_caller_identity().customize().config_override(probe).send().await;
+        let identity = answer.map_err(|error| {
+            let endpoint = match &self.endpoint_url {
+                Some(url) => format!("the AWS endpoint {url}"),
+                None => format!("AWS STS in {}", self.region),
+            };
+            match failure(&error) {
+                Failure::Unreachable(why) => anyhow!(
+                    "cannot reach {endpoint}: {why}; check the network, --endpoint-url or AWS_ENDPOINT_URL"
+                ),
+                Failure::Answered(why) => anyhow!(
+                    "{endpoint} refused the credentials (sts:GetCallerIdentity): {why}; check --profile, AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                ),
+                Failure::Local(why) => anyhow!(
+                    "no usable AWS credentials: {why}; pass --profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                ),
+            }
+        })?;
         identity.account.context("sts:GetCallerIdentity returned no account")
     }
+}
+
+/// An emulator's URL, checked now: a typo must not become a confusing failure later.
+fn endpoint_url(given: Option<&str>) -> Result<Option<String>> {
+    let Some(given) = given else { return Ok(None) };
+    let parsed = url::Url::parse(given.trim()).ok().filter(|url| {
+        matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|host| !host.is_empty())
+    });
+    match parsed {
+        Some(_) => Ok(Some(given.trim().to_string())),
+        None if given.trim().is_empty() => bail!(
+            "the endpoint URL is empty (--endpoint-url or AWS_ENDPOINT_URL): unset it for AWS itself, or give an emulator's URL such as http://127.0.0.1:5000"
+        ),
+        None => bail!(
+            "the endpoint URL {given:?} (--endpoint-url or AWS_ENDPOINT_URL) is not an http(s) URL such as http://127.0.0.1:5000"
+        ),
+    }
+}
+
+/// A missing profile would otherwise fall through to other credentials: refuse it by name.
+async fn check_profile_exists(profile: &str) -> Result<()> {
+    let files = EnvConfigFiles::default();
+    let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
+        .await
+        .map_err(|e| anyhow!("cannot read the AWS config files for --profile {profile}: {e}"))?;
+    if profiles.get_profile(profile).is_none() {
+        bail!(
+            "--profile {profile}: no such profile in the AWS config files (~/.aws/config, ~/.aws/credentials, or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE); `aws configure list-profiles` lists them"
+        );
+    }
+    Ok(())
 }
 
 /// The error code of a failed AWS call, such as `NoSuchEntity`.
@@ -90,28 +183,142 @@ pub const IAM_NOT_FOUND: &str = "NoSuchEntity";
 pub const RESOURCE_NOT_FOUND: &str = "ResourceNotFoundException";
 pub const APIGATEWAY_NOT_FOUND: &str = "NotFoundException";
 
+/// The codes AWS documents as "slow down and try again".
+const THROTTLING_CODES: [&str; 5] =
+    ["TooManyRequestsException", "Throttling", "ThrottlingException", "RequestLimitExceeded", "SlowDown"];
+
+/// Worth trying again: throttling, a 5xx, or a connection that broke or timed out.
+pub fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
+    match error {
+        SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+        SdkError::TimeoutError(_) => true,
+        SdkError::ResponseError(response) => response.raw().status().is_server_error(),
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || service.err().code().is_some_and(|code| THROTTLING_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+/// Makes `call` until it succeeds, fails in a way `retry_on` does not name, or `limit` has
+/// passed; `retry_on` says why a failure is worth waiting out, and each wait is told to
+/// `waiting` so a person sees it. Pauses double from half a second up to five.
+pub async fn retrying<T, E, Fut>(
+    limit: Duration,
+    retry_on: impl Fn(&SdkError<E, HttpResponse>) -> Option<&'static str>,
+    waiting: impl Fn(&str),
+    mut call: impl FnMut() -> Fut,
+) -> std::result::Result<T, SdkError<E, HttpResponse>>
+where
+    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = Duration::from_millis(500);
+    loop {
+        let error = match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let Some(why) = retry_on(&error).filter(|_| started.elapsed() + pause < limit) else {
+            return Err(error);
+        };
+        waiting(&format!("{why}; trying again in {:.1} s", pause.as_secs_f64()));
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// How a call failed, in words for one line.
+enum Failure {
+    /// No answer: the network, the endpoint, or a bound ran out.
+    Unreachable(String),
+    /// AWS answered with an error.
+    Answered(String),
+    /// The call could not be made here (no credentials, a bad parameter).
+    Local(String),
+}
+
+fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    error: &SdkError<E, HttpResponse>,
+) -> Failure {
+    match error {
+        SdkError::ServiceError(service) => {
+            let raw = service.raw();
+            let err = service.err();
+            let request_id =
+                err.meta().request_id().map(|id| format!(" (request id {id})")).unwrap_or_default();
+            Failure::Answered(match (err.code(), err.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}{request_id}"),
+                (Some(code), None) => format!("{code} (HTTP {}){request_id}", raw.status().as_u16()),
+                _ => format!("HTTP {} with {}{request_id}", raw.status().as_u16(), body_excerpt(raw)),
+            })
+        }
+        SdkError::ResponseError(response) => {
+            let raw = response.raw();
+            Failure::Answered(format!(
+                "an answer that is not AWS's (HTTP {}, {})",
+                raw.status().as_u16(),
+                body_excerpt(raw)
+            ))
+        }
+        SdkError::TimeoutError(_) => Failure::Unreachable(format!(
+            "no answer within {} s, retries included",
+            OPERATION_TIMEOUT.as_secs()
+        )),
+        // The SDK's own words name the bound that ran out ("read timeout occurred after 30s").
+        SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
+            Failure::Unreachable(format!("no answer in time: {}", causes(error)))
+        }
+        SdkError::DispatchFailure(dispatch) if dispatch.is_io() => Failure::Unreachable(causes(error)),
+        _ => Failure::Local(causes(error)),
+    }
+}
+
+/// The start of an answer AWS could not have meant, for a person to recognise (a proxy's
+/// page, an emulator's traceback); what we sent never comes back in it.
+fn body_excerpt(raw: &HttpResponse) -> String {
+    let text = raw.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+    let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match text.chars().count() {
+        0 => "an empty body".into(),
+        n if n <= 120 => format!("body {text:?}"),
+        _ => format!("body {:?}...", text.chars().take(120).collect::<String>()),
+    }
+}
+
+/// The error's chain of causes in their own words, without Rust's debug dumps.
+fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(current) = next {
+        let text = current.to_string();
+        let generic = ["dispatch failure", "io error", "other", "timeout", "unhandled error"];
+        if !generic.contains(&text.as_str()) && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = current.source();
+    }
+    if parts.is_empty() { error.to_string() } else { parts.join(": ") }
+}
+
 pub trait AwsResultExt<T> {
-    /// One line: what we were doing, then AWS's code and message.
+    /// One line: what we were doing, then AWS's code and message (or why no answer came).
     fn aws_context(self, doing: impl Display) -> Result<T>;
 
     /// `None` when AWS answered `not_found_code`: for a read, absent; for a delete, gone already.
     fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>>;
 }
 
-impl<T, E, R> AwsResultExt<T> for std::result::Result<T, SdkError<E, R>>
+impl<T, E> AwsResultExt<T> for std::result::Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     fn aws_context(self, doing: impl Display) -> Result<T> {
         self.map_err(|error| {
-            let detail = match error.as_service_error() {
-                Some(service) => format!(
-                    "{}: {}",
-                    service.code().unwrap_or("error"),
-                    service.message().unwrap_or("no message")
-                ),
-                None => DisplayErrorContext(&error).to_string(),
+            let detail = match failure(&error) {
+                Failure::Unreachable(why) => format!("no answer from AWS: {why}"),
+                Failure::Answered(why) | Failure::Local(why) => why,
             };
             anyhow!("{doing}: {detail}")
         })
@@ -121,6 +328,24 @@ where
         match self {
             Err(e) if error_code(&e) == Some(not_found_code) => Ok(None),
             other => other.map(Some).aws_context(doing),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls_are_checked_before_any_call() {
+        assert_eq!(endpoint_url(None).unwrap(), None);
+        assert_eq!(
+            endpoint_url(Some("http://127.0.0.1:5000")).unwrap().as_deref(),
+            Some("http://127.0.0.1:5000")
+        );
+        assert!(endpoint_url(Some("")).unwrap_err().to_string().contains("empty"));
+        for bad in ["localhost:5000", "ftp://x", "http://", "not a url"] {
+            assert!(endpoint_url(Some(bad)).unwrap_err().to_string().contains("not an http(s) URL"), "{bad}");
         }
     }
 }

@@ -1,18 +1,30 @@
 //! What `up` wants to exist: derived from the stack, the account, the code and the
 //! function's environment.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::stack::{STAGE, Stack, TOKEN_PATH};
 
-/// The function's environment variables. Values may be secrets: `Debug` shows names only.
+/// The function's environment variables as `up` sets them. Values may be secrets: `Debug`
+/// shows names only.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct FunctionEnvironment(pub BTreeMap<String, String>);
+pub struct FunctionEnvironment {
+    pub variables: BTreeMap<String, String>,
+    /// Every name `up` owns. One of these on the function but not in `variables` is left over
+    /// from an earlier `up` and is removed; other names (added by hand) are kept.
+    pub managed: BTreeSet<String>,
+}
+
+impl FunctionEnvironment {
+    pub fn new(variables: BTreeMap<String, String>, managed: &[&str]) -> Self {
+        Self { variables, managed: managed.iter().map(|name| name.to_string()).collect() }
+    }
+}
 
 impl fmt::Debug for FunctionEnvironment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.keys()).finish()
+        f.debug_list().entries(self.variables.keys()).finish()
     }
 }
 
@@ -62,8 +74,9 @@ impl Desired {
             stack: Stack::new("s", "us-west-1").unwrap(),
             account: "123456789012".into(),
             code_sha256: code_sha256.into(),
-            environment: FunctionEnvironment(
+            environment: FunctionEnvironment::new(
                 environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                &["CONSUMER_KEY", "CONSUMER_SECRET", "UPSTREAM_TIMEOUT_MS"],
             ),
         }
     }

@@ -14,7 +14,7 @@ use crate::stack::{STACK_TAG, Stack};
 pub struct Inventory {
     apis: ApiList,
     function: Lookup<function::FunctionState>,
-    permissions: permission::Statements,
+    permissions: permission::PolicyState,
     log_group: Lookup<log_group::LogGroupState>,
     role: Lookup<role::RoleState>,
 }
@@ -71,10 +71,10 @@ impl Inventory {
 
     /// Every resource found by the stack's names: its kind, its id, and whether it is ours.
     fn found(&self, stack: &Stack) -> Vec<(Step, String, bool)> {
-        let apis = (self.apis.ours.iter().map(|id| (id, true)))
+        let apis = (self.apis.ours.iter().map(|api| (&api.id, true)))
             .chain(self.apis.foreign.iter().map(|id| (id, false)))
             .map(|(id, ours)| (Step::RestApi, id.clone(), ours));
-        let permissions = self.permissions.keys().map(|sid| (Step::Permission, sid.clone(), true));
+        let permissions = self.permissions.ours.keys().map(|sid| (Step::Permission, sid.clone(), true));
         let named = [
             (Step::Function, stack.function_name().to_string(), self.function.is_ours()),
             (Step::LogGroup, stack.log_group_name(), self.log_group.is_ours()),
@@ -94,14 +94,15 @@ pub async fn down(
     progress: &dyn Progress,
 ) -> Result<DownReport> {
     let apis = async {
-        for id in &inventory.apis.ours {
-            run_step(progress, Step::RestApi, Action::Delete, rest_api::delete(aws, id, progress)).await?;
+        for api in &inventory.apis.ours {
+            run_step(progress, Step::RestApi, Action::Delete, rest_api::delete(aws, &api.id, progress))
+                .await?;
         }
         anyhow::Ok(())
     };
     let function_side = async {
         if let Lookup::Ours(_) = inventory.function {
-            if !inventory.permissions.is_empty() {
+            if !inventory.permissions.ours.is_empty() {
                 let remove = permission::delete(aws, stack, &inventory.permissions);
                 run_step(progress, Step::Permission, Action::Delete, remove).await?;
             }

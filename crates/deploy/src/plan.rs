@@ -145,8 +145,8 @@ pub struct Observed {
     pub log_group: Option<log_group::LogGroupState>,
     pub function: Option<function::FunctionState>,
     pub api: Option<rest_api::ApiState>,
-    /// The function's resource-policy statements: id -> source ARN.
-    pub permissions: permission::Statements,
+    /// The function's resource policy.
+    pub permissions: permission::PolicyState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -46,7 +46,7 @@ pub fn environment_to_compare(
     observed: &Observed,
 ) -> FunctionEnvironment {
     let deployed = observed.function.as_ref().map(|f| &f.environment);
-    let mut variables = known.0;
+    let FunctionEnvironment { mut variables, managed } = known;
     for name in names {
         if !variables.contains_key(*name)
             && let Some(value) = deployed.and_then(|env| env.get(*name))
@@ -56,7 +56,7 @@ pub fn environment_to_compare(
         // Absent both here and there: an empty wish makes the plan call it missing.
         variables.entry(name.to_string()).or_default();
     }
-    FunctionEnvironment(variables)
+    FunctionEnvironment { variables, managed }
 }
 
 pub fn status(prepared: &Prepared) -> StatusReport {
@@ -70,8 +70,8 @@ pub fn status(prepared: &Prepared) -> StatusReport {
         .map(|p| p.methods.iter().filter(|(_, m)| m.integration.is_some()).map(|(n, _)| n.clone()))
         .map(|names| names.collect::<Vec<_>>().join(", "))
         .filter(|i| !i.is_empty());
-    let permissions = (!observed.permissions.is_empty())
-        .then(|| observed.permissions.keys().cloned().collect::<Vec<_>>().join(", "));
+    let permissions = (!observed.permissions.ours.is_empty())
+        .then(|| observed.permissions.ours.keys().cloned().collect::<Vec<_>>().join(", "));
     let ids = [
         (Step::Role, observed.role.as_ref().map(|r| r.arn.clone())),
         (Step::LogGroup, observed.log_group.as_ref().map(|g| g.name.clone())),

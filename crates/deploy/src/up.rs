@@ -140,7 +140,14 @@ pub async fn up(
         tokio::try_join!(function_chain, api_chain)?;
 
     let ((), permission_report) = run_step(progress, Step::Permission, plan.action(Step::Permission), {
-        permission::apply(aws, &desired, plan.action(Step::Permission), &api_id, &observed.permissions)
+        permission::apply(
+            aws,
+            &desired,
+            plan.action(Step::Permission),
+            &api_id,
+            &observed.permissions,
+            progress,
+        )
     })
     .await?;
 

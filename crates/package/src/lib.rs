@@ -7,7 +7,7 @@ mod zip_file;
 
 pub use build::{FUNCTION_TARGET, build_function, find_function_dir};
 pub use elf::{BinaryLinkage, GLIBC_LIMIT, check_lambda_binary};
-pub use zip_file::{Artifact, DIRECT_UPLOAD_LIMIT, read_zip, zip_bootstrap};
+pub use zip_file::{Artifact, DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT, read_zip, zip_bootstrap};
 
 use std::path::{Path, PathBuf};
 
@@ -16,17 +16,18 @@ use anyhow::{Context, Result};
 /// Where the code to deploy comes from.
 #[derive(Debug, Clone)]
 pub enum CodeSource {
-    /// A zip made earlier by `tokendeploy package` (`up --zip`).
-    Zip(PathBuf),
+    /// A zip made earlier by `tokendeploy package` (`up --zip`), read and checked already
+    /// ([`read_zip`]), so a bad one is refused before any AWS call.
+    Zip(Artifact),
     /// The function's crate, built now.
     Build { function_dir: PathBuf, quiet: bool },
 }
 
 impl CodeSource {
-    pub fn artifact(&self) -> Result<Artifact> {
+    pub fn artifact(self) -> Result<Artifact> {
         match self {
-            Self::Zip(path) => read_zip(path),
-            Self::Build { function_dir, quiet } => package_function(function_dir, *quiet),
+            Self::Zip(artifact) => Ok(artifact),
+            Self::Build { function_dir, quiet } => package_function(&function_dir, quiet),
         }
     }
 }

@@ -62,25 +62,53 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Artifact> {
     Artifact::new(bytes)
 }
 
-/// Reads a zip made by `tokendeploy package` (for `up --zip`) and checks what it holds.
+/// Lambda's limit for the unzipped code of a function.
+pub const UNZIPPED_LIMIT: u64 = 250 * 1024 * 1024;
+
+/// Reads a zip made by `tokendeploy package` (for `up --zip`) and checks what it holds,
+/// reading no more than Lambda would take: a zip bomb is refused, not inflated.
 pub fn read_zip(path: &Path) -> Result<Artifact> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut archive = ZipArchive::new(Cursor::new(&bytes)).with_context(|| {
-        format!("{} is not a zip file; make one with `tokendeploy package --out PATH`", path.display())
+    let shown = path.display();
+    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => anyhow::anyhow!("--zip {shown}: no such file"),
+        _ => anyhow::anyhow!("--zip {shown}: {e}"),
     })?;
-    let mut entry = archive.by_name("bootstrap").with_context(|| {
-        format!(
-            "{} has no `bootstrap` at its top; make it with `tokendeploy package --out PATH`",
-            path.display()
-        )
-    })?;
-    if entry.unix_mode().is_some_and(|mode| mode & 0o111 == 0) {
-        bail!("bootstrap in {} is not executable; Lambda could not start it", path.display());
+    if !metadata.is_file() {
+        bail!("--zip {shown} is not a file");
     }
+    if metadata.len() > DIRECT_UPLOAD_LIMIT as u64 {
+        bail!(
+            "--zip {shown} is {} bytes, over Lambda's {DIRECT_UPLOAD_LIMIT}-byte limit for a direct upload",
+            metadata.len()
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading --zip {shown}"))?;
+    let remake = "make it with `tokendeploy package --out PATH`";
+    let mut archive = ZipArchive::new(Cursor::new(&bytes))
+        .map_err(|_| anyhow::anyhow!("--zip {shown} is not a zip file; {remake}"))?;
+    let declared: u64 = (0..archive.len())
+        .filter_map(|i| archive.by_index_raw(i).ok().map(|entry| entry.size()))
+        .fold(0u64, u64::saturating_add);
+    if declared > UNZIPPED_LIMIT {
+        bail!("--zip {shown} unzips to {declared} bytes, over Lambda's {UNZIPPED_LIMIT}-byte limit");
+    }
+    let mut entry = archive
+        .by_name("bootstrap")
+        .map_err(|_| anyhow::anyhow!("--zip {shown} has no `bootstrap` at its top; {remake}"))?;
+    if entry.unix_mode().is_some_and(|mode| mode & 0o111 == 0) {
+        bail!("bootstrap in --zip {shown} is not executable; Lambda could not start it");
+    }
+    // The sizes in a zip's directory are claims: read one byte past the limit to catch a lie.
     let mut binary = Vec::new();
-    entry.read_to_end(&mut binary).context("unzipping bootstrap")?;
+    (&mut entry)
+        .take(UNZIPPED_LIMIT + 1)
+        .read_to_end(&mut binary)
+        .map_err(|_| anyhow::anyhow!("--zip {shown}: bootstrap cannot be unzipped (damaged); {remake}"))?;
+    if binary.len() as u64 > UNZIPPED_LIMIT {
+        bail!("bootstrap in --zip {shown} unzips to more than Lambda's {UNZIPPED_LIMIT}-byte limit");
+    }
     drop(entry);
-    check_lambda_binary(&binary).with_context(|| format!("checking bootstrap in {}", path.display()))?;
+    check_lambda_binary(&binary).with_context(|| format!("checking bootstrap in --zip {shown}"))?;
     Artifact::new(bytes)
 }
 

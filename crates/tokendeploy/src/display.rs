@@ -2,16 +2,16 @@
 //! On a terminal, a spinner a step (indicatif); elsewhere, one plain line a finished step.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokendeploy_deploy::{Progress, Step, StepReport};
 
-use crate::cli::OutputArgs;
+use crate::cli::{OutputArgs, OutputFormat};
 
 /// Set to a step's JSON name, the process dies the moment that step finishes, as a killed
 /// `up` would: how the tests prove that any interrupted run can be finished or removed.
@@ -98,7 +98,23 @@ impl Progress for Console {
     }
 }
 
-pub fn print_json(value: &impl Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(())
+/// Writes a command's result on stdout: the JSON form, or the text `text` makes of it. A
+/// closed or full stdout is an error (exit 1), never a panic.
+pub fn print_result<T: Serialize>(
+    format: OutputFormat,
+    value: &T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    let mut output = match format {
+        OutputFormat::Json => serde_json::to_string_pretty(value)?,
+        OutputFormat::Text => text(value),
+    };
+    if !output.ends_with('\n') {
+        output.push('\n');
+    }
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(output.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("writing the result to standard output")
 }

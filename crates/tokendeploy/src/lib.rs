@@ -24,17 +24,41 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
+/// How a command that ran to its end came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// `status` found the stack incomplete, drifted or not ours to sort out (exit 3).
+    OutOfSync,
+}
+
+/// The exit codes: 0 done, 1 failed, 2 bad usage or input (nothing changed), 3 out of sync.
 pub async fn run() -> ExitCode {
-    let cli = Cli::parse(); // exits 2 on bad usage, as clap does
+    exit_1_on_panic();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print(); // --help and --version come this way too
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
     match commands::run(cli).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::OutOfSync) => ExitCode::from(3),
         Err(error) => {
             // `{:#}` keeps the whole context chain on one line.
-            if error.downcast_ref::<commands::OutOfSync>().is_some() {
-                return ExitCode::from(3); // status already said how
-            }
             eprintln!("error: {error:#}");
             if error.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
+}
+
+/// A bug must still end with a failure's exit code, and its message must not carry values
+/// (a secret could be one): only where it happened.
+fn exit_1_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        eprintln!("error: internal error in tokendeploy{place}; please report it");
+        std::process::exit(1);
+    }));
 }

@@ -26,15 +26,14 @@ pub const ALWAYS_SET: [&str; 5] =
 
 /// For `up` and `plan`: complete and valid, or a usage error naming what is wrong.
 pub fn function_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
-    let known = known_variables(env_file)?;
-    collect(|name| known.get(name).cloned())
+    validated(known_variables(env_file)?)
 }
 
 /// For `status`: whatever is at hand (secrets may not be), with `up`'s defaults.
 pub fn known_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
     let mut known = known_variables(env_file)?;
     with_defaults(&mut known);
-    Ok(FunctionEnvironment(known))
+    Ok(FunctionEnvironment::new(known, &PASSED))
 }
 
 /// The passed variables set in the environment or, failing that, in the env file.
@@ -43,13 +42,13 @@ fn known_variables(env_file: Option<&Path>) -> Result<BTreeMap<String, String>> 
         Some(path) => read_env_file(path)?,
         None => BTreeMap::new(),
     };
-    Ok(PASSED
-        .iter()
-        .filter_map(|name| {
-            let value = std::env::var(name).ok().or_else(|| from_file.get(*name).cloned());
-            value.filter(|v| !v.trim().is_empty()).map(|v| (name.to_string(), v))
-        })
-        .collect())
+    Ok(pick(|name| std::env::var(name).ok().or_else(|| from_file.get(name).cloned())))
+}
+
+/// The passed variables `lookup` has; an empty value is as good as none.
+fn pick(lookup: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
+    let value = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    PASSED.iter().filter_map(|name| value(name).map(|v| (name.to_string(), v))).collect()
 }
 
 fn with_defaults(variables: &mut BTreeMap<String, String>) {
@@ -58,27 +57,91 @@ fn with_defaults(variables: &mut BTreeMap<String, String>) {
 }
 
 fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
-    let entries = dotenvy::from_path_iter(path)
-        .map_err(|e| UsageError(format!("cannot read --env-file {}: {e}", path.display())))?;
+    let shown = path.display();
+    let metadata = std::fs::metadata(path)
+        .map_err(|e| UsageError(format!("cannot read --env-file {shown}: {}", io_reason(&e))))?;
+    if !metadata.is_file() {
+        return Err(UsageError(format!("--env-file {shown} is not a file")).into());
+    }
+    if metadata.len() > ENV_FILE_LIMIT {
+        return Err(UsageError(format!(
+            "--env-file {shown} is {} bytes; a settings file is at most {ENV_FILE_LIMIT} bytes",
+            metadata.len()
+        ))
+        .into());
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| UsageError(format!("cannot read --env-file {shown}: {}", io_reason(&e))))?;
+    parse_env_file(&bytes).map_err(|e| UsageError(format!("--env-file {shown}: {e}")).into())
+}
+
+/// The OS's words for an I/O error, without Rust's debug dump.
+fn io_reason(error: &std::io::Error) -> String {
+    match error.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// Settings files are a few lines; anything bigger is a wrong path.
+const ENV_FILE_LIMIT: u64 = 1024 * 1024;
+
+/// Reads `NAME=value` lines literally: no `$VAR` expansion, no escapes, no inline comments,
+/// so a secret with `$`, `#`, `\` or quotes inside arrives as written. Blank lines and lines
+/// starting with `#` are skipped, a leading `export ` is allowed, and one pair of matching
+/// quotes around the whole value is removed. Errors name the line, never its content: it
+/// may hold a secret.
+fn parse_env_file(bytes: &[u8]) -> std::result::Result<BTreeMap<String, String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
+        format!("line {line} is not UTF-8 text")
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut variables = BTreeMap::new();
-    for entry in entries {
-        // dotenvy's parse errors name the line, not the value.
-        let (name, value) =
-            entry.map_err(|e| UsageError(format!("--env-file {} is not dotenv: {e}", path.display())))?;
-        variables.insert(name, value);
+    for (index, line) in text.lines().enumerate() {
+        let number = index + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(format!("line {number} is not NAME=value"));
+        };
+        let name = name.trim_end();
+        let valid_name = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid_name {
+            return Err(format!(
+                "line {number}: the name before `=` must be letters, digits and underscores"
+            ));
+        }
+        let value = unquote(value.trim()).ok_or_else(|| {
+            format!("line {number}: a value that starts with a quote must end with the same quote")
+        })?;
+        if value.chars().any(|c| c.is_control()) {
+            return Err(format!("line {number}: the value holds a control character"));
+        }
+        variables.insert(name.to_string(), value.to_string());
     }
     Ok(variables)
 }
 
+/// `"v"` or `'v'` -> `v`; unquoted values as they are; `None` for an unmatched quote.
+fn unquote(value: &str) -> Option<&str> {
+    match value.chars().next() {
+        Some(quote @ ('"' | '\'')) => value.strip_prefix(quote).and_then(|rest| rest.strip_suffix(quote)),
+        _ => Some(value),
+    }
+}
+
 /// Validates with the function's own parser, then fills the defaults in, so the deployed
 /// function states all it runs with.
-fn collect(lookup: impl Fn(&str) -> Option<String>) -> Result<FunctionEnvironment> {
-    let lookup = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-    Config::from_lookup(lookup).map_err(|e| UsageError(usage_message(&e)))?;
-    let mut variables: BTreeMap<String, String> =
-        PASSED.iter().filter_map(|name| lookup(name).map(|v| (name.to_string(), v))).collect();
-    with_defaults(&mut variables);
-    Ok(FunctionEnvironment(variables))
+fn validated(mut known: BTreeMap<String, String>) -> Result<FunctionEnvironment> {
+    Config::from_lookup(|name| known.get(name).cloned()).map_err(|e| UsageError(usage_message(&e)))?;
+    with_defaults(&mut known);
+    Ok(FunctionEnvironment::new(known, &PASSED))
 }
 
 fn usage_message(error: &ConfigError) -> String {
@@ -100,7 +163,7 @@ mod tests {
     fn from(pairs: &[(&str, &str)]) -> Result<FunctionEnvironment> {
         let map: HashMap<String, String> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        collect(|name| map.get(name).cloned())
+        validated(pick(|name| map.get(name).cloned()))
     }
 
     #[test]
@@ -113,10 +176,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            env.0.keys().collect::<Vec<_>>(),
+            env.variables.keys().collect::<Vec<_>>(),
             ["ALLOWED_ORIGINS", "CONSUMER_KEY", "CONSUMER_SECRET", "TOKEN_PROVIDER", "TOKEN_URL"]
         );
-        assert_eq!(env.0["TOKEN_URL"], DEFAULT_TOKEN_URL);
+        assert_eq!(env.variables["TOKEN_URL"], DEFAULT_TOKEN_URL);
     }
 
     #[test]
@@ -125,5 +188,32 @@ mod tests {
             from(&[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", " "), ("ALLOWED_ORIGINS", "*")]).unwrap_err();
         assert!(err.downcast_ref::<UsageError>().is_some());
         assert!(err.to_string().starts_with("CONSUMER_SECRET is not set"), "{err}");
+    }
+
+    #[test]
+    fn env_files_are_read_literally() {
+        let file = b"\xef\xbb\xbf# comment\n\nexport CONSUMER_KEY = k$HOME\nCONSUMER_SECRET=\"a#b $X 'c' \\\\n\"\nALLOWED_ORIGINS='*'\nTOKEN_URL=https://x.example/t?a=b\n";
+        let parsed = parse_env_file(file).unwrap();
+        assert_eq!(parsed["CONSUMER_KEY"], "k$HOME");
+        assert_eq!(parsed["CONSUMER_SECRET"], "a#b $X 'c' \\\\n");
+        assert_eq!(parsed["ALLOWED_ORIGINS"], "*");
+        assert_eq!(parsed["TOKEN_URL"], "https://x.example/t?a=b");
+    }
+
+    #[test]
+    fn a_bad_line_is_named_by_number_never_echoed() {
+        let secret = "p4ss\"w0rd";
+        for (file, line) in [
+            (format!("CONSUMER_KEY=k\nCONSUMER_SECRET=\"{secret}\n"), 2),
+            (format!("CONSUMER_KEY=k\n\n{secret}\n"), 3),
+            (format!("{secret}=x\n"), 1),
+            (format!("CONSUMER_SECRET={secret}\u{7}\n"), 1),
+        ] {
+            let err = parse_env_file(file.as_bytes()).unwrap_err();
+            assert!(err.starts_with(&format!("line {line}")), "{err}");
+            assert!(!err.contains("p4ss") && !err.contains("w0rd"), "{err}");
+        }
+        let err = parse_env_file(b"A=1\nB=\xff\xfe\n").unwrap_err();
+        assert_eq!(err, "line 2 is not UTF-8 text");
     }
 }

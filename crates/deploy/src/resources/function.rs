@@ -11,7 +11,7 @@ use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, UPLOAD_TIMEOUT, error_code, retrying};
 use crate::desired::Desired;
 use crate::plan::{Action, Change, Step};
 use crate::progress::Progress;
@@ -103,13 +103,14 @@ pub fn plan_environment(desired: &Desired, observed: Option<&FunctionState>) -> 
         return Change::create("set with the new function");
     };
     let (mut missing, mut changed) = (Vec::new(), Vec::new());
-    for (name, value) in &desired.environment.0 {
+    for (name, value) in &desired.environment.variables {
         match function.environment.get(name) {
             None => missing.push(name.as_str()),
             Some(current) if current != value => changed.push(name.as_str()),
             Some(_) => {}
         }
     }
+    let stale = stale_variables(desired, function);
     let mut reasons = Vec::new();
     if !missing.is_empty() {
         reasons.push(format!("{} missing", missing.join(", ")));
@@ -117,7 +118,24 @@ pub fn plan_environment(desired: &Desired, observed: Option<&FunctionState>) -> 
     if !changed.is_empty() {
         reasons.push(format!("{} changed", changed.join(", ")));
     }
+    if !stale.is_empty() {
+        reasons.push(format!("{} set but no longer asked for", stale.join(", ")));
+    }
     if reasons.is_empty() { Change::unchanged() } else { Change::update(reasons.join("; ")) }
+}
+
+/// Variables `up` manages that are on the function but no longer wanted.
+fn stale_variables<'a>(desired: &Desired, function: &'a FunctionState) -> Vec<&'a str> {
+    let mut stale: Vec<&str> = function
+        .environment
+        .keys()
+        .filter(|name| {
+            desired.environment.managed.contains(*name) && !desired.environment.variables.contains_key(*name)
+        })
+        .map(String::as_str)
+        .collect();
+    stale.sort();
+    stale
 }
 
 fn settings_drift(desired: &Desired, function: &FunctionState) -> Vec<&'static str> {
@@ -143,46 +161,73 @@ pub async fn apply_function(
     progress: &dyn Progress,
 ) -> Result<String> {
     let name = desired.stack.function_name();
-    let Some(function) = observed else {
-        let arn = create(aws, desired, zip, progress).await?;
-        wait_until_ready(aws, name, Step::Function, progress).await?;
-        return Ok(arn);
+    let adopted;
+    let function = match observed {
+        Some(function) if action == Action::Unchanged => return Ok(function.arn.clone()),
+        Some(function) => function,
+        None => match create(aws, desired, zip, progress).await? {
+            Created::Made(arn) => {
+                wait_until_ready(aws, name, Step::Function, progress).await?;
+                return Ok(arn);
+            }
+            // Made meanwhile by a twin run, or by our own call whose answer was lost: bring
+            // that one to what is wanted instead.
+            Created::AlreadyThere => {
+                progress.note(Step::Function, "made meanwhile by another run: adopting it");
+                adopted = find(aws, &desired.stack)
+                    .await?
+                    .ours_or_refuse(KIND, name, &desired.stack)?
+                    .with_context(|| format!("Lambda function {name} vanished while being made"))?;
+                &adopted
+            }
+        },
     };
-    if action == Action::Unchanged {
-        return Ok(function.arn.clone());
-    }
     // An update still running (from another deploy, or a console edit) would make ours fail
     // with ResourceConflictException.
     wait_until_ready(aws, name, Step::Function, progress).await?;
     if function.code_sha256 != desired.code_sha256 || function.architectures != [ARCHITECTURE] {
-        aws.lambda
-            .update_function_code()
-            .function_name(name)
-            .zip_file(Blob::new(zip))
-            .architectures(Architecture::X8664)
-            .send()
+        let upload = || {
+            aws.lambda
+                .update_function_code()
+                .function_name(name)
+                .zip_file(Blob::new(zip))
+                .architectures(Architecture::X8664)
+                .customize()
+                .config_override(upload_timeouts())
+                .send()
+        };
+        retrying(UPDATE_CONFLICT_LIMIT, update_in_progress, |m| progress.note(Step::Function, m), upload)
             .await
             .aws_context(format!("uploading new code to Lambda function {name}"))?;
         wait_until_ready(aws, name, Step::Function, progress).await?;
     }
     if !settings_drift(desired, function).is_empty() {
-        aws.lambda
-            .update_function_configuration()
-            .function_name(name)
-            .runtime(Runtime::from(RUNTIME))
-            .handler(HANDLER)
-            .memory_size(MEMORY_MB)
-            .timeout(TIMEOUT_SECONDS)
-            .role(desired.role_arn())
-            .send()
-            .await
-            .aws_context(format!("updating the settings of Lambda function {name}"))?;
+        let update = || {
+            aws.lambda
+                .update_function_configuration()
+                .function_name(name)
+                .runtime(Runtime::from(RUNTIME))
+                .handler(HANDLER)
+                .memory_size(MEMORY_MB)
+                .timeout(TIMEOUT_SECONDS)
+                .role(desired.role_arn())
+                .send()
+        };
+        retrying(
+            ROLE_PROPAGATION_LIMIT,
+            configuration_retryable,
+            |m| progress.note(Step::Function, m),
+            update,
+        )
+        .await
+        .aws_context(format!("updating the settings of Lambda function {name}"))?;
         wait_until_ready(aws, name, Step::Function, progress).await?;
     }
     Ok(function.arn.clone())
 }
 
-/// Sets our variables, keeping any a user added to the function by other means.
+/// Sets our variables, removes the ones `up` manages but no longer wants, and keeps any a
+/// user added to the function by other means.
 pub async fn apply_environment(
     aws: &Aws,
     desired: &Desired,
@@ -194,25 +239,32 @@ pub async fn apply_environment(
         return Ok(()); // unchanged, or set when the function was created
     };
     let name = desired.stack.function_name();
+    let stale = stale_variables(desired, function);
     let mut variables: BTreeMap<String, String> = function.environment.clone().into_iter().collect();
-    variables.extend(desired.environment.0.clone());
-    aws.lambda
-        .update_function_configuration()
-        .function_name(name)
-        .environment(Environment::builder().set_variables(Some(variables.into_iter().collect())).build())
-        .send()
+    variables.retain(|name, _| !stale.contains(&name.as_str()));
+    variables.extend(desired.environment.variables.clone());
+    let environment = Environment::builder().set_variables(Some(variables.into_iter().collect())).build();
+    let update = || {
+        aws.lambda.update_function_configuration().function_name(name).environment(environment.clone()).send()
+    };
+    retrying(UPDATE_CONFLICT_LIMIT, update_in_progress, |m| progress.note(Step::Environment, m), update)
         .await
         .aws_context(format!("setting the environment of Lambda function {name}"))?;
     wait_until_ready(aws, name, Step::Environment, progress).await
 }
 
-async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progress) -> Result<String> {
+enum Created {
+    Made(String),
+    AlreadyThere,
+}
+
+async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progress) -> Result<Created> {
     let name = desired.stack.function_name();
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_secs(2);
-    loop {
-        let result = aws
-            .lambda
+    let environment = Environment::builder()
+        .set_variables(Some(desired.environment.variables.clone().into_iter().collect()))
+        .build();
+    let create = || {
+        aws.lambda
             .create_function()
             .function_name(name)
             .description(format!("tokendeploy token server {}", desired.stack.name))
@@ -223,24 +275,47 @@ async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progres
             .timeout(TIMEOUT_SECONDS)
             .role(desired.role_arn())
             .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
-            .environment(
-                Environment::builder()
-                    .set_variables(Some(desired.environment.0.clone().into_iter().collect()))
-                    .build(),
-            )
+            .environment(environment.clone())
             .set_tags(Some(desired.stack.tags().into_iter().collect()))
+            .customize()
+            .config_override(upload_timeouts())
             .send()
-            .await;
-        match result {
-            Ok(created) => return Ok(created.function_arn().unwrap_or_default().to_string()),
-            Err(e) if role_not_yet_assumable(&e) && started.elapsed() < ROLE_PROPAGATION_LIMIT => {
-                progress.note(Step::Function, "waiting for the new IAM role to reach Lambda");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(e).aws_context(format!("creating Lambda function {name}")),
-        }
+    };
+    let role_wait = |e: &SdkError<_, _>| {
+        role_not_yet_assumable(e).then_some("waiting for the new IAM role to reach Lambda")
+    };
+    match retrying(ROLE_PROPAGATION_LIMIT, role_wait, |m| progress.note(Step::Function, m), create).await {
+        Ok(created) => Ok(Created::Made(created.function_arn().unwrap_or_default().to_string())),
+        Err(e) if error_code(&e) == Some(CONFLICT) => Ok(Created::AlreadyThere),
+        Err(e) => Err(e).aws_context(format!("creating Lambda function {name}")),
     }
+}
+
+/// Lambda's answer to a change while another is still being applied, and to creating a
+/// function that exists.
+const CONFLICT: &str = "ResourceConflictException";
+/// How long another update of the function may keep ours waiting.
+const UPDATE_CONFLICT_LIMIT: Duration = Duration::from_secs(60);
+
+fn update_in_progress<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
+    (error_code(error) == Some(CONFLICT)).then_some("another update of the function is in progress")
+}
+
+/// A settings update can meet both: a running update, and a role Lambda cannot assume yet.
+fn configuration_retryable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
+    update_in_progress(error)
+        .or_else(|| role_not_yet_assumable(error).then_some("waiting for the IAM role to reach Lambda"))
+}
+
+/// Code goes up in the call itself: give it longer than other calls.
+fn upload_timeouts() -> aws_sdk_lambda::config::Builder {
+    aws_sdk_lambda::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .read_timeout(UPLOAD_TIMEOUT)
+            .operation_attempt_timeout(UPLOAD_TIMEOUT)
+            .operation_timeout(UPLOAD_TIMEOUT * 2)
+            .build(),
+    )
 }
 
 /// Lambda's answer while a fresh role has not reached it yet.
@@ -292,7 +367,7 @@ mod tests {
             role_arn: desired.role_arn(),
             environment: desired
                 .environment
-                .0
+                .variables
                 .clone()
                 .into_iter()
                 .chain([("USER_ADDED".into(), "x".into())])
@@ -333,5 +408,17 @@ mod tests {
         let change = plan_environment(&desired, Some(&function));
         assert_eq!(change, Change::update("CONSUMER_SECRET changed"));
         assert!(!format!("{change:?}{desired:?}").contains("secret-value"));
+    }
+
+    #[test]
+    fn a_managed_variable_no_longer_asked_for_is_drift_but_a_hand_added_one_is_not() {
+        let desired = desired();
+        let mut function = deployed(&desired);
+        function.environment.insert("UPSTREAM_TIMEOUT_MS".into(), "9000".into());
+        assert_eq!(
+            plan_environment(&desired, Some(&function)),
+            Change::update("UPSTREAM_TIMEOUT_MS set but no longer asked for")
+        );
+        assert_eq!(stale_variables(&desired, &function), ["UPSTREAM_TIMEOUT_MS"]);
     }
 }

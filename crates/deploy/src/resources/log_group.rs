@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND};
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
 use crate::plan::{Action, Change};
 use crate::resources::Lookup;
 use crate::stack::{STACK_TAG, Stack};
@@ -72,13 +72,22 @@ pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&L
     match observed {
         _ if action == Action::Unchanged => return Ok(()),
         None => {
-            aws.logs
+            let created = aws
+                .logs
                 .create_log_group()
                 .log_group_name(&name)
                 .set_tags(Some(stack.tags().into_iter().collect()))
                 .send()
-                .await
-                .aws_context(format!("creating log group {name}"))?;
+                .await;
+            // Made meanwhile by a twin run or by our own call whose answer was lost: fine if
+            // it carries our tag; an untagged one is someone else's.
+            if let Err(e) = &created
+                && error_code(e) == Some("ResourceAlreadyExistsException")
+            {
+                find(aws, stack, false).await?.ours_or_refuse(KIND, &name, stack)?;
+            } else {
+                created.aws_context(format!("creating log group {name}"))?;
+            }
         }
         Some(group) if !group.tagged => {
             aws.logs

@@ -42,9 +42,25 @@ impl<T> Lookup<T> {
 }
 
 /// A resource with our name that this stack did not make: refused, never touched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignResource {
+    pub kind: String,
+    pub name: String,
+    pub stack: String,
+}
+
+impl std::fmt::Display for ForeignResource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {:?} already exists but is not tagged {STACK_TAG}={}: it belongs to someone else and was left untouched; deploy under another --name",
+            self.kind, self.name, self.stack
+        )
+    }
+}
+
+impl std::error::Error for ForeignResource {}
+
 pub fn foreign(kind: &str, name: &str, stack: &Stack) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{kind} {name:?} already exists but is not tagged {STACK_TAG}={}: it belongs to someone else and was left untouched; deploy under another --name",
-        stack.name
-    )
+    ForeignResource { kind: kind.into(), name: name.into(), stack: stack.name.clone() }.into()
 }

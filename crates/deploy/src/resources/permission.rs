@@ -2,18 +2,38 @@
 //! methods only.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND};
+use aws_sdk_lambda::operation::add_permission::AddPermissionError;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code, retrying};
 use crate::desired::Desired;
-use crate::plan::{Action, Change};
+use crate::plan::{Action, Change, Step};
+use crate::progress::Progress;
 use crate::resources::rest_api::METHODS;
 use crate::stack::{STAGE, Stack};
 
-/// Statement id -> source ARN of the statements on the function's policy.
+/// Statement id -> source ARN of our statements on the function's policy.
 pub type Statements = BTreeMap<String, String>;
+
+/// The function's resource policy: our statements, and the ids of any others (each one lets
+/// someone else invoke or change the function, which `up` never grants).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyState {
+    pub ours: Statements,
+    pub others: Vec<String>,
+}
+
+impl PolicyState {
+    pub fn is_empty(&self) -> bool {
+        self.ours.is_empty() && self.others.is_empty()
+    }
+}
 
 /// Deterministic statement ids, one a method, so `up` finds and replaces its own.
 pub fn statement_id(method: &str) -> String {
@@ -34,90 +54,114 @@ pub fn wanted(desired: &Desired, api_id: &str) -> Statements {
         .collect()
 }
 
-/// Our statements on the function's policy (others' are ignored); empty when none.
-pub async fn find(aws: &Aws, stack: &Stack) -> Result<Statements> {
+/// The statements on the function's policy; empty when it has none (or no function).
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<PolicyState> {
     let name = stack.function_name();
     let found = aws.lambda.get_policy().function_name(name).send().await;
     let doing = format!("reading the policy of Lambda function {name}");
     let Some(policy) = found.or_absent(RESOURCE_NOT_FOUND, doing)?.and_then(|o| o.policy) else {
-        return Ok(Statements::new());
+        return Ok(PolicyState::default());
     };
     Ok(parse_policy(&policy))
 }
 
-fn parse_policy(policy: &str) -> Statements {
+fn parse_policy(policy: &str) -> PolicyState {
     let policy: Value = serde_json::from_str(policy).unwrap_or_default();
     let ours: Vec<String> = METHODS.iter().map(|m| statement_id(m)).collect();
-    policy["Statement"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|statement| {
-            let sid = statement["Sid"].as_str()?;
+    let mut state = PolicyState::default();
+    for statement in policy["Statement"].as_array().into_iter().flatten() {
+        let sid = statement["Sid"].as_str().unwrap_or_default().to_string();
+        if ours.contains(&sid) {
             let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().unwrap_or_default();
-            ours.iter().any(|o| o == sid).then(|| (sid.to_string(), source.to_string()))
-        })
-        .collect()
+            state.ours.insert(sid, source.to_string());
+        } else {
+            state.others.push(if sid.is_empty() { "(a statement without an id)".into() } else { sid });
+        }
+    }
+    state
 }
 
 /// `api_id` is `None` while the API is yet to be made: any statement we have then points at
 /// an API that is gone.
-pub fn plan(desired: &Desired, api_id: Option<&str>, observed: &Statements) -> Change {
-    if observed.is_empty() {
-        return Change::create("API Gateway may not invoke the function yet");
+pub fn plan(desired: &Desired, api_id: Option<&str>, observed: &PolicyState) -> Change {
+    let mut wrong = Vec::new();
+    if !observed.others.is_empty() {
+        wrong.push(format!("statements up did not make: {}", observed.others.join(", ")));
     }
-    match api_id {
-        Some(api_id) if *observed == wanted(desired, api_id) => Change::unchanged(),
-        _ => Change::update("source ARN does not match this API, stage and methods"),
+    if observed.ours.is_empty() {
+        if wrong.is_empty() {
+            return Change::create("API Gateway may not invoke the function yet");
+        }
+        wrong.push("API Gateway may not invoke the function yet".into());
+    } else if api_id.is_none_or(|api_id| observed.ours != wanted(desired, api_id)) {
+        wrong.push("source ARN does not match this API, stage and methods".into());
     }
+    if wrong.is_empty() { Change::unchanged() } else { Change::update(wrong.join("; ")) }
 }
+
+/// Lambda's answer when the statement id is taken, or the function is being updated.
+const CONFLICT: &str = "ResourceConflictException";
 
 pub async fn apply(
     aws: &Aws,
     desired: &Desired,
     action: Action,
     api_id: &str,
-    observed: &Statements,
+    observed: &PolicyState,
+    progress: &dyn Progress,
 ) -> Result<()> {
     if action == Action::Unchanged {
         return Ok(());
     }
     let name = desired.stack.function_name();
+    for sid in &observed.others {
+        remove(aws, name, sid).await?;
+    }
     for (sid, source_arn) in wanted(desired, api_id) {
-        match observed.get(&sid) {
+        match observed.ours.get(&sid) {
             Some(current) if *current == source_arn => continue,
-            Some(_) => {
-                aws.lambda
-                    .remove_permission()
-                    .function_name(name)
-                    .statement_id(&sid)
-                    .send()
-                    .await
-                    .aws_context(format!("removing stale permission {sid} from {name}"))?;
-            }
+            Some(_) => remove(aws, name, &sid).await?,
             None => {}
         }
-        aws.lambda
-            .add_permission()
-            .function_name(name)
-            .statement_id(&sid)
-            .action("lambda:InvokeFunction")
-            .principal("apigateway.amazonaws.com")
-            .source_arn(&source_arn)
-            .source_account(&desired.account)
-            .send()
-            .await
-            .aws_context(format!("allowing API Gateway to invoke {name} ({sid})"))?;
+        let add = || {
+            aws.lambda
+                .add_permission()
+                .function_name(name)
+                .statement_id(&sid)
+                .action("lambda:InvokeFunction")
+                .principal("apigateway.amazonaws.com")
+                .source_arn(&source_arn)
+                .source_account(&desired.account)
+                .send()
+        };
+        let taken = |e: &SdkError<AddPermissionError, _>| {
+            e.as_service_error().and_then(|e| e.message()).is_some_and(|m| m.contains("already exists"))
+        };
+        let busy = |e: &SdkError<AddPermissionError, _>| {
+            (error_code(e) == Some(CONFLICT) && !taken(e)).then_some("the function is being updated")
+        };
+        match retrying(CONFLICT_LIMIT, busy, |m| progress.note(Step::Permission, m), add).await {
+            Ok(_) => {}
+            // There already: a twin run's, or our own whose answer was lost. Right is fine.
+            Err(e) if taken(&e) && find(aws, &desired.stack).await?.ours.get(&sid) == Some(&source_arn) => {}
+            Err(e) => return Err(e).aws_context(format!("allowing API Gateway to invoke {name} ({sid})")),
+        }
     }
     Ok(())
 }
 
-/// Removes our statements from the function's policy, leaving any others.
-pub async fn delete(aws: &Aws, stack: &Stack, observed: &Statements) -> Result<()> {
-    let name = stack.function_name();
-    for sid in observed.keys() {
-        let removed = aws.lambda.remove_permission().function_name(name).statement_id(sid).send().await;
-        removed.or_absent(RESOURCE_NOT_FOUND, format!("removing permission {sid} from {name}"))?;
+/// How long a running update of the function may keep a permission change waiting.
+const CONFLICT_LIMIT: Duration = Duration::from_secs(60);
+
+async fn remove(aws: &Aws, name: &str, sid: &str) -> Result<()> {
+    let removed = aws.lambda.remove_permission().function_name(name).statement_id(sid).send().await;
+    removed.or_absent(RESOURCE_NOT_FOUND, format!("removing permission {sid} from {name}")).map(drop)
+}
+
+/// Removes our statements from the function's policy (the function's deletion takes the rest).
+pub async fn delete(aws: &Aws, stack: &Stack, observed: &PolicyState) -> Result<()> {
+    for sid in observed.ours.keys() {
+        remove(aws, stack.function_name(), sid).await?;
     }
     Ok(())
 }
@@ -151,16 +195,27 @@ mod tests {
             {"Sid":"someone-else","Effect":"Allow"}]}"#;
         assert_eq!(
             parse_policy(policy),
-            Statements::from([("tokendeploy-apigateway-get".into(), "arn:x/prod/GET/*".into())])
+            PolicyState {
+                ours: Statements::from([("tokendeploy-apigateway-get".into(), "arn:x/prod/GET/*".into())]),
+                others: vec!["someone-else".into()],
+            }
         );
     }
 
     #[test]
     fn plans_against_the_api_it_belongs_to() {
         let desired = desired();
-        assert_eq!(plan(&desired, Some("a"), &Statements::new()).action, Action::Create);
-        assert_eq!(plan(&desired, Some("a"), &wanted(&desired, "a")).action, Action::Unchanged);
-        assert_eq!(plan(&desired, Some("b"), &wanted(&desired, "a")).action, Action::Update);
-        assert_eq!(plan(&desired, None, &wanted(&desired, "a")).action, Action::Update);
+        let ours = |api| PolicyState { ours: wanted(&desired, api), others: vec![] };
+        assert_eq!(plan(&desired, Some("a"), &PolicyState::default()).action, Action::Create);
+        assert_eq!(plan(&desired, Some("a"), &ours("a")).action, Action::Unchanged);
+        assert_eq!(plan(&desired, Some("b"), &ours("a")).action, Action::Update);
+        assert_eq!(plan(&desired, None, &ours("a")).action, Action::Update);
+    }
+
+    #[test]
+    fn a_statement_up_did_not_make_is_drift() {
+        let desired = desired();
+        let widened = PolicyState { ours: wanted(&desired, "a"), others: vec!["anyone".into()] };
+        assert_eq!(plan(&desired, Some("a"), &widened), Change::update("statements up did not make: anyone"));
     }
 }

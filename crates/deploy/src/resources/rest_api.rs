@@ -5,16 +5,16 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aws_config::retry::RetryConfig;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
 
-use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code};
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code, is_transient};
 use crate::desired::Desired;
 use crate::plan::{Action, Change, Plan, Step};
 use crate::progress::{Progress, StepReport, run_step};
 use crate::resources::foreign;
-use crate::stack::{STACK_TAG, STAGE, Stack};
+use crate::stack::{STAGE, Stack};
 
 /// GET serves tokens; OPTIONS reaches the function too, which answers CORS preflights.
 pub const METHODS: [&str; 2] = ["GET", "OPTIONS"];
@@ -24,6 +24,8 @@ const AUTHORIZATION: &str = "NONE";
 const INTEGRATION_TYPE: &str = "AWS_PROXY";
 /// Lambda proxy integrations always call Lambda with POST, whatever the client's method.
 const INTEGRATION_METHOD: &str = "POST";
+/// API Gateway's answer to making what exists already.
+const CONFLICT: &str = "ConflictException";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiState {
@@ -32,6 +34,10 @@ pub struct ApiState {
     pub proxy: Option<ProxyState>,
     /// The description of the deployment stage `prod` serves; `None` with no stage.
     pub deployed: Option<String>,
+    /// Resources and methods `up` did not make (a route someone added by hand).
+    pub extra: Vec<Extra>,
+    /// Other REST APIs of this stack (a twin run's, or a lost answer's): removed.
+    pub duplicates: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +59,28 @@ pub struct IntegrationState {
     pub uri: String,
 }
 
+/// Part of the API that `up` did not make and removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extra {
+    Resource { id: String, path: String },
+    Method { resource_id: String, path: String, method: String },
+}
+
+impl Extra {
+    fn is_resource(&self) -> bool {
+        matches!(self, Self::Resource { .. })
+    }
+}
+
+impl std::fmt::Display for Extra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Resource { path, .. } => f.write_str(path),
+            Self::Method { path, method, .. } => write!(f, "{method} {path}"),
+        }
+    }
+}
+
 fn wanted_integration(desired: &Desired) -> IntegrationState {
     IntegrationState {
         kind: INTEGRATION_TYPE.into(),
@@ -69,11 +97,47 @@ pub fn deployment_description(desired: &Desired) -> String {
 
 pub const KIND: &str = "REST API";
 
-/// The REST APIs named as the stack's: ids of ours (normally at most one) and of others'.
+/// Marks the REST API with the `up` run that made it, so a run can tell a copy of its own
+/// (a lost answer, retried) from one a twin run made at the same moment.
+const RUN_TAG: &str = "tokendeploy:run";
+
+/// This process's run id: random enough that two runs never share one.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
+        format!("{:016x}", hasher.finish())
+    })
+}
+
+/// One REST API named as the stack's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSummary {
+    pub id: String,
+    /// API Gateway's creation time, in whole seconds.
+    pub created: i64,
+    /// The run that made it, when tokendeploy did.
+    pub run: Option<String>,
+}
+
+/// The REST APIs named as the stack's: ours (normally one) and others'.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApiList {
-    pub ours: Vec<String>,
+    pub ours: Vec<ApiSummary>,
     pub foreign: Vec<String>,
+}
+
+impl ApiList {
+    /// The first made, and of those made in the same second the lowest id: a rule every
+    /// run applies alike.
+    fn oldest(&self) -> Option<&ApiSummary> {
+        self.ours.iter().min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)))
+    }
 }
 
 pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
@@ -90,9 +154,12 @@ pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
             .aws_context("listing REST APIs")?;
         for api in page.items().iter().filter(|api| api.name() == Some(stack.api_name())) {
             let id = api.id().unwrap_or_default().to_string();
-            match stack.owns(&api.tags().cloned().unwrap_or_default()) {
-                true => list.ours.push(id),
-                false => list.foreign.push(id),
+            let tags = api.tags().cloned().unwrap_or_default();
+            if stack.owns(&tags) {
+                let created = api.created_date().map(|d| d.secs()).unwrap_or_default();
+                list.ours.push(ApiSummary { id, created, run: tags.get(RUN_TAG).cloned() });
+            } else {
+                list.foreign.push(id);
             }
         }
         position = page.position().map(str::to_string);
@@ -103,22 +170,27 @@ pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
 }
 
 /// The stack's REST API with its resources, methods and stage, for `up`: with none of ours,
-/// another's of that name is refused, and two of ours cannot be told apart.
+/// another's of that name is refused. With several of ours, the one the stage serves is
+/// kept (or the oldest) and the others are listed as duplicates.
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<ApiState>> {
-    let name = stack.api_name();
     let list = list(aws, stack).await?;
-    let id = match list.ours.as_slice() {
-        [] if !list.foreign.is_empty() => return Err(foreign(KIND, name, stack)),
-        [] => return Ok(None),
-        [id] => id.clone(),
-        ids => bail!(
-            "{} REST APIs named {name:?} carry {STACK_TAG}={}: {}; run `tokendeploy down` to remove them all, then up again",
-            ids.len(),
-            stack.name,
-            ids.join(", ")
-        ),
-    };
-    read(aws, &id).await.map(Some)
+    if list.ours.is_empty() {
+        return match list.foreign.is_empty() {
+            true => Ok(None),
+            false => Err(foreign(KIND, stack.api_name(), stack)),
+        };
+    }
+    let mut states = Vec::new();
+    for api in &list.ours {
+        states.push((api, read(aws, &api.id).await?));
+    }
+    // Keep the one traffic reaches (the stage serves it), else the oldest.
+    let rank =
+        |(api, state): &(&ApiSummary, ApiState)| (state.deployed.is_none(), api.created, api.id.clone());
+    let keep = (0..states.len()).min_by_key(|i| rank(&states[*i])).unwrap_or(0);
+    let (_, mut kept) = states.swap_remove(keep);
+    kept.duplicates = states.into_iter().map(|(api, _)| api.id.clone()).collect();
+    Ok(Some(kept))
 }
 
 async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
@@ -127,18 +199,48 @@ async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
         .get_resources()
         .rest_api_id(id)
         .limit(500)
+        .embed("methods")
         .send()
         .await
         .aws_context(format!("reading the resources of REST API {id}"))?;
-    let path_id = |path: &str| {
-        resources.items().iter().find(|r| r.path() == Some(path)).and_then(|r| r.id().map(str::to_string))
-    };
-    let root_id = path_id("/").with_context(|| format!("REST API {id} has no root resource"))?;
-    let proxy = match path_id(PROXY_PATH) {
+    let resources = resources.items();
+    let root_id = resources
+        .iter()
+        .find(|r| r.path() == Some("/"))
+        .and_then(|r| r.id().map(str::to_string))
+        .with_context(|| format!("REST API {id} has no root resource"))?;
+    // A second `{proxy+}` (a twin run's) is extra like any other resource.
+    let proxy_id = resources.iter().filter(|r| r.path() == Some(PROXY_PATH)).filter_map(|r| r.id()).min();
+    let mut extra = Vec::new();
+    for resource in resources {
+        let (id, path) = (resource.id().unwrap_or_default(), resource.path().unwrap_or_default());
+        let methods =
+            resource.resource_methods().map(|m| m.keys().cloned().collect()).unwrap_or_else(Vec::new);
+        let wanted_methods: &[&str] = if Some(id) == proxy_id { &METHODS } else { &[] };
+        if id != root_id && Some(id) != proxy_id {
+            extra.push(Extra::Resource { id: id.into(), path: path.into() });
+            continue;
+        }
+        for method in methods.into_iter().filter(|m| !wanted_methods.contains(&m.as_str())) {
+            extra.push(Extra::Method { resource_id: id.into(), path: path.into(), method });
+        }
+    }
+    // Children before parents, so each deletion finds its resource still there.
+    extra.sort_by_key(|e| std::cmp::Reverse(e.to_string().len()));
+    let proxy = match proxy_id {
         None => None,
-        Some(proxy_id) => Some(ProxyState { methods: read_methods(aws, id, &proxy_id).await?, id: proxy_id }),
+        Some(proxy_id) => {
+            Some(ProxyState { methods: read_methods(aws, id, proxy_id).await?, id: proxy_id.to_string() })
+        }
     };
-    Ok(ApiState { id: id.to_string(), root_id, proxy, deployed: read_stage(aws, id).await? })
+    Ok(ApiState {
+        id: id.to_string(),
+        root_id,
+        proxy,
+        deployed: read_stage(aws, id).await?,
+        extra,
+        duplicates: vec![],
+    })
 }
 
 async fn read_methods(aws: &Aws, api_id: &str, resource_id: &str) -> Result<BTreeMap<String, MethodState>> {
@@ -194,13 +296,36 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> Vec<(Step, Change
     let methods = proxy.map(|p| &p.methods);
     let rest_api = match observed {
         None => Change::create("no REST API yet"),
+        Some(api) if !api.duplicates.is_empty() => Change::update(format!(
+            "{} more REST APIs of this stack: removes {}, keeps {}",
+            api.duplicates.len(),
+            api.duplicates.join(", "),
+            api.id
+        )),
         Some(_) => Change::unchanged(),
     };
-    let proxy_resource = match proxy {
-        None => Change::create(format!("no {PROXY_PATH} resource yet")),
-        Some(_) => Change::unchanged(),
+    let extra = |resources: bool| -> Vec<String> {
+        let all = observed.map(|api| api.extra.as_slice()).unwrap_or_default();
+        all.iter().filter(|e| e.is_resource() == resources).map(Extra::to_string).collect()
     };
-    let method_change = per_method(methods, "method", |_| true, |m| m.authorization == AUTHORIZATION);
+    let proxy_resource = match (proxy, extra(true)) {
+        (None, _) => Change::create(format!("no {PROXY_PATH} resource yet")),
+        (Some(_), extra) if !extra.is_empty() => {
+            Change::update(format!("resources up did not make: {}", extra.join(", ")))
+        }
+        (Some(_), _) => Change::unchanged(),
+    };
+    let mut method_change = per_method(methods, "method", |_| true, |m| m.authorization == AUTHORIZATION);
+    let extra_methods = extra(false);
+    if !extra_methods.is_empty() {
+        let reason = format!("methods up did not make: {}", extra_methods.join(", "));
+        method_change = match method_change.action {
+            Action::Unchanged => Change::update(reason),
+            _ => {
+                Change { action: method_change.action, reason: format!("{}; {reason}", method_change.reason) }
+            }
+        };
+    }
     let wanted = wanted_integration(desired);
     let integration_change = per_method(
         methods,
@@ -257,36 +382,78 @@ pub async fn apply(
     let api = &aws.apigateway;
     let mut reports = Vec::new();
 
-    let ((api_id, root_id), report) = run_step(progress, Step::RestApi, plan.action(Step::RestApi), async {
+    let (current, report) = run_step(progress, Step::RestApi, plan.action(Step::RestApi), async {
         match observed {
-            Some(state) => Ok((state.id.clone(), state.root_id.clone())),
-            None => create_api(aws, &desired.stack).await,
+            Some(state) => {
+                for duplicate in &state.duplicates {
+                    progress.note(Step::RestApi, &format!("removing duplicate REST API {duplicate}"));
+                    delete(aws, duplicate, progress).await?;
+                }
+                Ok(state.clone())
+            }
+            // A new API: read back, as it may be a copy made by a lost answer, not empty.
+            None => read(aws, &create_api(aws, &desired.stack, progress).await?).await,
         }
     })
     .await?;
     reports.push(report);
+    let api_id = current.id.clone();
+    let extra = |resources: bool| current.extra.iter().filter(move |e| e.is_resource() == resources);
 
-    let proxy = observed.and_then(|s| s.proxy.as_ref());
+    let proxy = current.proxy.as_ref();
     let (proxy_id, report) =
         run_step(progress, Step::ProxyResource, plan.action(Step::ProxyResource), async {
+            for resource in extra(true) {
+                let Extra::Resource { id, path } = resource else { continue };
+                let deleted = api.delete_resource().rest_api_id(&api_id).resource_id(id).send().await;
+                deleted.or_absent(
+                    APIGATEWAY_NOT_FOUND,
+                    format!("removing resource {path} from REST API {api_id}"),
+                )?;
+            }
             if let Some(proxy) = proxy {
                 return Ok(proxy.id.clone());
             }
             let created = api
                 .create_resource()
                 .rest_api_id(&api_id)
-                .parent_id(&root_id)
+                .parent_id(&current.root_id)
                 .path_part(PROXY_PART)
                 .send()
-                .await
-                .aws_context(format!("creating resource {PROXY_PATH} in REST API {api_id}"))?;
-            created.id().map(str::to_string).context("API Gateway returned a resource without an id")
+                .await;
+            match created {
+                // There already: our own call whose answer was lost, retried.
+                Err(e) if error_code(&e) == Some(CONFLICT) => read(aws, &api_id)
+                    .await?
+                    .proxy
+                    .map(|p| p.id)
+                    .with_context(|| format!("REST API {api_id} refused {PROXY_PATH} yet has none")),
+                created => {
+                    let created = created
+                        .aws_context(format!("creating resource {PROXY_PATH} in REST API {api_id}"))?;
+                    created.id().map(str::to_string).context("API Gateway returned a resource without an id")
+                }
+            }
         })
         .await?;
     reports.push(report);
 
     let existing = |method: &str| proxy.and_then(|p| p.methods.get(method));
     let (_, report) = run_step(progress, Step::Methods, plan.action(Step::Methods), async {
+        for method in extra(false) {
+            let Extra::Method { resource_id, path, method } = method else { continue };
+            let deleted = api
+                .delete_method()
+                .rest_api_id(&api_id)
+                .resource_id(resource_id)
+                .http_method(method)
+                .send()
+                .await;
+            deleted.or_absent(
+                APIGATEWAY_NOT_FOUND,
+                format!("removing method {method} {path} from REST API {api_id}"),
+            )?;
+        }
         for method in METHODS {
             match existing(method) {
                 Some(state) if state.authorization == AUTHORIZATION => {}
@@ -307,14 +474,19 @@ pub async fn apply(
                         .aws_context(format!("updating method {method} in REST API {api_id}"))?;
                 }
                 None => {
-                    api.put_method()
+                    let put = api
+                        .put_method()
                         .rest_api_id(&api_id)
                         .resource_id(&proxy_id)
                         .http_method(method)
                         .authorization_type(AUTHORIZATION)
                         .send()
-                        .await
-                        .aws_context(format!("adding method {method} to REST API {api_id}"))?;
+                        .await;
+                    // There already: our own call whose answer was lost, retried; the
+                    // integration below is put over it either way.
+                    if !matches!(&put, Err(e) if error_code(e) == Some(CONFLICT)) {
+                        put.aws_context(format!("adding method {method} to REST API {api_id}"))?;
+                    }
                 }
             }
         }
@@ -365,32 +537,69 @@ pub async fn apply(
     Ok((api_id, reports))
 }
 
-async fn create_api(aws: &Aws, stack: &Stack) -> Result<(String, String)> {
+/// A twin `up` run that made the stack's REST API at the same moment as this one.
+#[derive(Debug)]
+pub struct ConcurrentRun {
+    pub stack: String,
+    pub kept: String,
+    pub removed: Vec<String>,
+}
+
+impl std::fmt::Display for ConcurrentRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another tokendeploy up of stack {} made its REST API ({}) at the same moment; this run removed its own copy ({}) and stopped before changing the API: run up again once the other has finished",
+            self.stack,
+            self.kept,
+            self.removed.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for ConcurrentRun {}
+
+/// How long after making an API to look for twins: API Gateway's creation times are whole
+/// seconds, so by then any API made in the same second is listed too.
+const SETTLE: Duration = Duration::from_millis(1200);
+
+/// Makes the stack's REST API, then settles with any twin run: of all the stack's APIs, the
+/// oldest stays. A run whose own is not the oldest removes its own and, when the oldest is a
+/// twin's, stops with [`ConcurrentRun`]; a copy from our own lost answer is simply adopted.
+async fn create_api(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<String> {
     let name = stack.api_name();
-    let created = aws
-        .apigateway
+    let mut tags: HashMap<String, String> = stack.tags().into_iter().collect();
+    tags.insert(RUN_TAG.into(), run_id().into());
+    aws.apigateway
         .create_rest_api()
         .name(name)
         .description(format!("tokendeploy token server {}", stack.name))
         .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
-        .set_tags(Some(stack.tags().into_iter().collect::<HashMap<_, _>>()))
+        .set_tags(Some(tags))
         .send()
         .await
         .aws_context(format!("creating REST API {name}"))?;
-    let id = created.id().context("API Gateway returned a REST API without an id")?.to_string();
-    let root_id = created.root_resource_id().map(str::to_string);
-    let root_id = match root_id {
-        Some(root_id) => root_id,
-        None => read(aws, &id).await?.root_id,
-    };
-    Ok((id, root_id))
+    progress.note(Step::RestApi, "checking that no other run made one at the same moment");
+    tokio::time::sleep(SETTLE).await;
+    let list = list(aws, stack).await?;
+    let oldest = list.oldest().cloned().with_context(|| format!("REST API {name} vanished once made"))?;
+    let ours = |api: &&ApiSummary| api.run.as_deref() == Some(run_id());
+    let removed: Vec<String> =
+        list.ours.iter().filter(ours).filter(|api| api.id != oldest.id).map(|api| api.id.clone()).collect();
+    for id in &removed {
+        delete(aws, id, progress).await?;
+    }
+    if oldest.run.as_deref() != Some(run_id()) {
+        return Err(ConcurrentRun { stack: stack.name.clone(), kept: oldest.id, removed }.into());
+    }
+    Ok(oldest.id)
 }
 
 /// API Gateway allows about one DeleteRestApi every 30 seconds per account.
 const DELETE_RETRY_LIMIT: Duration = Duration::from_secs(300);
 
-/// Deletes the API with its stages and deployments, waiting out API Gateway's rate limit.
-/// Gone already is fine.
+/// Deletes the API with its stages and deployments, waiting out API Gateway's rate limit
+/// and its passing failures. Gone already is fine.
 pub async fn delete(aws: &Aws, id: &str, progress: &dyn Progress) -> Result<()> {
     let started = std::time::Instant::now();
     let mut pause = Duration::from_secs(5);
@@ -409,13 +618,15 @@ pub async fn delete(aws: &Aws, id: &str, progress: &dyn Progress) -> Result<()> 
         match result {
             Ok(_) => return Ok(()),
             Err(e) if error_code(&e) == Some(APIGATEWAY_NOT_FOUND) => return Ok(()),
-            Err(e)
-                if error_code(&e) == Some("TooManyRequestsException")
-                    && started.elapsed() < DELETE_RETRY_LIMIT =>
-            {
-                let message =
-                    format!("API Gateway allows one deletion every 30 s; retrying in {} s", pause.as_secs());
-                progress.note(Step::RestApi, &message);
+            Err(e) if is_transient(&e) && started.elapsed() < DELETE_RETRY_LIMIT => {
+                let why = match error_code(&e) {
+                    Some("TooManyRequestsException") => {
+                        "API Gateway allows one deletion every 30 s".to_string()
+                    }
+                    Some(code) => format!("API Gateway answered {code}"),
+                    None => "API Gateway did not answer".to_string(),
+                };
+                progress.note(Step::RestApi, &format!("{why}; retrying in {} s", pause.as_secs()));
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(30));
             }
@@ -445,6 +656,8 @@ mod tests {
                 methods: METHODS.iter().map(|m| (m.to_string(), method.clone())).collect(),
             }),
             deployed: Some(deployment_description(desired)),
+            extra: vec![],
+            duplicates: vec![],
         }
     }
 
@@ -487,6 +700,22 @@ mod tests {
             actions(plan(&desired, Some(&api))),
             vec![Action::Unchanged, Action::Unchanged, Action::Update, Action::Create, Action::Create]
         );
+    }
+
+    #[test]
+    fn routes_up_did_not_make_and_duplicates_are_drift_and_redeployed() {
+        let desired = desired();
+        let mut api = complete(&desired);
+        api.extra = vec![
+            Extra::Resource { id: "r".into(), path: "/evil".into() },
+            Extra::Method { resource_id: "p".into(), path: PROXY_PATH.into(), method: "POST".into() },
+        ];
+        api.duplicates = vec!["twin".into()];
+        let changes = plan(&desired, Some(&api));
+        assert_eq!(changes[0].1, Change::update("1 more REST APIs of this stack: removes twin, keeps api"));
+        assert_eq!(changes[1].1, Change::update("resources up did not make: /evil"));
+        assert_eq!(changes[2].1, Change::update("methods up did not make: POST /{proxy+}"));
+        assert_eq!(changes[4].1.action, Action::Update, "the stage must stop serving them");
     }
 
     #[test]

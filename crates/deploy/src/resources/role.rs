@@ -1,10 +1,10 @@
 //! The function's IAM execution role: assumable by Lambda, allowed to write its logs.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use crate::aws::{Aws, AwsResultExt, IAM_NOT_FOUND};
+use crate::aws::{Aws, AwsResultExt, IAM_NOT_FOUND, error_code};
 use crate::plan::{Action, Change};
 use crate::resources::Lookup;
 use crate::stack::Stack;
@@ -28,6 +28,16 @@ pub struct RoleState {
     pub arn: String,
     pub trust_policy: Option<Value>,
     pub attached_policies: Vec<String>,
+    /// Names of policies written into the role itself; `up` makes none.
+    pub inline_policies: Vec<String>,
+}
+
+impl RoleState {
+    /// Managed policies beyond the one the function needs: more than it should be allowed.
+    fn extra_policies(&self) -> Vec<&str> {
+        let extra = self.attached_policies.iter().filter(|arn| *arn != BASIC_EXECUTION_POLICY);
+        extra.map(String::as_str).collect()
+    }
 }
 
 pub const KIND: &str = "IAM role";
@@ -49,13 +59,11 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
         .assume_role_policy_document()
         .and_then(|doc| urlencoding::decode(doc).ok())
         .and_then(|doc| serde_json::from_str(&doc).ok());
-    let attached = aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(&name)
-        .send()
-        .await
-        .aws_context(format!("listing the policies of IAM role {name}"))?;
+    let attached = aws.iam.list_attached_role_policies().role_name(&name).send();
+    let inline = aws.iam.list_role_policies().role_name(&name).send();
+    let (attached, inline) = tokio::join!(attached, inline);
+    let attached = attached.aws_context(format!("listing the policies of IAM role {name}"))?;
+    let inline = inline.aws_context(format!("listing the inline policies of IAM role {name}"))?;
     Ok(Lookup::Ours(RoleState {
         arn: role.arn().to_string(),
         trust_policy,
@@ -64,6 +72,7 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
             .iter()
             .filter_map(|p| p.policy_arn().map(str::to_string))
             .collect(),
+        inline_policies: inline.policy_names().to_vec(),
     }))
 }
 
@@ -73,95 +82,145 @@ pub fn plan(observed: Option<&RoleState>) -> Change {
     };
     let mut wrong = Vec::new();
     if role.trust_policy.as_ref() != Some(&trust_policy()) {
-        wrong.push("trust policy");
+        wrong.push("trust policy".to_string());
     }
     if !role.attached_policies.iter().any(|arn| arn == BASIC_EXECUTION_POLICY) {
-        wrong.push("AWSLambdaBasicExecutionRole not attached");
+        wrong.push("AWSLambdaBasicExecutionRole not attached".to_string());
     }
-    if wrong.is_empty() { Change::unchanged() } else { Change::update(wrong.join(", ")) }
+    let extra = role.extra_policies();
+    if !extra.is_empty() {
+        wrong.push(format!("policies up does not grant attached: {}", extra.join(", ")));
+    }
+    if !role.inline_policies.is_empty() {
+        wrong.push(format!("inline policies up does not grant: {}", role.inline_policies.join(", ")));
+    }
+    if wrong.is_empty() { Change::unchanged() } else { Change::update(wrong.join("; ")) }
 }
 
-/// Brings the role to what [`plan`] wants; returns its ARN.
+/// Brings the role to what [`plan`] wants, taking away any permission `up` did not grant;
+/// returns its ARN.
 pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&RoleState>) -> Result<String> {
     let name = stack.role_name();
-    let arn = match (action, observed) {
-        (Action::Unchanged, Some(role)) => return Ok(role.arn.clone()),
-        (Action::Update, Some(role)) => {
-            if role.trust_policy.as_ref() != Some(&trust_policy()) {
-                aws.iam
-                    .update_assume_role_policy()
-                    .role_name(&name)
-                    .policy_document(trust_policy().to_string())
-                    .send()
-                    .await
-                    .aws_context(format!("updating the trust policy of IAM role {name}"))?;
+    if let (Action::Unchanged, Some(role)) = (action, observed) {
+        return Ok(role.arn.clone());
+    }
+    let adopted;
+    let role = match observed {
+        Some(role) => role,
+        None => match create(aws, stack).await? {
+            Some(arn) => {
+                attach_basic_policy(aws, &name).await?;
+                return Ok(arn);
             }
-            role.arn.clone()
-        }
-        _ => {
-            let tags = stack
-                .tags()
-                .into_iter()
-                .map(|(key, value)| Tag::builder().key(key).value(value).build())
-                .collect::<Result<Vec<_>, _>>()?;
-            let created = aws
-                .iam
-                .create_role()
-                .role_name(&name)
-                .assume_role_policy_document(trust_policy().to_string())
-                .description(format!(
-                    "Execution role of the tokendeploy token function {} in {}",
-                    stack.name, stack.region
-                ))
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .aws_context(format!("creating IAM role {name}"))?;
-            created.role().map(|r| r.arn().to_string()).unwrap_or_default()
-        }
+            // Made meanwhile by a twin run, or by our own call whose answer was lost.
+            None => {
+                adopted = find(aws, stack)
+                    .await?
+                    .ours_or_refuse(KIND, &name, stack)?
+                    .with_context(|| format!("IAM role {name} vanished while being made"))?;
+                &adopted
+            }
+        },
     };
-    let attached =
-        observed.is_some_and(|role| role.attached_policies.iter().any(|p| p == BASIC_EXECUTION_POLICY));
-    if !attached {
+    if role.trust_policy.as_ref() != Some(&trust_policy()) {
         aws.iam
-            .attach_role_policy()
+            .update_assume_role_policy()
             .role_name(&name)
-            .policy_arn(BASIC_EXECUTION_POLICY)
+            .policy_document(trust_policy().to_string())
             .send()
             .await
-            .aws_context(format!("attaching AWSLambdaBasicExecutionRole to IAM role {name}"))?;
+            .aws_context(format!("updating the trust policy of IAM role {name}"))?;
     }
-    Ok(arn)
+    if !role.attached_policies.iter().any(|p| p == BASIC_EXECUTION_POLICY) {
+        attach_basic_policy(aws, &name).await?;
+    }
+    strip_extra_permissions(aws, &name, role).await?;
+    Ok(role.arn.clone())
 }
 
-/// Detaches the managed policies `find` saw, deletes the inline ones, then the role.
-/// Gone already is fine.
+/// Creates the role; `None` when one of that name exists already.
+async fn create(aws: &Aws, stack: &Stack) -> Result<Option<String>> {
+    let name = stack.role_name();
+    let tags = stack
+        .tags()
+        .into_iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = aws
+        .iam
+        .create_role()
+        .role_name(&name)
+        .assume_role_policy_document(trust_policy().to_string())
+        .description(format!(
+            "Execution role of the tokendeploy token function {} in {}",
+            stack.name, stack.region
+        ))
+        .set_tags(Some(tags))
+        .send()
+        .await;
+    match created {
+        Err(e) if error_code(&e) == Some("EntityAlreadyExists") => Ok(None),
+        created => {
+            let created = created.aws_context(format!("creating IAM role {name}"))?;
+            Ok(Some(created.role().map(|r| r.arn().to_string()).unwrap_or_default()))
+        }
+    }
+}
+
+async fn attach_basic_policy(aws: &Aws, name: &str) -> Result<()> {
+    aws.iam
+        .attach_role_policy()
+        .role_name(name)
+        .policy_arn(BASIC_EXECUTION_POLICY)
+        .send()
+        .await
+        .aws_context(format!("attaching AWSLambdaBasicExecutionRole to IAM role {name}"))?;
+    Ok(())
+}
+
+/// Detaches the managed policies and deletes the inline ones that `up` did not grant: the
+/// function's role allows writing its logs and nothing else. Gone already is fine.
+async fn strip_extra_permissions(aws: &Aws, name: &str, role: &RoleState) -> Result<()> {
+    for policy in role.extra_policies() {
+        detach(aws, name, policy).await?;
+    }
+    for policy in &role.inline_policies {
+        aws.iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .or_absent(IAM_NOT_FOUND, format!("deleting inline policy {policy} of IAM role {name}"))?;
+    }
+    Ok(())
+}
+
+async fn detach(aws: &Aws, name: &str, policy: &str) -> Result<()> {
+    let detached = aws.iam.detach_role_policy().role_name(name).policy_arn(policy).send().await;
+    detached.or_absent(IAM_NOT_FOUND, format!("detaching {policy} from IAM role {name}")).map(drop)
+}
+
+/// Detaches every managed policy, deletes the inline ones, then the role. Gone already is
+/// fine.
 pub async fn delete(aws: &Aws, stack: &Stack, observed: &RoleState) -> Result<()> {
     let name = stack.role_name();
     for policy in &observed.attached_policies {
-        aws.iam
-            .detach_role_policy()
-            .role_name(&name)
-            .policy_arn(policy)
-            .send()
-            .await
-            .or_absent(IAM_NOT_FOUND, format!("detaching {policy} from IAM role {name}"))?;
+        detach(aws, &name, policy).await?;
     }
+    // Listed again: one added since `find` would make DeleteRole fail.
     let inline = aws.iam.list_role_policies().role_name(&name).send().await;
     let Some(inline) =
         inline.or_absent(IAM_NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?
     else {
         return Ok(());
     };
-    for policy in inline.policy_names() {
-        aws.iam
-            .delete_role_policy()
-            .role_name(&name)
-            .policy_name(policy)
-            .send()
-            .await
-            .or_absent(IAM_NOT_FOUND, format!("deleting inline policy {policy} of IAM role {name}"))?;
-    }
+    let role = RoleState {
+        inline_policies: inline.policy_names().to_vec(),
+        attached_policies: vec![],
+        ..observed.clone()
+    };
+    strip_extra_permissions(aws, &name, &role).await?;
     let deleted = aws.iam.delete_role().role_name(&name).send().await;
     deleted.or_absent(IAM_NOT_FOUND, format!("deleting IAM role {name}")).map(drop)
 }
@@ -175,6 +234,7 @@ mod tests {
             arn: "arn:aws:iam::1:role/r".into(),
             trust_policy: Some(trust),
             attached_policies: policies.iter().map(|p| p.to_string()).collect(),
+            inline_policies: vec![],
         }
     }
 
@@ -186,5 +246,15 @@ mod tests {
         assert_eq!(detached.action, Action::Update);
         assert!(detached.reason.contains("not attached"));
         assert_eq!(plan(Some(&role(json!({}), &[BASIC_EXECUTION_POLICY]))).reason, "trust policy");
+    }
+
+    #[test]
+    fn any_permission_beyond_writing_logs_is_drift() {
+        let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
+        let widened = plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY, admin])));
+        assert_eq!(widened, Change::update(format!("policies up does not grant attached: {admin}")));
+        let mut inline = role(trust_policy(), &[BASIC_EXECUTION_POLICY]);
+        inline.inline_policies = vec!["star".into()];
+        assert_eq!(plan(Some(&inline)), Change::update("inline policies up does not grant: star"));
     }
 }

@@ -3,12 +3,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Result;
 use tokendeploy_deploy::down::{down, inventory};
 
-use crate::UsageError;
-use crate::cli::{DownArgs, OutputFormat};
+use crate::cli::DownArgs;
 use crate::commands::connect;
-use crate::display::{Console, print_json};
+use crate::display::{Console, print_result};
+use crate::{Outcome, UsageError};
 
-pub async fn run(args: DownArgs) -> Result<()> {
+pub async fn run(args: DownArgs) -> Result<Outcome> {
     let (aws, stack) = connect(&args.aws).await?;
     let found = inventory(&aws, &stack).await?;
     let doomed = found.to_delete(&stack);
@@ -19,22 +19,16 @@ pub async fn run(args: DownArgs) -> Result<()> {
     let console = Console::new(&args.output);
     let report = down(&aws, &stack, &found, &console).await;
     console.clear();
-    let report = report?;
-    match args.output.output {
-        OutputFormat::Json => print_json(&report)?,
-        OutputFormat::Text => {
-            if report.deleted.is_empty() {
-                println!("nothing to delete for stack {} in {}", report.name, report.region);
-            }
-            for resource in &report.deleted {
-                println!("deleted {} {}", resource.kind, resource.id);
-            }
-            for skipped in &report.skipped {
-                println!("left {} {}: {}", skipped.kind, skipped.id, skipped.reason);
-            }
+    print_result(args.output.output, &report?, |report| {
+        let mut lines = Vec::new();
+        if report.deleted.is_empty() {
+            lines.push(format!("nothing to delete for stack {} in {}", report.name, report.region));
         }
-    }
-    Ok(())
+        lines.extend(report.deleted.iter().map(|r| format!("deleted {} {}", r.kind, r.id)));
+        lines.extend(report.skipped.iter().map(|s| format!("left {} {}: {}", s.kind, s.id, s.reason)));
+        lines.join("\n")
+    })?;
+    Ok(Outcome::Done)
 }
 
 /// Asks on a terminal; elsewhere (CI) refuses at once rather than wait for an answer.

@@ -6,18 +6,16 @@ mod plan;
 mod status;
 mod up;
 
-pub use status::OutOfSync;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use tokendeploy_deploy::{Aws, ConnectOptions, Stack};
-use tokendeploy_package::{CodeSource, find_function_dir};
+use tokendeploy_package::{CodeSource, find_function_dir, read_zip};
 
-use crate::UsageError;
 use crate::cli::{AwsArgs, Cli, Command};
+use crate::{Outcome, UsageError};
 
-pub async fn run(cli: Cli) -> Result<()> {
+pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Plan(args) => plan::run(args).await,
@@ -27,12 +25,11 @@ pub async fn run(cli: Cli) -> Result<()> {
     }
 }
 
-/// `--zip`, or `function/` to build (found now, so a wrong directory is a usage error before
-/// any AWS call).
-fn code_source(zip: Option<PathBuf>) -> Result<CodeSource> {
+/// `--zip`, read and checked now, or `function/` to build (found now): either way a wrong
+/// path or a bad zip is a usage error before any AWS call.
+fn code_source(zip: Option<&Path>) -> Result<CodeSource> {
     match zip {
-        Some(path) if path.is_file() => Ok(CodeSource::Zip(path)),
-        Some(path) => Err(UsageError(format!("--zip {}: no such file", path.display())).into()),
+        Some(path) => read_zip(path).map(CodeSource::Zip).map_err(|e| UsageError(format!("{e:#}")).into()),
         None => Ok(CodeSource::Build { function_dir: function_dir()?, quiet: true }),
     }
 }

@@ -3,9 +3,10 @@ use serde::Serialize;
 use tokendeploy_deploy::up::prepare;
 use tokendeploy_deploy::{Change, Step};
 
-use crate::cli::{DeployArgs, OutputFormat};
+use crate::Outcome;
+use crate::cli::DeployArgs;
 use crate::commands::{code_source, connect};
-use crate::display::{Console, print_json};
+use crate::display::{Console, print_result};
 use crate::settings::function_environment;
 
 /// What `plan --output json` prints.
@@ -27,9 +28,9 @@ struct PlannedStep {
 }
 
 /// `up`'s own preparation, stopped before the first change: the two cannot disagree.
-pub async fn run(args: DeployArgs) -> Result<()> {
+pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let environment = function_environment(args.env_file.as_deref())?;
-    let source = code_source(args.zip.clone())?;
+    let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
     let prepared = prepare(&aws, &stack, |_| environment, move || source.artifact(), &console).await;
@@ -42,18 +43,15 @@ pub async fn run(args: DeployArgs) -> Result<()> {
             PlannedStep { name: step.name(), action: action.planned(), reason }
         })
         .collect();
-    match args.output.output {
-        OutputFormat::Text => {
-            for change in &changes {
-                println!("{:<10} {:<15} {}", change.action, change.name, change.reason);
-            }
-        }
-        OutputFormat::Json => print_json(&PlanReport {
-            name: stack.name.clone(),
-            region: stack.region.clone(),
-            in_sync: plan.is_unchanged(),
-            changes,
-        })?,
-    }
-    Ok(())
+    let report = PlanReport {
+        name: stack.name.clone(),
+        region: stack.region.clone(),
+        in_sync: plan.is_unchanged(),
+        changes,
+    };
+    print_result(args.output.output, &report, |report| {
+        let lines = report.changes.iter().map(|c| format!("{:<10} {:<15} {}", c.action, c.name, c.reason));
+        lines.collect::<Vec<_>>().join("\n")
+    })?;
+    Ok(Outcome::Done)
 }

@@ -1,52 +1,66 @@
 use anyhow::Result;
-use tokendeploy_deploy::status::{environment_to_compare, status};
+use serde::Serialize;
+use tokendeploy_deploy::resources::ForeignResource;
+use tokendeploy_deploy::status::{StatusReport, environment_to_compare, status};
 use tokendeploy_deploy::up::prepare;
 
-use crate::cli::{DeployArgs, OutputFormat};
+use crate::Outcome;
+use crate::cli::DeployArgs;
 use crate::commands::{code_source, connect};
-use crate::display::{Console, print_json};
+use crate::display::{Console, print_result};
 use crate::settings::{ALWAYS_SET, known_environment};
 
-/// A stack that is incomplete or drifted: exit 3, told apart from a failure (1).
-#[derive(Debug)]
-pub struct OutOfSync;
-
-impl std::fmt::Display for OutOfSync {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the stack is incomplete or differs from what up would make")
-    }
+/// What `status --output json` prints when a resource with the stack's name is not the
+/// stack's: there is nothing `up` could bring in sync.
+#[derive(Serialize)]
+struct NotOurs {
+    name: String,
+    region: String,
+    complete: bool,
+    in_sync: bool,
+    problem: String,
 }
 
-impl std::error::Error for OutOfSync {}
-
-pub async fn run(args: DeployArgs) -> Result<()> {
+/// Exits 0 when complete and in sync, 3 when not (incomplete, drifted, or blocked by a
+/// resource that is someone else's), 1 when it could not find out.
+pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let known = known_environment(args.env_file.as_deref())?;
-    let source = code_source(args.zip.clone())?;
+    let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
     let environment = |observed: &_| environment_to_compare(known, &ALWAYS_SET, observed);
     let prepared = prepare(&aws, &stack, environment, move || source.artifact(), &console).await;
     console.clear();
-    let report = status(&prepared?);
-    match args.output.output {
-        OutputFormat::Json => print_json(&report)?,
-        OutputFormat::Text => {
-            let state = match (report.complete, report.in_sync) {
-                (_, true) => "complete and in sync",
-                (true, false) => "complete, but differs from what up would make",
-                (false, _) => "incomplete",
-            };
-            println!("stack {} in {}: {state}", report.name, report.region);
-            for resource in &report.resources {
-                println!("  {:<15} {}", resource.kind, resource.id.as_deref().unwrap_or("-- missing"));
-            }
-            for drift in &report.drift {
-                println!("  drift: {}: {}", drift.kind, drift.reason);
-            }
-            if let Some(url) = &report.invoke_url {
-                println!("invoke URL: {url}");
-            }
+    let prepared = match prepared {
+        Err(error) if error.downcast_ref::<ForeignResource>().is_some() => {
+            let problem = format!("{error:#}");
+            let report =
+                NotOurs { name: stack.name, region: stack.region, complete: false, in_sync: false, problem };
+            print_result(args.output.output, &report, |r| {
+                format!("stack {} in {}: {}", r.name, r.region, r.problem)
+            })?;
+            return Ok(Outcome::OutOfSync);
         }
+        other => other?,
+    };
+    let report = status(&prepared);
+    print_result(args.output.output, &report, text)?;
+    Ok(if report.in_sync { Outcome::Done } else { Outcome::OutOfSync })
+}
+
+fn text(report: &StatusReport) -> String {
+    let state = match (report.complete, report.in_sync) {
+        (_, true) => "complete and in sync",
+        (true, false) => "complete, but differs from what up would make",
+        (false, _) => "incomplete",
+    };
+    let mut lines = vec![format!("stack {} in {}: {state}", report.name, report.region)];
+    for resource in &report.resources {
+        lines.push(format!("  {:<15} {}", resource.kind, resource.id.as_deref().unwrap_or("-- missing")));
     }
-    if report.in_sync { Ok(()) } else { Err(OutOfSync.into()) }
+    lines.extend(report.drift.iter().map(|drift| format!("  drift: {}: {}", drift.kind, drift.reason)));
+    if let Some(url) = &report.invoke_url {
+        lines.push(format!("invoke URL: {url}"));
+    }
+    lines.join("\n")
 }

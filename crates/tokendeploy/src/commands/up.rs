@@ -1,23 +1,20 @@
 use anyhow::Result;
 
-use crate::cli::{DeployArgs, OutputFormat};
+use crate::Outcome;
+use crate::cli::DeployArgs;
 use crate::commands::{code_source, connect};
-use crate::display::{Console, print_json};
+use crate::display::{Console, print_result};
 use crate::settings::function_environment;
 
-pub async fn run(args: DeployArgs) -> Result<()> {
+pub async fn run(args: DeployArgs) -> Result<Outcome> {
     // Everything the user can get wrong is checked before the first AWS call.
     let environment = function_environment(args.env_file.as_deref())?;
-    let source = code_source(args.zip.clone())?;
+    let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
     let report =
         tokendeploy_deploy::up::up(&aws, &stack, environment, move || source.artifact(), &console).await;
     console.clear();
-    let report = report?;
-    match args.output.output {
-        OutputFormat::Text => println!("{}", report.invoke_url),
-        OutputFormat::Json => print_json(&report)?,
-    }
-    Ok(())
+    print_result(args.output.output, &report?, |report| report.invoke_url.clone())?;
+    Ok(Outcome::Done)
 }
