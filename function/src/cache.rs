@@ -3,7 +3,8 @@
 //! Tokens are reused until shortly before they expire ([`refresh_margin`]), so a client never
 //! receives a token about to die. A token whose lifetime the upstream did not state is never
 //! cached: we cannot know when it dies, and handing out a dead token is worse than one more
-//! upstream call.
+//! upstream call. However long the upstream says a token lives, it is cached at most
+//! [`MAX_CACHE_LIFETIME`], and no time arithmetic here can overflow.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +26,9 @@ impl Clock for SystemClock {
         Instant::now()
     }
 }
+
+/// The longest a token is kept, whatever lifetime the upstream states (even `u64::MAX` s).
+pub const MAX_CACHE_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How long before expiry a cached token stops being handed out: a minute, or half the
 /// lifetime of a short-lived token.
@@ -48,7 +52,7 @@ pub enum CacheOutcome {
 
 struct Cached {
     token: UpstreamToken,
-    expires_at: Instant,
+    fetched_at: Instant,
     fresh_until: Instant,
 }
 
@@ -73,28 +77,31 @@ impl TokenCache {
         let mut slot = self.slot.lock().await;
         let now = self.clock.now();
         if let Some(cached) = slot.as_ref().filter(|cached| now < cached.fresh_until) {
-            return Ok((issue(&cached.token, Some(cached.expires_at), now), CacheOutcome::Hit));
+            return Ok((issue(&cached.token, cached.fetched_at, now), CacheOutcome::Hit));
         }
         let token = fetch.await?;
-        let now = self.clock.now();
-        *slot = token.expires_in.map(|seconds| {
-            let lifetime = Duration::from_secs(seconds);
-            Cached {
-                token: token.clone(),
-                expires_at: now + lifetime,
-                fresh_until: now + lifetime - refresh_margin(lifetime),
-            }
+        let fetched_at = self.clock.now();
+        *slot = token.expires_in.and_then(|seconds| {
+            let keep = Duration::from_secs(seconds).min(MAX_CACHE_LIFETIME);
+            // `keep - margin` cannot underflow (the margin is at most half); a clock so close to
+            // its end that the addition overflows just means no caching.
+            let fresh_until = fetched_at.checked_add(keep - refresh_margin(keep))?;
+            Some(Cached { token: token.clone(), fetched_at, fresh_until })
         });
-        let expires_at = token.expires_in.map(|seconds| now + Duration::from_secs(seconds));
-        Ok((issue(&token, expires_at, now), CacheOutcome::Miss))
+        Ok((issue(&token, fetched_at, fetched_at), CacheOutcome::Miss))
     }
 }
 
-fn issue(token: &UpstreamToken, expires_at: Option<Instant>, now: Instant) -> IssuedToken {
+/// `expires_in` counts from `now`: the stated lifetime less the time since the fetch, never
+/// below zero (nor above the stated lifetime, should the clock go back).
+fn issue(token: &UpstreamToken, fetched_at: Instant, now: Instant) -> IssuedToken {
+    let elapsed = now.saturating_duration_since(fetched_at);
     IssuedToken {
         access_token: token.access_token.clone(),
         refresh_token: token.refresh_token.clone(),
-        expires_in: expires_at.map(|at| at.saturating_duration_since(now).as_secs()),
+        expires_in: token
+            .expires_in
+            .map(|seconds| Duration::from_secs(seconds).saturating_sub(elapsed).as_secs()),
     }
 }
 
@@ -107,5 +114,63 @@ mod tests {
         assert_eq!(refresh_margin(Duration::from_secs(3600)), Duration::from_secs(60));
         assert_eq!(refresh_margin(Duration::from_secs(30)), Duration::from_secs(15));
         assert_eq!(refresh_margin(Duration::ZERO), Duration::ZERO);
+    }
+
+    /// A clock the test sets; `Instant` has no constructor, so it counts from a real one.
+    struct TestClock {
+        start: Instant,
+        offset: std::sync::Mutex<Duration>,
+    }
+
+    impl Clock for TestClock {
+        fn now(&self) -> Instant {
+            self.start + *self.offset.lock().unwrap()
+        }
+    }
+
+    fn token(expires_in: Option<u64>) -> UpstreamToken {
+        UpstreamToken { access_token: "at".into(), refresh_token: None, expires_in }
+    }
+
+    async fn get(cache: &TokenCache, expires_in: Option<u64>) -> (IssuedToken, CacheOutcome) {
+        cache.get_or_fetch(async { Ok::<_, ()>(token(expires_in)) }).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_huge_lifetime_is_cached_a_day_and_counted_down_without_overflow() {
+        let clock = Arc::new(TestClock { start: Instant::now(), offset: Default::default() });
+        let cache = TokenCache::new(clock.clone());
+        let (issued, outcome) = get(&cache, Some(u64::MAX)).await;
+        assert_eq!((issued.expires_in, outcome), (Some(u64::MAX), CacheOutcome::Miss));
+
+        *clock.offset.lock().unwrap() = Duration::from_secs(3600);
+        let (issued, outcome) = get(&cache, Some(1)).await;
+        assert_eq!((issued.expires_in, outcome), (Some(u64::MAX - 3600), CacheOutcome::Hit));
+
+        // Past the day's cap (less the minute's margin): fetched again.
+        *clock.offset.lock().unwrap() = MAX_CACHE_LIFETIME - Duration::from_secs(59);
+        let (issued, outcome) = get(&cache, Some(u64::MAX)).await;
+        assert_eq!((issued.expires_in, outcome), (Some(u64::MAX), CacheOutcome::Miss));
+    }
+
+    #[tokio::test]
+    async fn a_clock_that_goes_back_never_raises_expires_in_above_the_lifetime() {
+        let clock = Arc::new(TestClock { start: Instant::now(), offset: Default::default() });
+        *clock.offset.lock().unwrap() = Duration::from_secs(100);
+        let cache = TokenCache::new(clock.clone());
+        get(&cache, Some(600)).await;
+        *clock.offset.lock().unwrap() = Duration::ZERO;
+        let (issued, outcome) = get(&cache, Some(1)).await;
+        assert_eq!((issued.expires_in, outcome), (Some(600), CacheOutcome::Hit));
+    }
+
+    #[tokio::test]
+    async fn a_zero_lifetime_is_never_served_from_the_cache() {
+        let clock = Arc::new(TestClock { start: Instant::now(), offset: Default::default() });
+        let cache = TokenCache::new(clock);
+        for _ in 0..2 {
+            let (issued, outcome) = get(&cache, Some(0)).await;
+            assert_eq!((issued.expires_in, outcome), (Some(0), CacheOutcome::Miss));
+        }
     }
 }
