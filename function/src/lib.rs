@@ -1,15 +1,19 @@
 //! The token function: holds the app's key and secret server-side and trades them for a
 //! short-lived access token that browser and mobile clients may hold.
 //!
-//! The library is the whole behaviour; `main.rs` only wires it to the Lambda runtime, so
-//! the same [`TokenService`] can serve requests locally (tests, a future `tokendeploy serve`).
+//! The library is the whole behaviour; `main.rs` only wires [`event::handle`] to the Lambda
+//! runtime, so the same [`TokenService`] can serve requests locally (tests, a future
+//! `tokendeploy serve` building a [`Request`] from its own HTTP server).
 
 pub mod cache;
 pub mod config;
 pub mod cors;
+pub mod event;
 pub mod logging;
 pub mod provider;
+pub mod request;
 mod response;
 mod service;
 
-pub use service::TokenService;
+pub use request::{Request, Response};
+pub use service::{TOKEN_PATH, TokenService};

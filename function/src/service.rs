@@ -2,18 +2,18 @@
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode, header};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
-
 use crate::cache::{CacheOutcome, Clock, SystemClock, TokenCache};
 use crate::config::{Config, ConfigError};
 use crate::cors::OriginCheck;
 use crate::provider::{self, TokenProvider, UpstreamError};
+use crate::request::{Request, Response};
 use crate::response::{self, ApiError};
 
 /// The one path the function serves, after any stage prefix.
 pub const TOKEN_PATH: &str = "/token";
+
+/// The most of a request's method or path a log line repeats.
+const LOGGED_CHARS: usize = 200;
 
 /// Everything a warm function keeps between invocations.
 pub struct TokenService {
@@ -39,63 +39,56 @@ impl TokenService {
         Self { ready, cache: TokenCache::new(clock) }
     }
 
-    pub async fn handle(&self, request: Request) -> Response<Body> {
-        let method = request.method().clone();
-        let path = route_path(&request);
-        let (response, cache) = self.respond(&request, &method, &path).await;
-        let status = response.status().as_u16();
+    /// Answers one request. Every answer but `204` has a JSON body.
+    pub async fn handle(&self, request: &Request) -> Response {
+        let path = request.route_path();
+        let (response, cache) = self.respond(request, path).await;
+        let status = response.status;
         let cache = cache.map(|outcome| match outcome {
             CacheOutcome::Hit => "hit",
             CacheOutcome::Miss => "miss",
         });
-        if response.status().is_server_error() {
-            tracing::warn!(%method, path, status, cache, "request failed");
+        let method = loggable(&request.method);
+        let path = loggable(path);
+        if status >= 500 {
+            tracing::warn!(method, path, status, cache, "request failed");
         } else {
-            tracing::info!(%method, path, status, cache, "request served");
+            tracing::info!(method, path, status, cache, "request served");
         }
         response
     }
 
-    async fn respond(
-        &self,
-        request: &Request,
-        method: &Method,
-        path: &str,
-    ) -> (Response<Body>, Option<CacheOutcome>) {
-        let no_cors = OriginCheck::NoOrigin;
+    async fn respond(&self, request: &Request, path: &str) -> (Response, Option<CacheOutcome>) {
+        // Without a configuration there is no allow-list to check an origin against, so no
+        // answer carries CORS headers; a denied origin gets none either.
+        let cors = match &self.ready {
+            Ok(ready) => ready.config.allowed_origins.check(request.origin.as_deref()),
+            Err(_) => OriginCheck::NoOrigin,
+        };
         if path != TOKEN_PATH {
-            let error = ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no such path; tokens are served at {TOKEN_PATH}"),
-            );
-            return (response::error(&error, &no_cors), None);
+            let error =
+                ApiError::new(404, "not_found", format!("no such path; tokens are served at {TOKEN_PATH}"));
+            return (response::error(&error, &cors), None);
         }
         let ready = match &self.ready {
             Ok(ready) => ready,
             Err(config_error) => {
                 tracing::error!(error = %config_error, "configuration incomplete");
-                let error = ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "configuration_error",
-                    config_error.to_string(),
-                );
-                return (response::error(&error, &no_cors), None);
+                let error = ApiError::new(500, "configuration_error", config_error.to_string());
+                return (response::error(&error, &OriginCheck::NoOrigin), None);
             }
         };
-        let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let cors = ready.config.allowed_origins.check(origin);
         if cors == OriginCheck::Denied {
             let error = ApiError::new(
-                StatusCode::FORBIDDEN,
+                403,
                 "origin_not_allowed",
                 "this origin may not request tokens; add it to ALLOWED_ORIGINS",
             );
-            return (response::error(&error, &no_cors), None);
+            return (response::error(&error, &cors), None);
         }
-        match *method {
-            Method::OPTIONS => (response::preflight(&cors), None),
-            Method::GET => match self.cache.get_or_fetch(ready.provider.fetch_token()).await {
+        match request.method.as_str() {
+            "OPTIONS" => (response::preflight(&cors), None),
+            "GET" => match self.cache.get_or_fetch(ready.provider.fetch_token()).await {
                 Ok((token, outcome)) => (response::token(&token, &cors), Some(outcome)),
                 Err(upstream) => {
                     tracing::warn!(error = %upstream, "token API call failed");
@@ -104,7 +97,7 @@ impl TokenService {
             },
             _ => {
                 let error = ApiError::new(
-                    StatusCode::METHOD_NOT_ALLOWED,
+                    405,
                     "method_not_allowed",
                     format!("{TOKEN_PATH} answers {}", response::ALLOWED_METHODS),
                 );
@@ -116,33 +109,21 @@ impl TokenService {
 
 fn upstream_error(error: &UpstreamError) -> ApiError {
     let (status, code) = match error {
-        UpstreamError::Rejected { .. } => (StatusCode::BAD_GATEWAY, "upstream_rejected_credentials"),
-        UpstreamError::Failed { .. } => (StatusCode::BAD_GATEWAY, "upstream_error"),
-        UpstreamError::Unreachable => (StatusCode::BAD_GATEWAY, "upstream_unreachable"),
-        UpstreamError::InvalidResponse(_) => (StatusCode::BAD_GATEWAY, "upstream_invalid_response"),
-        UpstreamError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+        UpstreamError::Rejected { .. } => (502, "upstream_rejected_credentials"),
+        UpstreamError::Failed { .. } => (502, "upstream_error"),
+        UpstreamError::Unreachable => (502, "upstream_unreachable"),
+        UpstreamError::InvalidResponse(_) => (502, "upstream_invalid_response"),
+        UpstreamError::Timeout => (504, "upstream_timeout"),
     };
     ApiError::new(status, code, error.to_string())
 }
 
-/// The request path with any API Gateway stage prefix removed and no trailing slash.
-///
-/// Behind a REST API the path may arrive as `/prod/token` (lambda_http adds the stage unless
-/// told otherwise); HTTP APIs' `$default` stage and function URLs carry none.
-fn route_path(request: &Request) -> String {
-    let path = request.uri().path();
-    let stage = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV1(context)) => context.stage.as_deref(),
-        Some(RequestContext::ApiGatewayV2(context)) => context.stage.as_deref(),
-        _ => None,
-    };
-    let path = stage
-        .filter(|stage| *stage != "$default")
-        .and_then(|stage| path.strip_prefix(&format!("/{stage}")))
-        .filter(|rest| rest.starts_with('/'))
-        .unwrap_or(path);
-    match path.trim_end_matches('/') {
-        "" => "/".to_string(),
-        trimmed => trimmed.to_string(),
+/// A request's own text as a log line may hold it: at most [`LOGGED_CHARS`] characters,
+/// control characters escaped (no forged lines in plain-text logs).
+fn loggable(text: &str) -> String {
+    let mut out: String = text.chars().take(LOGGED_CHARS).flat_map(char::escape_default).collect();
+    if text.chars().nth(LOGGED_CHARS).is_some() {
+        out.push('…');
     }
+    out
 }

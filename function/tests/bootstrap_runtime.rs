@@ -37,21 +37,15 @@ async fn output_of(mut child: Child) -> String {
     output
 }
 
-/// Status, headers (name -> first value) and JSON body of an API Gateway proxy response.
-/// For REST (v1) events lambda_http answers in `multiValueHeaders`; for v2 in `headers`.
+/// Status, headers (name -> first value) and JSON body of an answer, checked for the shape
+/// API Gateway accepts: REST (v1) answers carry `multiValueHeaders` too, v2 answers `cookies`.
 fn response_body(outcome: &Outcome) -> (u64, Value, Value) {
     let Outcome::Response { body, .. } = outcome else {
         panic!("expected a response, got {outcome:?}");
     };
-    let status = body["statusCode"].as_u64().unwrap();
-    let payload = serde_json::from_str(body["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
-    let mut headers = body["headers"].clone();
-    if let Some(multi) = body["multiValueHeaders"].as_object() {
-        for (name, values) in multi {
-            headers[name] = values[0].clone();
-        }
-    }
-    (status, headers, payload)
+    let answer = Answer::from_lambda(body.clone());
+    let payload = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    (answer.status.into(), serde_json::to_value(&answer.headers).unwrap(), payload)
 }
 
 #[tokio::test]
@@ -91,16 +85,28 @@ async fn serves_api_gateway_events_through_the_runtime_api() {
 }
 
 #[tokio::test]
-async fn reports_a_bad_event_as_an_invocation_error_and_keeps_serving() {
+async fn answers_an_event_that_is_no_http_request_with_a_400_and_keeps_serving() {
     let upstream = upstream_answering(voxeet_token("still-up")).await;
     let runtime = RuntimeApi::start().await.unwrap();
     let child = spawn_bootstrap(&runtime, function_env(&upstream));
 
-    let outcome = runtime.invoke(serde_json::json!({ "not": "an http event" }), WAIT).await.unwrap();
-    assert!(matches!(outcome, Outcome::Error { .. }), "{outcome:?}");
+    for event in
+        [console_sample_event(), serde_json::json!({ "not": "an http event" }), serde_json::json!([1])]
+    {
+        let outcome = runtime.invoke(event, WAIT).await.unwrap();
+        let Outcome::Response { body, .. } = &outcome else { panic!("{outcome:?}") };
+        assert!(body["multiValueHeaders"].is_object(), "the REST shape: {body}");
+        let (status, _, payload) = response_body(&outcome);
+        assert_eq!((status, payload["error"].as_str()), (400, Some("bad_request")));
+    }
     let (status, _, payload) =
         response_body(&runtime.invoke(rest_event("GET", "/token", None), WAIT).await.unwrap());
     assert_eq!((status, payload["access_token"].as_str()), (200, Some("still-up")));
+    let (status, _, _) =
+        response_body(&runtime.invoke(function_url_event(Some(ORIGIN)), WAIT).await.unwrap());
+    assert_eq!(status, 200);
+    let (status, headers, _) = response_body(&runtime.invoke(alb_event(Some(ORIGIN)), WAIT).await.unwrap());
+    assert_eq!((status, headers["access-control-allow-origin"].as_str()), (200, Some(ORIGIN)));
     drop(output_of(child).await);
 }
 

@@ -1,71 +1,32 @@
 //! The handler against a stand-in Dolby.io upstream (wiremock), fed the documented
-//! API Gateway event shapes.
+//! API Gateway event shapes through the function's own event reader, as on Lambda.
 
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use token_function::TokenService;
-use token_function::cache::Clock;
 use token_function::config::Config;
 use wiremock::{MockServer, ResponseTemplate};
 
-/// A clock the test moves by hand.
-struct ManualClock {
-    start: Instant,
-    offset_secs: AtomicU64,
-}
-
-impl ManualClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self { start: Instant::now(), offset_secs: AtomicU64::new(0) })
-    }
-    fn advance(&self, secs: u64) {
-        self.offset_secs.fetch_add(secs, Ordering::SeqCst);
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + Duration::from_secs(self.offset_secs.load(Ordering::SeqCst))
-    }
-}
-
-fn service_with(env: Vec<(String, String)>, clock: Arc<dyn Clock>) -> TokenService {
-    let env: HashMap<String, String> = env.into_iter().collect();
-    TokenService::new(Config::from_lookup(|name| env.get(name).cloned()), clock)
-}
-
-fn service(upstream: &MockServer) -> TokenService {
-    service_with(function_env(upstream), ManualClock::new())
-}
-
-async fn call(service: &TokenService, event: Value) -> Response<Body> {
-    let request = lambda_http::request::from_str(&event.to_string()).expect("a valid event");
-    service.handle(request).await
-}
-
-async fn get_token(service: &TokenService) -> Response<Body> {
+async fn get_token(service: &TokenService) -> Answer {
     call(service, rest_event("GET", "/token", Some(ORIGIN))).await
 }
 
-fn header<'a>(response: &'a Response<Body>, name: &str) -> Option<&'a str> {
-    response.headers().get(name).map(|v| v.to_str().unwrap())
+fn header<'a>(response: &'a Answer, name: &str) -> Option<&'a str> {
+    response.header(name)
 }
 
-fn json_body(response: &Response<Body>) -> Value {
-    serde_json::from_slice(response.body().as_ref()).expect("a JSON body")
+fn json_body(response: &Answer) -> Value {
+    response.json()
 }
 
-fn assert_error(response: &Response<Body>, status: u16, code: &str) {
-    assert_eq!(response.status().as_u16(), status, "{:?}", response.body());
+fn assert_error(response: &Answer, status: u16, code: &str) {
+    assert_eq!(response.status, status, "{:?}", response.body);
     assert_eq!(header(response, "content-type"), Some("application/json"));
     let body = json_body(response);
     assert_eq!(body["error"], code, "{body}");
@@ -79,7 +40,7 @@ async fn serves_a_token_from_the_communications_endpoint() {
 
     let response = get_token(&service(&upstream)).await;
 
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status, 200);
     assert_eq!(
         json_body(&response),
         json!({ "access_token": "at-123", "refresh_token": "refresh-abc", "expires_in": 3600 }),
@@ -109,7 +70,7 @@ async fn serves_a_token_from_the_newer_api_dolby_io_endpoint() {
 
     let response = get_token(&service_with(env, ManualClock::new())).await;
 
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status, 200);
     assert_eq!(json_body(&response), json!({ "access_token": "jwt-abc", "expires_in": 1800 }));
 }
 
@@ -119,7 +80,7 @@ async fn answers_the_same_with_or_without_the_stage_in_the_path() {
     let service = service(&upstream);
     for path in ["/token", "/prod/token", "/token/"] {
         let response = call(&service, rest_event("GET", path, Some(ORIGIN))).await;
-        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.status, 200, "{path}");
     }
     assert_error(&call(&service, rest_event("GET", "/prod/other", Some(ORIGIN))).await, 404, "not_found");
     assert_error(&call(&service, rest_event("GET", "/tokens", Some(ORIGIN))).await, 404, "not_found");
@@ -129,7 +90,7 @@ async fn answers_the_same_with_or_without_the_stage_in_the_path() {
 async fn serves_http_api_events_too() {
     let upstream = upstream_answering(voxeet_token("at-v2")).await;
     let response = call(&service(&upstream), http_api_event()).await;
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status, 200);
     assert_eq!(json_body(&response)["access_token"], "at-v2");
     assert_eq!(header(&response, "access-control-allow-origin"), Some(ORIGIN));
 }
@@ -143,10 +104,10 @@ async fn refuses_an_origin_not_on_the_list_without_calling_upstream() {
     let response = call(&service, rest_event("GET", "/token", Some("https://evil.example"))).await;
 
     assert_error(&response, 403, "origin_not_allowed");
-    assert!(!String::from_utf8_lossy(response.body().as_ref()).contains("access_token"));
+    assert!(!response.body.contains("access_token"));
     assert_eq!(header(&response, "access-control-allow-origin"), None);
     let preflight = call(&service, rest_event("OPTIONS", "/token", Some("https://evil.example"))).await;
-    assert_eq!(preflight.status(), 403);
+    assert_eq!(preflight.status, 403);
 }
 
 #[tokio::test]
@@ -158,13 +119,13 @@ async fn star_allows_any_origin_and_no_origin_gets_no_cors_headers() {
     let star = service_with(env, ManualClock::new());
 
     let response = call(&star, rest_event("GET", "/token", Some("https://any.example"))).await;
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status, 200);
     assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
     assert_eq!(header(&response, "vary"), None);
 
     let listed = service(&upstream);
     let response = call(&listed, rest_event("GET", "/token", None)).await;
-    assert_eq!(response.status(), 200, "a client that sends no Origin (curl, mobile) is served");
+    assert_eq!(response.status, 200, "a client that sends no Origin (curl, mobile) is served");
     assert_eq!(header(&response, "access-control-allow-origin"), None);
 }
 
@@ -176,12 +137,12 @@ async fn answers_a_preflight_with_204_and_the_allowed_methods() {
     let response =
         call(&service(&upstream), rest_event("OPTIONS", "/prod/token", Some("http://localhost:8080"))).await;
 
-    assert_eq!(response.status(), 204);
+    assert_eq!(response.status, 204);
     assert_eq!(header(&response, "access-control-allow-origin"), Some("http://localhost:8080"));
     assert_eq!(header(&response, "access-control-allow-methods"), Some("GET, OPTIONS"));
     assert!(header(&response, "access-control-allow-headers").is_some_and(|h| h.contains("Authorization")));
     assert_eq!(header(&response, "vary"), Some("Origin"));
-    assert!(response.body().is_empty());
+    assert!(response.body.is_empty());
 }
 
 #[tokio::test]
@@ -222,7 +183,7 @@ async fn maps_upstream_failures_to_gateway_errors() {
         let upstream = upstream_answering(answer).await;
         let response = get_token(&service(&upstream)).await;
         assert_error(&response, status, code);
-        let text = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+        let text = response.raw.to_string();
         assert!(
             !text.contains(SECRET) && !text.contains("UPSTREAM-RAW-BODY") && !text.contains("boom"),
             "{text}"
@@ -284,7 +245,7 @@ async fn reuses_the_token_until_shortly_before_it_expires() {
 
     clock.advance(3600 - 1000 - 60); // inside the refresh margin
     let third = get_token(&service).await;
-    assert_eq!(third.status(), 200);
+    assert_eq!(third.status, 200);
     assert_eq!(json_body(&third)["expires_in"], 3600, "a fresh token");
     // wiremock checks `.expect(2)` when the server drops
 }
@@ -346,61 +307,401 @@ async fn join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) 
     out
 }
 
-/// Captured log output, shared with the subscriber that writes it.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+// ---- Events lambda_http's request conversion could not take (it panicked on some) ----
 
-impl Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+#[tokio::test]
+async fn an_event_that_is_no_http_request_is_a_400_in_the_rest_shape() {
+    let upstream = MockServer::start().await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("at")).expect(0).mount(&upstream).await;
+    let service = service(&upstream);
+    for event in [
+        console_sample_event(),
+        json!({}),
+        json!({ "not": "an http event" }),
+        json!([]),
+        json!("GET /token"),
+        json!(null),
+        json!(42),
+        json!({ "httpMethod": "GET" }),
+        json!({ "httpMethod": ["GET"], "path": "/token" }),
+    ] {
+        let response = call(&service, event.clone()).await;
+        assert_error(&response, 400, "bad_request");
+        assert_eq!(response.shape(), "rest", "{event}");
+        assert!(response.raw["multiValueHeaders"].is_object(), "{event}");
     }
 }
 
 #[tokio::test]
-async fn no_response_or_log_line_carries_the_secret() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let answers = [
-        voxeet_token("ok"),
-        ResponseTemplate::new(401).set_body_string(format!("bad client {SECRET} UPSTREAM-RAW-BODY")),
-        ResponseTemplate::new(200).set_body_string(format!("not json {SECRET} UPSTREAM-RAW-BODY")),
-        ResponseTemplate::new(502).set_body_string("UPSTREAM-RAW-BODY"),
+async fn odd_hosts_schemes_query_strings_and_paths_get_an_answer() {
+    let upstream = upstream_answering(voxeet_token("at")).await;
+    let service = service(&upstream);
+    let odd = [
+        "",
+        " ",
+        "a b",
+        "ä.example",
+        "\u{0}",
+        "\r\n",
+        ":::",
+        "[",
+        "[::1",
+        "http://",
+        "https://x/y?z",
+        "%",
+        "%zz",
+        "a=%zz&&=&%00",
+        "\u{7f}\u{80}\u{ff}",
+        "😀",
     ];
-    let mut seen = String::new();
-    for answer in answers {
-        let upstream = upstream_answering(answer).await;
-        let service = service(&upstream);
-        for event in [
-            rest_event("GET", "/token", Some(ORIGIN)),
-            rest_event("GET", "/token", Some("https://evil.example")),
-            rest_event("OPTIONS", "/token", Some(ORIGIN)),
-            rest_event("DELETE", "/token", Some(ORIGIN)),
-        ] {
-            let response = call(&service, event).await;
-            seen.push_str(&format!(
-                "{:?}\n{}\n",
-                response.headers(),
-                String::from_utf8_lossy(response.body().as_ref())
-            ));
+    for value in odd {
+        let mut rest = rest_event("GET", "/token", Some(ORIGIN));
+        for (name, headers) in [("headers", json!(value)), ("multiValueHeaders", json!([value]))] {
+            rest[name]["Host"] = headers.clone();
+            rest[name]["X-Forwarded-Proto"] = headers.clone();
+        }
+        rest["queryStringParameters"] = json!({ value: value });
+        rest["multiValueQueryStringParameters"] = json!({ value: [value, value] });
+        rest["body"] = json!(value);
+        rest["isBase64Encoded"] = json!(true);
+        let response = call(&service, rest).await;
+        assert_eq!(response.status, 200, "Host/X-Forwarded-Proto/query {value:?}");
+
+        let mut v2 = http_api_event();
+        v2["headers"]["host"] = json!(value);
+        v2["headers"]["x-forwarded-proto"] = json!(value);
+        v2["rawQueryString"] = json!(value);
+        v2["requestContext"]["domainName"] = json!(value);
+        let response = call(&service, v2).await;
+        assert_eq!(response.status, 200, "v2 Host/X-Forwarded-Proto/rawQueryString {value:?}");
+
+        if value.is_empty() {
+            continue; // "/token{value}" would be the token path
+        }
+        for path in
+            [value.to_string(), format!("/{value}"), format!("/token{value}"), format!("/prod/{value}")]
+        {
+            let response = call(&service, rest_event("GET", &path, Some(ORIGIN))).await;
+            assert_error(&response, 404, "not_found");
         }
     }
-
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.lines().count() >= 16, "every request logs a line:\n{logs}");
-    assert!(logs.contains("upstream_rejected") || logs.contains("rejected the app's credentials"), "{logs}");
-    for forbidden in [SECRET, basic_auth().as_str(), "UPSTREAM-RAW-BODY"] {
-        assert!(!seen.contains(forbidden), "a response carries {forbidden:?}");
-        assert!(!logs.contains(forbidden), "a log line carries {forbidden:?}");
+    for path in ["//token", "/token//", "/%74oken", "token", "/TOKEN", &format!("/{}", "a".repeat(100_000))] {
+        let response = call(&service, rest_event("GET", path, Some(ORIGIN))).await;
+        let expected = if path == "/token//" { 200 } else { 404 };
+        assert_eq!(response.status, expected, "{path:.40}");
     }
+}
+
+#[tokio::test]
+async fn serves_function_url_and_alb_events_in_their_own_shape() {
+    let upstream = upstream_answering(voxeet_token("at")).await;
+    let service = service(&upstream);
+
+    let response = call(&service, function_url_event(Some(ORIGIN))).await;
+    assert_eq!((response.status, response.shape()), (200, "http"));
+    assert_eq!(header(&response, "access-control-allow-origin"), Some(ORIGIN));
+    assert!(response.raw.get("multiValueHeaders").is_none());
+
+    let response = call(&service, alb_event(Some(ORIGIN))).await;
+    assert_eq!((response.status, response.shape()), (200, "alb"));
+    assert_eq!(response.raw["statusDescription"], "200 OK");
+    assert_eq!(response.raw["multiValueHeaders"]["access-control-allow-origin"], json!([ORIGIN]));
+    let mut single = alb_event(None);
+    single.as_object_mut().unwrap().remove("multiValueHeaders");
+    single["headers"] = json!({ "origin": "https://evil.example" });
+    let response = call(&service, single).await;
+    assert_error(&response, 403, "origin_not_allowed");
+    assert_eq!(response.raw["statusDescription"], "403 Forbidden");
+    assert!(response.raw["headers"].is_object() && response.raw.get("multiValueHeaders").is_none());
+}
+
+// ---- expires_in: huge values, every JSON type ----
+
+fn token_answer(expires_in: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .set_body_raw(format!(r#"{{"access_token":"huge","expires_in":{expires_in}}}"#), "application/json")
+}
+
+#[tokio::test]
+async fn a_huge_expires_in_is_served_from_the_cache_without_overflow() {
+    for huge in ["1e30", "18446744073709551615", "18446744073709551616", "1.7976931348623157e308", "\"1e30\""]
+    {
+        let upstream = MockServer::start().await;
+        token_request(VOXEET_PATH).respond_with(token_answer(huge)).expect(1).mount(&upstream).await;
+        let clock = ManualClock::new();
+        let service = service_with(function_env(&upstream), clock.clone());
+
+        let first = get_token(&service).await;
+        assert_eq!((first.status, first.json()["expires_in"].as_u64()), (200, Some(u64::MAX)), "{huge}");
+        let second = get_token(&service).await;
+        assert_eq!(second.json()["expires_in"].as_u64(), Some(u64::MAX), "{huge}: served from the cache");
+        clock.advance(1000);
+        let third = get_token(&service).await;
+        assert_eq!(third.json()["expires_in"].as_u64(), Some(u64::MAX - 1000), "{huge}: counted from now");
+        // wiremock checks `.expect(1)`: three answers, one upstream call.
+    }
+}
+
+#[tokio::test]
+async fn a_huge_lifetime_is_cached_at_most_a_day() {
+    let upstream = MockServer::start().await;
+    token_request(VOXEET_PATH)
+        .respond_with(token_answer("18446744073709551615"))
+        .expect(2)
+        .mount(&upstream)
+        .await;
+    let clock = ManualClock::new();
+    let service = service_with(function_env(&upstream), clock.clone());
+    get_token(&service).await;
+    clock.advance(24 * 3600);
+    assert_eq!(get_token(&service).await.json()["expires_in"].as_u64(), Some(u64::MAX), "fetched afresh");
+}
+
+#[tokio::test]
+async fn expires_in_of_every_json_type_is_a_lifetime_or_a_502() {
+    let cases: &[(&str, Option<u64>)] = &[
+        ("3600", Some(3600)),
+        ("0", Some(0)),
+        ("3600.75", Some(3600)),
+        ("\"3600\"", Some(3600)),
+        ("null", None),
+        ("-1", None),
+        ("-1e30", None),
+        ("-9223372036854775808", None),
+        ("\"soon\"", None),
+        ("\"\"", None),
+        ("\"NaN\"", None),
+        ("true", None),
+        ("[3600]", None),
+        ("{\"s\":3600}", None),
+        ("1e999", None),
+    ];
+    for &(raw, lifetime) in cases {
+        let upstream = upstream_answering(token_answer(raw)).await;
+        let response = get_token(&service(&upstream)).await;
+        let accepted = lifetime.is_some() || raw == "null";
+        if accepted {
+            assert_eq!(response.status, 200, "{raw}");
+            assert_eq!(response.json()["expires_in"].as_u64(), lifetime, "{raw}");
+        } else {
+            assert_error(&response, 502, "upstream_invalid_response");
+        }
+    }
+}
+
+// ---- The upstream's body is read up to a cap ----
+
+#[tokio::test]
+async fn a_10_mb_upstream_answer_is_a_502_naming_the_cap() {
+    let huge_token = "x".repeat(10 * 1024 * 1024);
+    let upstream = upstream_answering(
+        ResponseTemplate::new(200).set_body_json(json!({ "access_token": huge_token, "expires_in": 3600 })),
+    )
+    .await;
+    let service = service(&upstream);
+    for _ in 0..2 {
+        let response = get_token(&service).await;
+        assert_error(&response, 502, "upstream_invalid_response");
+        assert!(response.json()["message"].as_str().unwrap().contains("64 KiB"), "{}", response.body);
+        assert!(response.body.len() < 1024);
+    }
+}
+
+#[tokio::test]
+async fn an_over_long_token_in_a_small_body_is_a_502() {
+    let long = "x".repeat(17 * 1024);
+    for body in [json!({ "access_token": long }), json!({ "access_token": "at", "refresh_token": long })] {
+        let upstream = upstream_answering(ResponseTemplate::new(200).set_body_json(body)).await;
+        assert_error(&get_token(&service(&upstream)).await, 502, "upstream_invalid_response");
+    }
+}
+
+/// An upstream that answers 200 with a body of no stated length that never ends.
+async fn endless_upstream() -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let _ = socket.write_all(br#"{"access_token":""#).await;
+                let chunk = vec![b'x'; 16 * 1024];
+                while socket.write_all(&chunk).await.is_ok() {}
+            });
+        }
+    });
+    format!("http://{address}{VOXEET_PATH}")
+}
+
+#[tokio::test]
+async fn an_endless_upstream_body_is_cut_at_the_cap_not_waited_for() {
+    let upstream = MockServer::start().await;
+    let mut env = function_env(&upstream);
+    env.retain(|(k, _)| k != "TOKEN_URL");
+    env.push(("TOKEN_URL".into(), endless_upstream().await));
+    env.push(("UPSTREAM_TIMEOUT_MS".into(), "5000".into()));
+    let started = Instant::now();
+    let response = get_token(&service_with(env, ManualClock::new())).await;
+    assert_error(&response, 502, "upstream_invalid_response");
+    assert!(started.elapsed() < Duration::from_secs(4), "stopped reading at the cap, not at the timeout");
+}
+
+// ---- Origin: present but unreadable is not absent ----
+
+#[tokio::test]
+async fn an_unreadable_origin_is_refused_not_treated_as_absent() {
+    let upstream = MockServer::start().await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("at")).expect(0).mount(&upstream).await;
+    let service = service(&upstream);
+    let unreadable = [
+        "https://äpp.example.com",
+        "https://app.example.com\u{0}",
+        "https://app.example.com\r\nX-Injected: 1",
+        "\u{7f}",
+        "",
+        " ",
+        "https://app.example.com ",
+    ];
+    for origin in unreadable {
+        let response = call(&service, rest_event("GET", "/token", Some(origin))).await;
+        assert_error(&response, 403, "origin_not_allowed");
+        assert_eq!(header(&response, "access-control-allow-origin"), None, "{origin:?}");
+        let response = call(&service, http_api_event_from(origin)).await;
+        assert_error(&response, 403, "origin_not_allowed");
+    }
+    // Several Origin values, or one of another JSON type: present, on no list.
+    let mut twice = rest_event("GET", "/token", None);
+    twice["multiValueHeaders"]["Origin"] = json!([ORIGIN, ORIGIN]);
+    assert_error(&call(&service, twice).await, 403, "origin_not_allowed");
+    let mut number = rest_event("GET", "/token", None);
+    number["headers"]["Origin"] = json!(1);
+    number["multiValueHeaders"]["Origin"] = json!(1);
+    assert_error(&call(&service, number).await, 403, "origin_not_allowed");
+}
+
+fn http_api_event_from(origin: &str) -> Value {
+    let mut event = http_api_event();
+    event["headers"]["origin"] = json!(origin);
+    event
+}
+
+#[tokio::test]
+async fn with_any_origin_allowed_an_unreadable_one_gets_star() {
+    let upstream = upstream_answering(voxeet_token("at")).await;
+    let mut env = function_env(&upstream);
+    env.retain(|(k, _)| k != "ALLOWED_ORIGINS");
+    env.push(("ALLOWED_ORIGINS".into(), "*".into()));
+    let response =
+        call(&service_with(env, ManualClock::new()), rest_event("GET", "/token", Some("https://ä\u{1}")))
+            .await;
+    assert_eq!(response.status, 200);
+    assert_eq!(header(&response, "access-control-allow-origin"), Some("*"));
+}
+
+// ---- CORS headers on error answers ----
+
+#[tokio::test]
+async fn every_error_answer_carries_cors_headers_for_an_allowed_origin() {
+    let ok = upstream_answering(voxeet_token("at")).await;
+    let listed = service(&ok);
+    let not_found = call(&listed, rest_event("GET", "/nope", Some(ORIGIN))).await;
+    let wrong_method = call(&listed, rest_event("PUT", "/token", Some(ORIGIN))).await;
+    let failing = upstream_answering(ResponseTemplate::new(500)).await;
+    let upstream_failed = get_token(&service(&failing)).await;
+    let slow = upstream_answering(voxeet_token("late").set_delay(Duration::from_secs(3))).await;
+    let mut env = function_env(&slow);
+    env.push(("UPSTREAM_TIMEOUT_MS".into(), "100".into()));
+    let timed_out = get_token(&service_with(env, ManualClock::new())).await;
+    let v2_not_found = call(&listed, {
+        let mut event = http_api_event();
+        event["rawPath"] = json!("/nope");
+        event
+    })
+    .await;
+
+    for (response, status, code) in [
+        (&not_found, 404, "not_found"),
+        (&wrong_method, 405, "method_not_allowed"),
+        (&upstream_failed, 502, "upstream_error"),
+        (&timed_out, 504, "upstream_timeout"),
+        (&v2_not_found, 404, "not_found"),
+    ] {
+        assert_error(response, status, code);
+        assert_eq!(header(response, "access-control-allow-origin"), Some(ORIGIN), "{code}");
+        assert_eq!(header(response, "vary"), Some("Origin"), "{code}");
+        assert_eq!(header(response, "cache-control"), Some("no-store"), "{code}");
+    }
+}
+
+#[tokio::test]
+async fn a_denied_origin_and_a_broken_configuration_get_no_cors_headers() {
+    let upstream = upstream_answering(voxeet_token("at")).await;
+    let listed = service(&upstream);
+    for event in [
+        rest_event("GET", "/token", Some("https://evil.example")),
+        rest_event("GET", "/nope", Some("https://evil.example")),
+        rest_event("PUT", "/token", Some("https://evil.example")),
+    ] {
+        let response = call(&listed, event).await;
+        assert!(matches!(response.status, 403 | 404), "{}", response.status);
+        assert_eq!(header(&response, "access-control-allow-origin"), None);
+    }
+    let mut env = function_env(&upstream);
+    env.retain(|(k, _)| k != "CONSUMER_SECRET");
+    let broken = service_with(env, ManualClock::new());
+    let response = call(&broken, rest_event("GET", "/token", Some(ORIGIN))).await;
+    assert_error(&response, 500, "configuration_error");
+    assert_eq!(header(&response, "access-control-allow-origin"), None, "no allow-list to check");
+}
+
+// ---- TOKEN_URL is parsed as a URL ----
+
+#[tokio::test]
+async fn a_token_url_that_is_no_https_url_is_a_500_naming_it_without_its_value() {
+    let upstream = MockServer::start().await;
+    token_request(VOXEET_PATH).respond_with(voxeet_token("at")).expect(0).mount(&upstream).await;
+    for bad in
+        ["https://", "https://a b.example/x", "http://remote.example/token", "https://user:pw@a.example/t"]
+    {
+        let mut env = function_env(&upstream);
+        env.retain(|(k, _)| k != "TOKEN_URL");
+        env.push(("TOKEN_URL".into(), bad.into()));
+        let response = get_token(&service_with(env, ManualClock::new())).await;
+        assert_error(&response, 500, "configuration_error");
+        let message = response.json()["message"].as_str().unwrap().to_string();
+        assert!(message.contains("TOKEN_URL") && !message.contains(bad), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_plain_http_token_url_on_loopback_is_accepted() {
+    let upstream = upstream_answering(voxeet_token("local")).await;
+    let port = upstream.address().port();
+    for url in
+        [format!("http://127.0.0.1:{port}{VOXEET_PATH}"), format!("http://localhost:{port}{VOXEET_PATH}")]
+    {
+        let mut env = function_env(&upstream);
+        env.retain(|(k, _)| k != "TOKEN_URL");
+        env.push(("TOKEN_URL".into(), url.clone()));
+        let response = get_token(&service_with(env, ManualClock::new())).await;
+        assert_eq!(
+            (response.status, response.json()["access_token"].as_str()),
+            (200, Some("local")),
+            "{url}"
+        );
+    }
+    let env = HashMap::from([
+        ("CONSUMER_KEY", "k"),
+        ("CONSUMER_SECRET", "s"),
+        ("ALLOWED_ORIGINS", "*"),
+        ("TOKEN_URL", "http://127.0.0.1:8080/token"),
+    ]);
+    let config = Config::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap();
+    assert_eq!(config.token_url, "http://127.0.0.1:8080/token");
 }

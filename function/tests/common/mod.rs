@@ -81,3 +81,214 @@ pub fn function_env(upstream: &MockServer) -> Vec<(String, String)> {
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
+
+/// A Lambda answer to an HTTP event, checked for the shapes API Gateway, function URLs and ALB
+/// accept: a `statusCode`, string headers (`headers` and/or `multiValueHeaders`), a string
+/// body, `isBase64Encoded: false`.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub raw: Value,
+    pub status: u16,
+    /// Lowercase name -> first value.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: String,
+}
+
+impl Answer {
+    /// Panics, naming the problem, if `raw` is no valid answer.
+    pub fn from_lambda(raw: Value) -> Self {
+        if let Some(problem) = answer_problem(&raw) {
+            panic!("not a valid Lambda HTTP answer ({problem}): {raw}");
+        }
+        let mut headers = std::collections::BTreeMap::new();
+        if let Some(multi) = raw["multiValueHeaders"].as_object() {
+            for (name, values) in multi {
+                headers.insert(name.to_ascii_lowercase(), values[0].as_str().unwrap().to_string());
+            }
+        }
+        if let Some(single) = raw["headers"].as_object() {
+            for (name, value) in single {
+                headers.insert(name.to_ascii_lowercase(), value.as_str().unwrap().to_string());
+            }
+        }
+        let status = raw["statusCode"].as_u64().unwrap() as u16;
+        let body = raw["body"].as_str().unwrap_or_default().to_string();
+        Self { raw, status, headers, body }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    /// The body as JSON; panics if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|_| panic!("a JSON body: {:?}", self.body))
+    }
+
+    /// Which shape the answer has: "rest", "http" (payload 2.0) or "alb".
+    pub fn shape(&self) -> &'static str {
+        if self.raw.get("statusDescription").is_some() {
+            "alb"
+        } else if self.raw.get("cookies").is_some() {
+            "http"
+        } else {
+            "rest"
+        }
+    }
+}
+
+/// What is wrong with `raw` as an answer to an HTTP event, if anything: every answer has a
+/// status, string headers, a body that is JSON (empty only for 204) and, if an error, says
+/// which (`{"error": code, "message": text}`).
+pub fn answer_problem(raw: &Value) -> Option<String> {
+    let status = raw.get("statusCode").and_then(Value::as_u64);
+    let Some(status) = status.filter(|status| (100..=599).contains(status)) else {
+        return Some("no statusCode".into());
+    };
+    if raw.get("isBase64Encoded") != Some(&Value::Bool(false)) {
+        return Some("isBase64Encoded is not false".into());
+    }
+    let single = raw.get("headers");
+    let multi = raw.get("multiValueHeaders");
+    if single.is_none() && multi.is_none() {
+        return Some("no headers".into());
+    }
+    if single.is_some_and(|h| !h.as_object().is_some_and(|h| h.values().all(Value::is_string))) {
+        return Some("headers are not strings".into());
+    }
+    let strings = |v: &Value| v.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string));
+    if multi.is_some_and(|h| !h.as_object().is_some_and(|h| h.values().all(strings))) {
+        return Some("multiValueHeaders are not lists of strings".into());
+    }
+    let Some(body) = raw.get("body").and_then(Value::as_str) else {
+        return Some("no string body".into());
+    };
+    if status == 204 {
+        return (!body.is_empty()).then(|| "a 204 with a body".into());
+    }
+    let Ok(body) = serde_json::from_str::<Value>(body) else {
+        return Some("the body is not JSON".into());
+    };
+    match status {
+        200 if !body["access_token"].as_str().is_some_and(|t| !t.is_empty()) => {
+            Some("200 without a token".into())
+        }
+        400.. if !(body["error"].is_string() && body["message"].is_string()) => {
+            Some("an error without error and message".into())
+        }
+        _ => None,
+    }
+}
+
+/// The JSON AWS's Lambda console offers as its sample test event ("hello-world").
+pub fn console_sample_event() -> Value {
+    json!({ "key1": "value1", "key2": "value2", "key3": "value3" })
+}
+
+/// A function-URL (payload 2.0) event for `GET /token` from `origin`.
+pub fn function_url_event(origin: Option<&str>) -> Value {
+    let mut event: Value =
+        serde_json::from_str(include_str!("../fixtures/aws/lambda_function_url_request.json")).unwrap();
+    event["rawPath"] = json!("/token");
+    event["requestContext"]["http"]["method"] = json!("GET");
+    event["requestContext"]["http"]["path"] = json!("/token");
+    let headers = event["headers"].as_object_mut().unwrap();
+    headers.remove("origin");
+    if let Some(origin) = origin {
+        headers.insert("origin".into(), json!(origin));
+    }
+    event
+}
+
+/// An ALB target event (multi-value headers on) for `GET /token` from `origin`.
+pub fn alb_event(origin: Option<&str>) -> Value {
+    let mut event: Value = serde_json::from_str(include_str!(
+        "../fixtures/aws/example-alb-lambda-target-request-multivalue-headers.json"
+    ))
+    .unwrap();
+    event["httpMethod"] = json!("GET");
+    event["path"] = json!("/token");
+    let headers = event["multiValueHeaders"].as_object_mut().unwrap();
+    headers.remove("origin");
+    if let Some(origin) = origin {
+        headers.insert("origin".into(), json!([origin]));
+    }
+    event
+}
+
+/// A clock the test moves by hand.
+pub struct ManualClock {
+    start: std::time::Instant,
+    offset_secs: std::sync::atomic::AtomicU64,
+}
+
+impl ManualClock {
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self { start: std::time::Instant::now(), offset_secs: Default::default() })
+    }
+    pub fn advance(&self, secs: u64) {
+        self.offset_secs.fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl token_function::cache::Clock for ManualClock {
+    fn now(&self) -> std::time::Instant {
+        let offset = self.offset_secs.load(std::sync::atomic::Ordering::SeqCst);
+        // A test clock far in the future stays at the furthest instant it can name.
+        self.start
+            .checked_add(std::time::Duration::from_secs(offset))
+            .unwrap_or(self.start + std::time::Duration::from_secs(u32::MAX as u64))
+    }
+}
+
+pub fn service_with(
+    env: Vec<(String, String)>,
+    clock: std::sync::Arc<dyn token_function::cache::Clock>,
+) -> token_function::TokenService {
+    let env: std::collections::HashMap<String, String> = env.into_iter().collect();
+    token_function::TokenService::new(
+        token_function::config::Config::from_lookup(|name| env.get(name).cloned()),
+        clock,
+    )
+}
+
+pub fn service(upstream: &MockServer) -> token_function::TokenService {
+    service_with(function_env(upstream), ManualClock::new())
+}
+
+/// One invocation as the `bootstrap` binary makes it: the event JSON through the function's
+/// event reader, the answer checked for the Lambda HTTP answer shape.
+pub async fn call(service: &token_function::TokenService, event: Value) -> Answer {
+    Answer::from_lambda(token_function::event::handle(service, &event).await)
+}
+
+/// Captured log output, shared with the subscriber that writes it.
+#[derive(Clone, Default)]
+pub struct LogBuffer(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    /// Everything written so far, emptying the buffer.
+    pub fn take(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.0.lock().unwrap())).into_owned()
+    }
+
+    /// A JSON subscriber at TRACE writing here, for `tracing::subscriber::set_default`.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+}
