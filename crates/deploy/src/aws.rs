@@ -11,8 +11,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_runtime::env_config::file::EnvConfigFiles;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::result::{DispatchFailure, SdkError};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use aws_smithy_types::retry::ErrorKind;
 use aws_types::os_shim_internal::{Env, Fs};
 use aws_types::request_id::RequestId;
 
@@ -190,7 +191,7 @@ const THROTTLING_CODES: [&str; 5] =
 /// Worth trying again: throttling, a 5xx, or a connection that broke or timed out.
 pub fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
     match error {
-        SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+        SdkError::DispatchFailure(failure) => connection_failed(failure),
         SdkError::TimeoutError(_) => true,
         SdkError::ResponseError(response) => response.raw().status().is_server_error(),
         SdkError::ServiceError(service) => {
@@ -227,6 +228,12 @@ where
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(5));
     }
+}
+
+/// The connection broke or timed out: a closed connection before the answer counts too (the
+/// SDK calls it a transient "other" error, and retries it as such).
+fn connection_failed(failure: &DispatchFailure) -> bool {
+    failure.is_io() || failure.is_timeout() || failure.as_other() == Some(ErrorKind::TransientError)
 }
 
 /// How a call failed, in words for one line.
@@ -270,7 +277,9 @@ fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
         SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
             Failure::Unreachable(format!("no answer in time: {}", causes(error)))
         }
-        SdkError::DispatchFailure(dispatch) if dispatch.is_io() => Failure::Unreachable(causes(error)),
+        SdkError::DispatchFailure(dispatch) if connection_failed(dispatch) => {
+            Failure::Unreachable(causes(error))
+        }
         _ => Failure::Local(causes(error)),
     }
 }

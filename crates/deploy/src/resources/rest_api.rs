@@ -421,19 +421,27 @@ pub async fn apply(
                 .path_part(PROXY_PART)
                 .send()
                 .await;
-            match created {
-                // There already: our own call whose answer was lost, retried.
-                Err(e) if error_code(&e) == Some(CONFLICT) => read(aws, &api_id)
-                    .await?
-                    .proxy
-                    .map(|p| p.id)
-                    .with_context(|| format!("REST API {api_id} refused {PROXY_PATH} yet has none")),
-                created => {
-                    let created = created
-                        .aws_context(format!("creating resource {PROXY_PATH} in REST API {api_id}"))?;
-                    created.id().map(str::to_string).context("API Gateway returned a resource without an id")
-                }
+            // A lost answer, retried, makes a second one (API Gateway refuses it with a
+            // conflict, moto makes it): keep the one `read` picks, remove any other.
+            if let Err(e) = &created
+                && error_code(e) != Some(CONFLICT)
+            {
+                created.aws_context(format!("creating resource {PROXY_PATH} in REST API {api_id}"))?;
             }
+            let now = read(aws, &api_id).await?;
+            for copy in
+                now.extra.iter().filter(|e| matches!(e, Extra::Resource { path, .. } if path == PROXY_PATH))
+            {
+                let Extra::Resource { id, .. } = copy else { continue };
+                let deleted = api.delete_resource().rest_api_id(&api_id).resource_id(id).send().await;
+                deleted.or_absent(
+                    APIGATEWAY_NOT_FOUND,
+                    format!("removing a copy of {PROXY_PATH} from REST API {api_id}"),
+                )?;
+            }
+            now.proxy
+                .map(|p| p.id)
+                .with_context(|| format!("REST API {api_id} has no {PROXY_PATH} after making it"))
         })
         .await?;
     reports.push(report);
