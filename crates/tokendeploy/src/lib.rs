@@ -37,9 +37,13 @@ pub async fn run() -> ExitCode {
     exit_1_on_panic();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            let _ = error.print(); // --help and --version
+            return ExitCode::SUCCESS;
+        }
         Err(error) => {
-            let _ = error.print(); // --help and --version come this way too
-            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+            eprintln!("{}", one_line(&error.render().to_string()));
+            return ExitCode::from(2);
         }
     };
     match commands::run(cli).await {
@@ -51,6 +55,15 @@ pub async fn run() -> ExitCode {
             if error.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
+}
+
+/// clap's usage error on one line: what is wrong and the values it takes, without the
+/// usage block (`--help` shows that).
+fn one_line(rendered: &str) -> String {
+    let useful = rendered.lines().map(str::trim).filter(|line| {
+        !line.is_empty() && !line.starts_with("Usage:") && !line.starts_with("For more information")
+    });
+    format!("{} (see tokendeploy --help)", useful.collect::<Vec<_>>().join("; "))
 }
 
 /// A bug must still end with a failure's exit code, and its message must not carry values
