@@ -12,13 +12,6 @@ fn down(harness: &Harness, args: &[&str]) -> Run {
     harness.run_with(&all, &harness.env())
 }
 
-fn status(harness: &Harness, args: &[&str]) -> Run {
-    let zip = function_zip().to_str().unwrap().to_string();
-    let mut all = vec!["status", "--output", "json", "--zip", &zip];
-    all.extend_from_slice(args);
-    harness.run_with(&all, &harness.env())
-}
-
 fn deleted(run: &Run) -> Vec<String> {
     let report = run.json();
     report["deleted"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap().to_string()).collect()
@@ -97,7 +90,7 @@ async fn down_of_one_stack_leaves_another_in_the_region_whole() {
     down(&harness, &["--name", "alpha"]).assert_success();
 
     assert_nothing_tagged(&harness, "alpha").await;
-    let beta = status(&harness, &["--name", "beta"]);
+    let beta = harness.status(&["--name", "beta"]);
     assert_eq!(beta.code, 0, "{}{}", beta.stdout, beta.stderr);
     assert_eq!(beta.json()["in_sync"], true);
 }
@@ -112,7 +105,7 @@ async fn down_in_one_region_leaves_the_same_name_working_in_another() {
     west.assert_success();
     assert!(deleted(&west).contains(&"role".to_string()));
 
-    let east = status(&harness, &["--region", "us-east-2"]);
+    let east = harness.status(&["--region", "us-east-2"]);
     assert_eq!(east.code, 0, "{}{}", east.stdout, east.stderr);
     let east_role = east.json()["resources"][0]["id"].as_str().unwrap().to_string();
     assert!(east_role.ends_with("role/token-server-us-east-2-lambda"), "{east_role}");
@@ -192,13 +185,13 @@ async fn down_without_yes_and_no_terminal_refuses_at_once() {
 #[tokio::test]
 async fn status_tells_complete_incomplete_and_drifted_apart() {
     let harness = Harness::start();
-    let missing = status(&harness, &[]);
+    let missing = harness.status(&[]);
     assert_eq!(missing.code, 3);
     assert_eq!(missing.json()["complete"], false);
 
     let up = harness.up(&[]);
     up.assert_success();
-    let complete = status(&harness, &[]);
+    let complete = harness.status(&[]);
     assert_eq!(complete.code, 0, "{}{}", complete.stdout, complete.stderr);
     let report = complete.json();
     assert_eq!((report["complete"].as_bool(), report["in_sync"].as_bool()), (Some(true), Some(true)));
@@ -242,7 +235,7 @@ async fn status_tells_complete_incomplete_and_drifted_apart() {
     for sid in ["tokendeploy-apigateway-get", "tokendeploy-apigateway-options"] {
         aws.lambda.remove_permission().function_name("token-server").statement_id(sid).send().await.unwrap();
     }
-    let incomplete = status(&harness, &[]);
+    let incomplete = harness.status(&[]);
     assert_eq!(incomplete.code, 3);
     assert_eq!(incomplete.json()["complete"], false);
     assert_eq!(incomplete.json()["missing"], serde_json::json!(["permission"]));

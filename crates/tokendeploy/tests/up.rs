@@ -9,24 +9,6 @@ use serde_json::Value;
 use support::*;
 use tokendeploy_testkit::fault_proxy::{Fault, FaultProxy};
 
-const ALL_STEPS: [&str; 11] = [
-    "role",
-    "package",
-    "log_group",
-    "function",
-    "environment",
-    "rest_api",
-    "proxy_resource",
-    "methods",
-    "integrations",
-    "deployment",
-    "permission",
-];
-
-fn all(action: &str) -> Vec<(String, String)> {
-    ALL_STEPS.iter().map(|s| (s.to_string(), action.to_string())).collect()
-}
-
 fn changed(actions: &[(String, String)]) -> Vec<&str> {
     actions.iter().filter(|(_, a)| a != "unchanged").map(|(s, _)| s.as_str()).collect()
 }

@@ -33,6 +33,30 @@ pub fn function_zip() -> &'static Path {
     })
 }
 
+/// `up`'s steps, in the order its JSON report lists them.
+pub const ALL_STEPS: [&str; 11] = [
+    "role",
+    "package",
+    "log_group",
+    "function",
+    "environment",
+    "rest_api",
+    "proxy_resource",
+    "methods",
+    "integrations",
+    "deployment",
+    "permission",
+];
+
+/// Every step with `action`, as `Run::actions` lists them.
+pub fn all(action: &str) -> Vec<(String, String)> {
+    ALL_STEPS.iter().map(|s| (s.to_string(), action.to_string())).collect()
+}
+
+pub fn all_unchanged() -> Vec<(String, String)> {
+    all("unchanged")
+}
+
 pub struct Harness {
     pub moto: Moto,
     pub dir: PathBuf,
@@ -140,6 +164,14 @@ impl Harness {
         self.run_with(&all, env)
     }
 
+    /// `tokendeploy status --output json --zip <the function's zip> ARGS`.
+    pub fn status(&self, args: &[&str]) -> Run {
+        let zip = function_zip().to_str().unwrap().to_string();
+        let mut all = vec!["status", "--output", "json", "--zip", &zip];
+        all.extend_from_slice(args);
+        self.run_with(&all, &self.env())
+    }
+
     /// SDK clients on the same moto server, to read back what the binary made.
     pub async fn aws(&self, region: &str) -> Aws {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -197,4 +229,18 @@ pub async fn snapshot(aws: &Aws) -> Vec<String> {
     }
     all.sort();
     all
+}
+
+/// Exactly one of each resource the stack has, and a REST API of exactly root + `{proxy+}`.
+pub async fn assert_one_of_everything(harness: &Harness, name: &str, context: &str) {
+    let aws = harness.aws(REGION).await;
+    let apis: Vec<_> = rest_apis(&aws).await.into_iter().filter(|(_, n, _)| n == name).collect();
+    assert_eq!(apis.len(), 1, "{context}: REST APIs {apis:?}");
+    let resources = aws.apigateway.get_resources().rest_api_id(&apis[0].0).send().await.unwrap();
+    let paths: Vec<_> = resources.items().iter().filter_map(|r| r.path()).collect();
+    assert_eq!(paths.len(), 2, "{context}: resources {paths:?}");
+    let functions = function_names(&aws).await.into_iter().filter(|f| f == name).count();
+    assert_eq!(functions, 1, "{context}");
+    let roles = role_names(&aws).await.into_iter().filter(|r| r.starts_with(&format!("{name}-"))).count();
+    assert_eq!(roles, 1, "{context}");
 }
