@@ -188,6 +188,10 @@ pub const APIGATEWAY_NOT_FOUND: &str = "NotFoundException";
 const THROTTLING_CODES: [&str; 5] =
     ["TooManyRequestsException", "Throttling", "ThrottlingException", "RequestLimitExceeded", "SlowDown"];
 
+/// How many pages of a listing to read at most: an endpoint that keeps answering with a
+/// next page must not keep us forever.
+pub const MAX_PAGES: usize = 100;
+
 /// Worth trying again: throttling, a 5xx, or a connection that broke or timed out.
 pub fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> bool {
     match error {
@@ -269,10 +273,8 @@ fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
                 body_excerpt(raw)
             ))
         }
-        SdkError::TimeoutError(_) => Failure::Unreachable(format!(
-            "no answer within {} s, retries included",
-            OPERATION_TIMEOUT.as_secs()
-        )),
+        // The SDK's own words name the bound that ran out.
+        SdkError::TimeoutError(_) => Failure::Unreachable(format!("no answer in time: {}", causes(error))),
         // The SDK's own words name the bound that ran out ("read timeout occurred after 30s").
         SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
             Failure::Unreachable(format!("no answer in time: {}", causes(error)))
@@ -315,6 +317,11 @@ pub trait AwsResultExt<T> {
     /// One line: what we were doing, then AWS's code and message (or why no answer came).
     fn aws_context(self, doing: impl Display) -> Result<T>;
 
+    /// As [`Self::aws_context`], but AWS's message is left out, only its code kept: for calls
+    /// that carry secrets, which some answers quote back (Lambda's "over 4 KB" quotes every
+    /// variable with its value).
+    fn aws_context_no_echo(self, doing: impl Display) -> Result<T>;
+
     /// `None` when AWS answered `not_found_code`: for a read, absent; for a delete, gone already.
     fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>>;
 }
@@ -333,6 +340,18 @@ where
         })
     }
 
+    fn aws_context_no_echo(self, doing: impl Display) -> Result<T> {
+        self.map_err(|error| match failure(&error) {
+            Failure::Answered(_) => {
+                let code = error.as_service_error().and_then(|e| e.code()).unwrap_or("an error");
+                let status = error.raw_response().map(|r| r.status().as_u16()).unwrap_or_default();
+                anyhow!("{doing}: AWS answered {code} (HTTP {status}; its message is not shown, as it may quote a secret)")
+            }
+            Failure::Unreachable(why) => anyhow!("{doing}: no answer from AWS: {why}"),
+            Failure::Local(why) => anyhow!("{doing}: {why}"),
+        })
+    }
+
     fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>> {
         match self {
             Err(e) if error_code(&e) == Some(not_found_code) => Ok(None),
@@ -344,6 +363,35 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answered(status: u16, body: &str, code: Option<&str>) -> Result<()> {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(code) = code {
+            meta = meta.code(code);
+        }
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+        Err(SdkError::service_error(GetCallerIdentityError::generic(meta.build()), raw))
+            .aws_context("doing X")
+    }
+
+    #[test]
+    fn an_error_aws_did_not_explain_is_one_line_with_what_came_back() {
+        let page = answered(502, "<html>\n<body>Bad   Gateway</body>\n</html>", None).unwrap_err();
+        assert_eq!(
+            page.to_string(),
+            "doing X: HTTP 502 with body \"<html> <body>Bad Gateway</body> </html>\""
+        );
+        let empty = answered(500, "", None).unwrap_err();
+        assert_eq!(empty.to_string(), "doing X: HTTP 500 with an empty body");
+        let bare = answered(400, "", Some("Weird")).unwrap_err();
+        assert_eq!(bare.to_string(), "doing X: Weird (HTTP 400)");
+        let long = answered(503, &"x".repeat(5000), None).unwrap_err().to_string();
+        assert!(long.len() < 200 && long.ends_with("..."), "{long}");
+    }
 
     #[test]
     fn endpoint_urls_are_checked_before_any_call() {

@@ -112,7 +112,7 @@ pub async fn up(
         )
         .await?;
         let function = observed.function.as_ref();
-        let (function_arn, function_report) = run_step(
+        let ((function_arn, adopted), function_report) = run_step(
             progress,
             Step::Function,
             action(Step::Function),
@@ -126,11 +126,16 @@ pub async fn up(
             ),
         )
         .await?;
+        // A function a twin run made carries that run's variables: compare them with ours.
+        let (function, environment_action) = match &adopted {
+            Some(adopted) => (Some(adopted), function::plan_environment(&desired, Some(adopted)).action),
+            None => (function, action(Step::Environment)),
+        };
         let ((), environment_report) = run_step(
             progress,
             Step::Environment,
-            action(Step::Environment),
-            function::apply_environment(aws, &desired, action(Step::Environment), function, progress),
+            environment_action,
+            function::apply_environment(aws, &desired, environment_action, function, progress),
         )
         .await?;
         anyhow::Ok((role_arn, function_arn, [role_report, logs_report, function_report, environment_report]))

@@ -71,7 +71,7 @@ impl Progress for Console {
     fn note(&self, step: Step, message: &str) {
         match &self.mode {
             Mode::Quiet => {}
-            Mode::Lines => eprintln!("{:<26} {message}", step.title()),
+            Mode::Lines => say(&format!("{:<26} {message}", step.title())),
             Mode::Bars { steps, .. } => {
                 if let Some(bar) = steps.lock().unwrap().get(&step) {
                     bar.set_message(message.to_string());
@@ -84,7 +84,7 @@ impl Progress for Console {
         let line = format!("{:<26} {} ({:.1}s)", report.step.title(), report.action.done(), report.seconds);
         match &self.mode {
             Mode::Quiet => {}
-            Mode::Lines => eprintln!("{line}"),
+            Mode::Lines => say(&line),
             Mode::Bars { steps, .. } => {
                 if let Some(bar) = steps.lock().unwrap().remove(&report.step) {
                     bar.set_style(ProgressStyle::with_template("✔ {msg}").expect("a valid template"));
@@ -96,6 +96,12 @@ impl Progress for Console {
             std::process::abort();
         }
     }
+}
+
+/// One line on stderr. A closed stderr loses the line, not the run: progress is not worth
+/// dying for (`eprintln!` would panic).
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Writes a command's result on stdout: the JSON form, or the text `text` makes of it. A

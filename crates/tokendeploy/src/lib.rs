@@ -42,7 +42,7 @@ pub async fn run() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(error) => {
-            eprintln!("{}", one_line(&error.render().to_string()));
+            display::say(&one_line(&error.render().to_string()));
             return ExitCode::from(2);
         }
     };
@@ -51,7 +51,7 @@ pub async fn run() -> ExitCode {
         Ok(Outcome::OutOfSync) => ExitCode::from(3),
         Err(error) => {
             // `{:#}` keeps the whole context chain on one line.
-            eprintln!("error: {error:#}");
+            display::say(&format!("error: {error:#}"));
             if error.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
         }
     }
@@ -71,7 +71,7 @@ fn one_line(rendered: &str) -> String {
 fn exit_1_on_panic() {
     std::panic::set_hook(Box::new(|info| {
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
-        eprintln!("error: internal error in tokendeploy{place}; please report it");
+        display::say(&format!("error: internal error in tokendeploy{place}; please report it"));
         std::process::exit(1);
     }));
 }

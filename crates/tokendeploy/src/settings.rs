@@ -141,8 +141,19 @@ fn unquote(value: &str) -> Option<&str> {
 fn validated(mut known: BTreeMap<String, String>) -> Result<FunctionEnvironment> {
     Config::from_lookup(|name| known.get(name).cloned()).map_err(|e| UsageError(usage_message(&e)))?;
     with_defaults(&mut known);
+    // Lambda refuses more, and its refusal quotes every value: check here, naming no value.
+    let size: usize = known.iter().map(|(name, value)| name.len() + value.len()).sum();
+    if size > LAMBDA_ENVIRONMENT_LIMIT {
+        return Err(UsageError(format!(
+            "the function's variables take {size} bytes, names and values together; Lambda takes at most {LAMBDA_ENVIRONMENT_LIMIT}: shorten them; nothing was deployed"
+        ))
+        .into());
+    }
     Ok(FunctionEnvironment::new(known, &PASSED))
 }
+
+/// Lambda's limit on a function's environment, names and values together.
+const LAMBDA_ENVIRONMENT_LIMIT: usize = 4096;
 
 fn usage_message(error: &ConfigError) -> String {
     match error {

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use support::*;
+use tokendeploy_testkit::fault_proxy::FaultProxy;
 
 /// One row: what the user gives, and the words the one line must contain.
 struct Case {
@@ -75,6 +76,11 @@ fn cases(dir: &Path) -> Vec<Case> {
         ),
         case(&["up"], &[("CONSUMER_SECRET", None)], "CONSUMER_SECRET is not set"),
         case(&["up"], &[("CONSUMER_SECRET", Some("  "))], "CONSUMER_SECRET is not set"),
+        case(
+            &["up"],
+            &[("CONSUMER_SECRET", Some(&format!("{SECRET}{}", "x".repeat(5000))))],
+            "Lambda takes at most 4096",
+        ),
         case(&["up"], &[("ALLOWED_ORIGINS", Some("app.example.com"))], "ALLOWED_ORIGINS must be"),
         case(&["up"], &[("TOKEN_URL", Some("https://"))], "TOKEN_URL must be"),
         case(&["up"], &[("TOKEN_URL", Some("https://a b.example/token"))], "TOKEN_URL must be"),
@@ -101,17 +107,21 @@ fn cases(dir: &Path) -> Vec<Case> {
     ]
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_bad_input_gets_exit_2_one_line_and_changes_nothing() {
     let harness = Harness::start();
     harness.up(&[]).assert_success();
     let aws = harness.aws(REGION).await;
     let before = snapshot(&aws).await;
+    // Every AWS call goes through a recorder: a bad input must be refused before the first.
+    let recorder = FaultProxy::recording(&harness.moto.endpoint()).await.unwrap();
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
     let cases = cases(&harness.dir);
     for case in &cases {
         let mut env = harness.env();
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), recorder.endpoint()));
         for (name, value) in &case.env {
             env.retain(|(k, _)| k != name);
             if let Some(value) = value {
@@ -124,8 +134,19 @@ async fn each_bad_input_gets_exit_2_one_line_and_changes_nothing() {
         if matches!(args[0], "up" | "plan" | "status") && !args.contains(&"--zip") {
             args.extend(["--zip", zip]);
         }
-        let run = harness.run_with(&args, &env);
+        let calls_before = recorder.calls().len();
+        let mut command = harness.command(&args, &env);
+        let run = Run::from(tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap());
         let shown = format!("{args:?} {:?}", case.env);
+        // `down` reads the stack to say what it would delete, then refuses to go on.
+        if args[0] != "down" {
+            assert_eq!(
+                recorder.calls().len(),
+                calls_before,
+                "{shown}: AWS was called: {:?}",
+                recorder.calls()
+            );
+        }
         assert_eq!(run.code, 2, "{shown}: {}", run.stderr);
         let line = run.stderr.trim_end();
         assert_eq!(line.lines().count(), 1, "{shown}: one line, got:\n{line}");

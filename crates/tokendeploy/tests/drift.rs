@@ -74,6 +74,15 @@ async fn anyone_allowed_to_invoke_the_function_is_drift_and_removed() {
     let sids: Vec<_> = policy["Statement"].as_array().unwrap().iter().map(|s| s["Sid"].clone()).collect();
     assert_eq!(sids.len(), 2, "{sids:?}");
     assert!(!sids.contains(&"open-to-all".into()));
+
+    // Our own statement id, rewritten to let anyone invoke.
+    let sid = "tokendeploy-apigateway-get";
+    aws.lambda.remove_permission().function_name(STACK).statement_id(sid).send().await.unwrap();
+    let rewritten = aws.lambda.add_permission().function_name(STACK).statement_id(sid);
+    rewritten.action("lambda:InvokeFunction").principal("*").send().await.unwrap();
+    assert_drift_repaired(&harness, "permission", "source ARN does not match");
+    let policy = aws.lambda.get_policy().function_name(STACK).send().await.unwrap();
+    assert!(!policy.policy().unwrap().contains(r#""Principal":"*""#), "{}", policy.policy().unwrap());
 }
 
 #[tokio::test]
@@ -120,6 +129,13 @@ async fn routes_added_to_the_api_are_drift_and_removed() {
         put.authorization_type("NONE").send().await.unwrap();
     }
     assert_drift_repaired(&harness, "methods", "POST /{proxy+}");
+
+    // A stage beside prod keeps serving whatever it was deployed with.
+    aws.apigateway.create_deployment().rest_api_id(&api_id).stage_name("test").send().await.unwrap();
+    assert_drift_repaired(&harness, "deployment", "stages up did not make: stage test");
+    let stages = aws.apigateway.get_stages().rest_api_id(&api_id).send().await.unwrap();
+    let names: Vec<_> = stages.item().iter().filter_map(|s| s.stage_name()).collect();
+    assert_eq!(names, ["prod"]);
 
     let after = aws.apigateway.get_resources().rest_api_id(&api_id).embed("methods").send().await.unwrap();
     let mut shape: Vec<String> = after

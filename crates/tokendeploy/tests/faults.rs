@@ -100,6 +100,7 @@ async fn a_lost_answer_to_any_creating_call_still_ends_with_one_of_everything() 
         let run = harness.run_through(&proxy, &up_args(zip, &name)).await;
         assert_eq!(run.code, 0, "{context}:\n{}", run.stderr);
         assert_eq!(proxy.injected(), 1, "{context}");
+        run.assert_no_secret();
         assert_one_of_everything(&harness, &name, &context).await;
         let again = harness.up(&["--name", &name]);
         again.assert_success();

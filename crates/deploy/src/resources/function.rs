@@ -150,8 +150,9 @@ fn settings_drift(desired: &Desired, function: &FunctionState) -> Vec<&'static s
     checks.into_iter().filter(|(ok, _)| !ok).map(|(_, name)| name).collect()
 }
 
-/// Creates the function or brings its code and settings to what is wanted; returns its ARN.
-/// The environment is set at creation; after that [`apply_environment`] looks after it.
+/// Creates the function or brings its code and settings to what is wanted; returns its ARN,
+/// and the function's state when it was made meanwhile by another run and adopted. The
+/// environment is set at creation; after that [`apply_environment`] looks after it.
 pub async fn apply_function(
     aws: &Aws,
     desired: &Desired,
@@ -159,16 +160,16 @@ pub async fn apply_function(
     observed: Option<&FunctionState>,
     zip: &[u8],
     progress: &dyn Progress,
-) -> Result<String> {
+) -> Result<(String, Option<FunctionState>)> {
     let name = desired.stack.function_name();
     let adopted;
     let function = match observed {
-        Some(function) if action == Action::Unchanged => return Ok(function.arn.clone()),
+        Some(function) if action == Action::Unchanged => return Ok((function.arn.clone(), None)),
         Some(function) => function,
         None => match create(aws, desired, zip, progress).await? {
             Created::Made(arn) => {
                 wait_until_ready(aws, name, Step::Function, progress).await?;
-                return Ok(arn);
+                return Ok((arn, None));
             }
             // Made meanwhile by a twin run, or by our own call whose answer was lost: bring
             // that one to what is wanted instead.
@@ -223,7 +224,7 @@ pub async fn apply_function(
         .aws_context(format!("updating the settings of Lambda function {name}"))?;
         wait_until_ready(aws, name, Step::Function, progress).await?;
     }
-    Ok(function.arn.clone())
+    Ok((function.arn.clone(), observed.is_none().then(|| function.clone())))
 }
 
 /// Sets our variables, removes the ones `up` manages but no longer wants, and keeps any a
@@ -249,7 +250,7 @@ pub async fn apply_environment(
     };
     retrying(UPDATE_CONFLICT_LIMIT, update_in_progress, |m| progress.note(Step::Environment, m), update)
         .await
-        .aws_context(format!("setting the environment of Lambda function {name}"))?;
+        .aws_context_no_echo(format!("setting the environment of Lambda function {name}"))?;
     wait_until_ready(aws, name, Step::Environment, progress).await
 }
 
@@ -287,7 +288,7 @@ async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progres
     match retrying(ROLE_PROPAGATION_LIMIT, role_wait, |m| progress.note(Step::Function, m), create).await {
         Ok(created) => Ok(Created::Made(created.function_arn().unwrap_or_default().to_string())),
         Err(e) if error_code(&e) == Some(CONFLICT) => Ok(Created::AlreadyThere),
-        Err(e) => Err(e).aws_context(format!("creating Lambda function {name}")),
+        Err(e) => Err(e).aws_context_no_echo(format!("creating Lambda function {name}")),
     }
 }
 

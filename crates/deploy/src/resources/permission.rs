@@ -72,8 +72,13 @@ fn parse_policy(policy: &str) -> PolicyState {
     for statement in policy["Statement"].as_array().into_iter().flatten() {
         let sid = statement["Sid"].as_str().unwrap_or_default().to_string();
         if ours.contains(&sid) {
+            // Our id on a statement that grants more than ours would is not ours: mark it
+            // wrong, so `up` replaces it.
+            let as_made = statement["Effect"] == "Allow"
+                && statement["Principal"]["Service"] == "apigateway.amazonaws.com"
+                && statement["Action"] == "lambda:InvokeFunction";
             let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().unwrap_or_default();
-            state.ours.insert(sid, source.to_string());
+            state.ours.insert(sid, if as_made { source.to_string() } else { String::new() });
         } else {
             state.others.push(if sid.is_empty() { "(a statement without an id)".into() } else { sid });
         }

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use aws_config::retry::RetryConfig;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType, IntegrationType, Op, PatchOperation};
 
-use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code, is_transient};
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES, error_code, is_transient};
 use crate::desired::Desired;
 use crate::plan::{Action, Change, Plan, Step};
 use crate::progress::{Progress, StepReport, run_step};
@@ -38,6 +38,26 @@ pub struct ApiState {
     pub extra: Vec<Extra>,
     /// Other REST APIs of this stack (a twin run's, or a lost answer's): removed.
     pub duplicates: Vec<String>,
+    /// When and by which run it was made (see [`RUN_TAG`]), when known.
+    pub made: Option<ApiSummary>,
+}
+
+impl ApiState {
+    /// Every part `up` makes is there: a run that made it has finished with it.
+    fn is_built(&self) -> bool {
+        let methods = self.proxy.as_ref().map(|p| &p.methods);
+        let integrated =
+            |m: &str| methods.and_then(|all| all.get(m)).is_some_and(|m| m.integration.is_some());
+        self.deployed.is_some() && METHODS.iter().all(|m| integrated(m))
+    }
+
+    /// Made by another run moments ago, and not finished: that run is building it now.
+    fn being_built_by_another_run(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let recent = |made: &ApiSummary| (now.as_secs() as i64).saturating_sub(made.created) < 60;
+        let another = |made: &ApiSummary| made.run.as_deref() != Some(run_id());
+        !self.is_built() && self.made.as_ref().is_some_and(|made| recent(made) && another(made))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,13 +82,29 @@ pub struct IntegrationState {
 /// Part of the API that `up` did not make and removes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Extra {
-    Resource { id: String, path: String },
-    Method { resource_id: String, path: String, method: String },
+    Resource {
+        id: String,
+        path: String,
+    },
+    Method {
+        resource_id: String,
+        path: String,
+        method: String,
+    },
+    /// A stage beside `prod`: it keeps serving whatever deployment it was given.
+    Stage {
+        name: String,
+    },
 }
 
 impl Extra {
-    fn is_resource(&self) -> bool {
-        matches!(self, Self::Resource { .. })
+    /// The step that removes it.
+    fn step(&self) -> Step {
+        match self {
+            Self::Resource { .. } => Step::ProxyResource,
+            Self::Method { .. } => Step::Methods,
+            Self::Stage { .. } => Step::Deployment,
+        }
     }
 }
 
@@ -77,6 +113,7 @@ impl std::fmt::Display for Extra {
         match self {
             Self::Resource { path, .. } => f.write_str(path),
             Self::Method { path, method, .. } => write!(f, "{method} {path}"),
+            Self::Stage { name } => write!(f, "stage {name}"),
         }
     }
 }
@@ -143,12 +180,12 @@ impl ApiList {
 pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
     let mut list = ApiList::default();
     let mut position = None;
-    loop {
+    for _ in 0..MAX_PAGES {
         let page = aws
             .apigateway
             .get_rest_apis()
             .limit(500)
-            .set_position(position)
+            .set_position(position.clone())
             .send()
             .await
             .aws_context("listing REST APIs")?;
@@ -162,11 +199,12 @@ pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
                 list.foreign.push(id);
             }
         }
-        position = page.position().map(str::to_string);
-        if position.is_none() {
-            return Ok(list);
-        }
+        position = match page.position() {
+            Some(next) if Some(next) != position.as_deref() => Some(next.to_string()),
+            _ => return Ok(list),
+        };
     }
+    bail!("listing REST APIs: API Gateway still had more after {MAX_PAGES} pages")
 }
 
 /// The stack's REST API with its resources, methods and stage, for `up`: with none of ours,
@@ -188,22 +226,36 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<ApiState>> {
     let rank =
         |(api, state): &(&ApiSummary, ApiState)| (state.deployed.is_none(), api.created, api.id.clone());
     let keep = (0..states.len()).min_by_key(|i| rank(&states[*i])).unwrap_or(0);
-    let (_, mut kept) = states.swap_remove(keep);
+    let (made, mut kept) = states.swap_remove(keep);
+    kept.made = Some(made.clone());
     kept.duplicates = states.into_iter().map(|(api, _)| api.id.clone()).collect();
     Ok(Some(kept))
 }
 
 async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
-    let resources = aws
-        .apigateway
-        .get_resources()
-        .rest_api_id(id)
-        .limit(500)
-        .embed("methods")
-        .send()
-        .await
-        .aws_context(format!("reading the resources of REST API {id}"))?;
-    let resources = resources.items();
+    let mut resources = Vec::new();
+    let mut position: Option<String> = None;
+    for page in 0.. {
+        if page == MAX_PAGES {
+            bail!("reading the resources of REST API {id}: still more after {MAX_PAGES} pages");
+        }
+        let answer = aws
+            .apigateway
+            .get_resources()
+            .rest_api_id(id)
+            .limit(500)
+            .embed("methods")
+            .set_position(position.clone())
+            .send()
+            .await
+            .aws_context(format!("reading the resources of REST API {id}"))?;
+        resources.extend(answer.items().iter().cloned());
+        match answer.position() {
+            Some(next) if Some(next) != position.as_deref() => position = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    let resources = resources.as_slice();
     let root_id = resources
         .iter()
         .find(|r| r.path() == Some("/"))
@@ -225,6 +277,15 @@ async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
             extra.push(Extra::Method { resource_id: id.into(), path: path.into(), method });
         }
     }
+    let stages = aws
+        .apigateway
+        .get_stages()
+        .rest_api_id(id)
+        .send()
+        .await
+        .aws_context(format!("reading the stages of REST API {id}"))?;
+    let other_stages = stages.item().iter().filter_map(|s| s.stage_name()).filter(|name| *name != STAGE);
+    extra.extend(other_stages.map(|name| Extra::Stage { name: name.to_string() }));
     // Children before parents, so each deletion finds its resource still there.
     extra.sort_by_key(|e| std::cmp::Reverse(e.to_string().len()));
     let proxy = match proxy_id {
@@ -234,6 +295,7 @@ async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
         }
     };
     Ok(ApiState {
+        made: None,
         id: id.to_string(),
         root_id,
         proxy,
@@ -304,11 +366,11 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> Vec<(Step, Change
         )),
         Some(_) => Change::unchanged(),
     };
-    let extra = |resources: bool| -> Vec<String> {
+    let extra = |step: Step| -> Vec<String> {
         let all = observed.map(|api| api.extra.as_slice()).unwrap_or_default();
-        all.iter().filter(|e| e.is_resource() == resources).map(Extra::to_string).collect()
+        all.iter().filter(|e| e.step() == step).map(Extra::to_string).collect()
     };
-    let proxy_resource = match (proxy, extra(true)) {
+    let proxy_resource = match (proxy, extra(Step::ProxyResource)) {
         (None, _) => Change::create(format!("no {PROXY_PATH} resource yet")),
         (Some(_), extra) if !extra.is_empty() => {
             Change::update(format!("resources up did not make: {}", extra.join(", ")))
@@ -316,7 +378,7 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> Vec<(Step, Change
         (Some(_), _) => Change::unchanged(),
     };
     let mut method_change = per_method(methods, "method", |_| true, |m| m.authorization == AUTHORIZATION);
-    let extra_methods = extra(false);
+    let extra_methods = extra(Step::Methods);
     if !extra_methods.is_empty() {
         let reason = format!("methods up did not make: {}", extra_methods.join(", "));
         method_change = match method_change.action {
@@ -336,11 +398,15 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> Vec<(Step, Change
     let api_changes = [&rest_api, &proxy_resource, &method_change, &integration_change]
         .iter()
         .any(|c| c.action != Action::Unchanged);
+    let other_stages = extra(Step::Deployment);
     let deployment = match observed.and_then(|api| api.deployed.as_ref()) {
         None => Change::create(format!("no stage {STAGE} yet")),
         Some(_) if api_changes => Change::update("the API changes"),
         Some(description) if *description != deployment_description(desired) => {
             Change::update(format!("stage {STAGE} serves an older version of the API"))
+        }
+        Some(_) if !other_stages.is_empty() => {
+            Change::update(format!("stages up did not make: {}", other_stages.join(", ")))
         }
         Some(_) => Change::unchanged(),
     };
@@ -389,7 +455,7 @@ pub async fn apply(
                     progress.note(Step::RestApi, &format!("removing duplicate REST API {duplicate}"));
                     delete(aws, duplicate, progress).await?;
                 }
-                Ok(state.clone())
+                wait_for_its_builder(aws, state.clone(), progress).await
             }
             // A new API: read back, as it may be a copy made by a lost answer, not empty.
             None => read(aws, &create_api(aws, &desired.stack, progress).await?).await,
@@ -398,12 +464,12 @@ pub async fn apply(
     .await?;
     reports.push(report);
     let api_id = current.id.clone();
-    let extra = |resources: bool| current.extra.iter().filter(move |e| e.is_resource() == resources);
+    let extra = |step: Step| current.extra.iter().filter(move |e| e.step() == step);
 
     let proxy = current.proxy.as_ref();
     let (proxy_id, report) =
         run_step(progress, Step::ProxyResource, plan.action(Step::ProxyResource), async {
-            for resource in extra(true) {
+            for resource in extra(Step::ProxyResource) {
                 let Extra::Resource { id, path } = resource else { continue };
                 let deleted = api.delete_resource().rest_api_id(&api_id).resource_id(id).send().await;
                 deleted.or_absent(
@@ -448,7 +514,7 @@ pub async fn apply(
 
     let existing = |method: &str| proxy.and_then(|p| p.methods.get(method));
     let (_, report) = run_step(progress, Step::Methods, plan.action(Step::Methods), async {
-        for method in extra(false) {
+        for method in extra(Step::Methods) {
             let Extra::Method { resource_id, path, method } = method else { continue };
             let deleted = api
                 .delete_method()
@@ -530,6 +596,12 @@ pub async fn apply(
         if action == Action::Unchanged {
             return Ok(());
         }
+        for stage in extra(Step::Deployment) {
+            let Extra::Stage { name } = stage else { continue };
+            let deleted = api.delete_stage().rest_api_id(&api_id).stage_name(name).send().await;
+            deleted
+                .or_absent(APIGATEWAY_NOT_FOUND, format!("removing stage {name} from REST API {api_id}"))?;
+        }
         api.create_deployment()
             .rest_api_id(&api_id)
             .stage_name(STAGE)
@@ -543,6 +615,31 @@ pub async fn apply(
     reports.push(report);
 
     Ok((api_id, reports))
+}
+
+/// How long a run waits for another to finish building the API, and how long that other may
+/// go without changing it before it counts as gone (killed).
+const BUILDER_WAIT: Duration = Duration::from_secs(30);
+const BUILDER_QUIET: Duration = Duration::from_secs(3);
+
+/// An API another run made moments ago and has not finished is being built by that run:
+/// wait for it rather than build it twice (which would race over `{proxy+}`), then go on
+/// from what it built. A builder that stops changing it (killed) is waited for no longer.
+async fn wait_for_its_builder(aws: &Aws, mut state: ApiState, progress: &dyn Progress) -> Result<ApiState> {
+    let (started, mut changed) = (std::time::Instant::now(), std::time::Instant::now());
+    while state.being_built_by_another_run()
+        && started.elapsed() < BUILDER_WAIT
+        && changed.elapsed() < BUILDER_QUIET
+    {
+        progress.note(Step::RestApi, "another run is building this REST API; waiting for it to finish");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = ApiState { made: state.made.clone(), ..read(aws, &state.id).await? };
+        if now != state {
+            changed = std::time::Instant::now();
+        }
+        state = now;
+    }
+    Ok(state)
 }
 
 /// A twin `up` run that made the stack's REST API at the same moment as this one.
@@ -666,6 +763,7 @@ mod tests {
             deployed: Some(deployment_description(desired)),
             extra: vec![],
             duplicates: vec![],
+            made: None,
         }
     }
 

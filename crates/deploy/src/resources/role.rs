@@ -1,6 +1,6 @@
 //! The function's IAM execution role: assumable by Lambda, allowed to write its logs.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
@@ -114,10 +114,7 @@ pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&R
             }
             // Made meanwhile by a twin run, or by our own call whose answer was lost.
             None => {
-                adopted = find(aws, stack)
-                    .await?
-                    .ours_or_refuse(KIND, &name, stack)?
-                    .with_context(|| format!("IAM role {name} vanished while being made"))?;
+                adopted = find_made_elsewhere(aws, stack).await?;
                 &adopted
             }
         },
@@ -136,6 +133,19 @@ pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&R
     }
     strip_extra_permissions(aws, &name, role).await?;
     Ok(role.arn.clone())
+}
+
+/// The role another call made: IAM is eventually consistent, so it may take a moment to be
+/// readable after it said it exists.
+async fn find_made_elsewhere(aws: &Aws, stack: &Stack) -> Result<RoleState> {
+    let name = stack.role_name();
+    for _ in 0..20 {
+        if let Some(role) = find(aws, stack).await?.ours_or_refuse(KIND, &name, stack)? {
+            return Ok(role);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("IAM role {name} exists, IAM said, but could not be read for 10 s")
 }
 
 /// Creates the role; `None` when one of that name exists already.
