@@ -3,26 +3,8 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use serde_json::{Value, json};
-
-fn fixtures() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aws");
-    let mut events: Vec<(String, Value)> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap())
-        })
-        .collect();
-    events.sort_by(|a, b| a.0.cmp(&b.0));
-    assert!(events.len() >= 40, "the fixtures are there");
-    events
-}
 
 /// Events that are no HTTP request for the function to serve.
 fn is_no_request(name: &str) -> bool {
@@ -58,7 +40,9 @@ async fn every_aws_sample_event_gets_a_valid_answer() {
     let upstream = upstream_answering(voxeet_token("at")).await;
     let service = service(&upstream);
     let mut served = 0;
-    for (name, event) in fixtures() {
+    let fixtures = aws_fixtures();
+    assert!(fixtures.len() >= 40, "the fixtures are there");
+    for (name, event) in fixtures {
         let answer = call(&service, event.clone()).await;
         if is_no_request(&name) {
             assert_eq!(answer.status, 400, "{name}: {}", answer.body);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -13,19 +13,6 @@ use tokio::process::{Child, Command};
 use wiremock::MockServer;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn spawn_bootstrap(runtime: &RuntimeApi, env: Vec<(String, String)>) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .env_clear()
-        .envs(runtime.lambda_environment())
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the bootstrap binary starts")
-}
 
 /// Stops the runtime and returns all it wrote to stdout and stderr.
 async fn output_of(mut child: Child) -> String {
@@ -53,7 +40,8 @@ async fn serves_api_gateway_events_through_the_runtime_api() {
     let upstream = MockServer::start().await;
     token_request(VOXEET_PATH).respond_with(voxeet_token("from-bootstrap")).expect(1).mount(&upstream).await;
     let runtime = RuntimeApi::start().await.unwrap();
-    let child = spawn_bootstrap(&runtime, function_env(&upstream));
+    let child =
+        spawn_bootstrap(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &runtime, function_env(&upstream));
 
     let first = runtime.invoke(rest_event("GET", "/token", Some(ORIGIN)), WAIT).await.unwrap();
     let (status, headers, payload) = response_body(&first);
@@ -88,7 +76,8 @@ async fn serves_api_gateway_events_through_the_runtime_api() {
 async fn answers_an_event_that_is_no_http_request_with_a_400_and_keeps_serving() {
     let upstream = upstream_answering(voxeet_token("still-up")).await;
     let runtime = RuntimeApi::start().await.unwrap();
-    let child = spawn_bootstrap(&runtime, function_env(&upstream));
+    let child =
+        spawn_bootstrap(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &runtime, function_env(&upstream));
 
     for event in
         [console_sample_event(), serde_json::json!({ "not": "an http event" }), serde_json::json!([1])]
@@ -116,7 +105,7 @@ async fn without_configuration_it_starts_and_answers_500_naming_the_variable() {
     let mut env = function_env(&upstream);
     env.retain(|(k, _)| k != "CONSUMER_SECRET");
     let runtime = RuntimeApi::start().await.unwrap();
-    let child = spawn_bootstrap(&runtime, env);
+    let child = spawn_bootstrap(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &runtime, env);
 
     let (status, _, payload) =
         response_body(&runtime.invoke(rest_event("GET", "/token", Some(ORIGIN)), WAIT).await.unwrap());

@@ -13,7 +13,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -21,7 +20,7 @@ use common::*;
 use serde_json::{Value, json};
 use tokendeploy_testkit::runtime_api::{Outcome, RuntimeApi};
 use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use wiremock::{MockServer, Respond, ResponseTemplate};
 
 const IN_PROCESS_CASES: usize = 5000;
@@ -597,21 +596,6 @@ fn log_problem(logs: &str) -> Option<&'static str> {
     }
 }
 
-fn aws_fixtures() -> Vec<(String, Value)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aws");
-    let mut events: Vec<(String, Value)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
-        .map(|path| {
-            let name = path.file_name().unwrap().to_string_lossy().into_owned();
-            (name, serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap())
-        })
-        .collect();
-    events.sort_by(|a, b| a.0.cmp(&b.0));
-    events
-}
-
 fn short(value: &Value) -> String {
     value.to_string().chars().take(600).collect()
 }
@@ -753,16 +737,7 @@ struct Running {
 
 async fn start(binary: &Path, env: Vec<(String, String)>) -> Running {
     let runtime = RuntimeApi::start().await.unwrap();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(runtime.lambda_environment())
-        .envs(env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the bootstrap binary starts");
+    let mut child = spawn_bootstrap(binary, &runtime, env);
     let output = Arc::new(Mutex::new(Vec::new()));
     // Drained as it comes, so a chatty process never blocks on a full pipe.
     let stdout = child.stdout.take().unwrap();

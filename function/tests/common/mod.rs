@@ -292,3 +292,38 @@ impl LogBuffer {
             .finish()
     }
 }
+
+/// AWS's own sample events (`tests/fixtures/aws`, see its SOURCES.md), by file name.
+pub fn aws_fixtures() -> Vec<(String, Value)> {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/aws");
+    let mut events: Vec<(String, Value)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .map(|path| {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            (name, serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap())
+        })
+        .collect();
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    events
+}
+
+/// `binary` run as Lambda runs a `provided.al2023` function, against `runtime`, with
+/// nothing of this process's environment but `env`.
+pub fn spawn_bootstrap(
+    binary: &std::path::Path,
+    runtime: &tokendeploy_testkit::runtime_api::RuntimeApi,
+    env: Vec<(String, String)>,
+) -> tokio::process::Child {
+    tokio::process::Command::new(binary)
+        .env_clear()
+        .envs(runtime.lambda_environment())
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the bootstrap binary starts")
+}
