@@ -131,7 +131,8 @@ pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&R
     if !role.attached_policies.iter().any(|p| p == BASIC_EXECUTION_POLICY) {
         attach_basic_policy(aws, &name).await?;
     }
-    strip_extra_permissions(aws, &name, role).await?;
+    // The function's role may write its logs and nothing else: what `up` did not grant goes.
+    remove_policies(aws, &name, &role.extra_policies(), &role.inline_policies).await?;
     Ok(role.arn.clone())
 }
 
@@ -188,13 +189,13 @@ async fn attach_basic_policy(aws: &Aws, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Detaches the managed policies and deletes the inline ones that `up` did not grant: the
-/// function's role allows writing its logs and nothing else. Gone already is fine.
-async fn strip_extra_permissions(aws: &Aws, name: &str, role: &RoleState) -> Result<()> {
-    for policy in role.extra_policies() {
-        detach(aws, name, policy).await?;
+/// Detaches the `managed` policies and deletes the `inline` ones. Gone already is fine.
+async fn remove_policies(aws: &Aws, name: &str, managed: &[&str], inline: &[String]) -> Result<()> {
+    for policy in managed {
+        let detached = aws.iam.detach_role_policy().role_name(name).policy_arn(*policy).send().await;
+        detached.or_absent(IAM_NOT_FOUND, format!("detaching {policy} from IAM role {name}"))?;
     }
-    for policy in &role.inline_policies {
+    for policy in inline {
         aws.iam
             .delete_role_policy()
             .role_name(name)
@@ -206,31 +207,19 @@ async fn strip_extra_permissions(aws: &Aws, name: &str, role: &RoleState) -> Res
     Ok(())
 }
 
-async fn detach(aws: &Aws, name: &str, policy: &str) -> Result<()> {
-    let detached = aws.iam.detach_role_policy().role_name(name).policy_arn(policy).send().await;
-    detached.or_absent(IAM_NOT_FOUND, format!("detaching {policy} from IAM role {name}")).map(drop)
-}
-
 /// Detaches every managed policy, deletes the inline ones, then the role. Gone already is
 /// fine.
 pub async fn delete(aws: &Aws, stack: &Stack, observed: &RoleState) -> Result<()> {
     let name = stack.role_name();
-    for policy in &observed.attached_policies {
-        detach(aws, &name, policy).await?;
-    }
-    // Listed again: one added since `find` would make DeleteRole fail.
+    // Inline policies listed again: one added since `find` would make DeleteRole fail.
     let inline = aws.iam.list_role_policies().role_name(&name).send().await;
     let Some(inline) =
         inline.or_absent(IAM_NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?
     else {
         return Ok(());
     };
-    let role = RoleState {
-        inline_policies: inline.policy_names().to_vec(),
-        attached_policies: vec![],
-        ..observed.clone()
-    };
-    strip_extra_permissions(aws, &name, &role).await?;
+    let managed: Vec<&str> = observed.attached_policies.iter().map(String::as_str).collect();
+    remove_policies(aws, &name, &managed, inline.policy_names()).await?;
     let deleted = aws.iam.delete_role().role_name(&name).send().await;
     deleted.or_absent(IAM_NOT_FOUND, format!("deleting IAM role {name}")).map(drop)
 }
