@@ -313,6 +313,22 @@ fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     if parts.is_empty() { error.to_string() } else { parts.join(": ") }
 }
 
+/// A failed call in words; `echo: false` leaves out what AWS said, keeping its code.
+fn describe<E>(error: &SdkError<E, HttpResponse>, echo: bool) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match failure(error) {
+        Failure::Answered(_) if !echo => {
+            let code = error.as_service_error().and_then(|e| e.code()).unwrap_or("an error");
+            let status = error.raw_response().map(|r| r.status().as_u16()).unwrap_or_default();
+            format!("AWS answered {code} (HTTP {status}; its message is not shown, as it may quote a secret)")
+        }
+        Failure::Answered(why) | Failure::Local(why) => why,
+        Failure::Unreachable(why) => format!("no answer from AWS: {why}"),
+    }
+}
+
 pub trait AwsResultExt<T> {
     /// One line: what we were doing, then AWS's code and message (or why no answer came).
     fn aws_context(self, doing: impl Display) -> Result<T>;
@@ -331,25 +347,11 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     fn aws_context(self, doing: impl Display) -> Result<T> {
-        self.map_err(|error| {
-            let detail = match failure(&error) {
-                Failure::Unreachable(why) => format!("no answer from AWS: {why}"),
-                Failure::Answered(why) | Failure::Local(why) => why,
-            };
-            anyhow!("{doing}: {detail}")
-        })
+        self.map_err(|error| anyhow!("{doing}: {}", describe(&error, true)))
     }
 
     fn aws_context_no_echo(self, doing: impl Display) -> Result<T> {
-        self.map_err(|error| match failure(&error) {
-            Failure::Answered(_) => {
-                let code = error.as_service_error().and_then(|e| e.code()).unwrap_or("an error");
-                let status = error.raw_response().map(|r| r.status().as_u16()).unwrap_or_default();
-                anyhow!("{doing}: AWS answered {code} (HTTP {status}; its message is not shown, as it may quote a secret)")
-            }
-            Failure::Unreachable(why) => anyhow!("{doing}: no answer from AWS: {why}"),
-            Failure::Local(why) => anyhow!("{doing}: {why}"),
-        })
+        self.map_err(|error| anyhow!("{doing}: {}", describe(&error, false)))
     }
 
     fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>> {
