@@ -284,6 +284,7 @@ async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
         .send()
         .await
         .aws_context(format!("reading the stages of REST API {id}"))?;
+    let prod = stages.item().iter().find(|s| s.stage_name() == Some(STAGE));
     let other_stages = stages.item().iter().filter_map(|s| s.stage_name()).filter(|name| *name != STAGE);
     extra.extend(other_stages.map(|name| Extra::Stage { name: name.to_string() }));
     // Children before parents, so each deletion finds its resource still there.
@@ -299,7 +300,10 @@ async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
         id: id.to_string(),
         root_id,
         proxy,
-        deployed: read_stage(aws, id).await?,
+        deployed: match prod {
+            Some(stage) => Some(deployment_of(aws, id, stage.deployment_id()).await?),
+            None => None,
+        },
         extra,
         duplicates: vec![],
     })
@@ -331,15 +335,10 @@ async fn read_methods(aws: &Aws, api_id: &str, resource_id: &str) -> Result<BTre
     Ok(methods)
 }
 
-async fn read_stage(aws: &Aws, api_id: &str) -> Result<Option<String>> {
-    let found = aws.apigateway.get_stage().rest_api_id(api_id).stage_name(STAGE).send().await;
-    let Some(stage) =
-        found.or_absent(APIGATEWAY_NOT_FOUND, format!("reading stage {STAGE} of REST API {api_id}"))?
-    else {
-        return Ok(None);
-    };
-    let Some(deployment_id) = stage.deployment_id() else {
-        return Ok(Some(String::new()));
+/// The description of the deployment a stage serves (empty when it serves none).
+async fn deployment_of(aws: &Aws, api_id: &str, deployment_id: Option<&str>) -> Result<String> {
+    let Some(deployment_id) = deployment_id else {
+        return Ok(String::new());
     };
     let deployment = aws
         .apigateway
@@ -349,7 +348,7 @@ async fn read_stage(aws: &Aws, api_id: &str) -> Result<Option<String>> {
         .send()
         .await
         .aws_context(format!("reading deployment {deployment_id} of REST API {api_id}"))?;
-    Ok(Some(deployment.description().unwrap_or_default().to_string()))
+    Ok(deployment.description().unwrap_or_default().to_string())
 }
 
 /// The API chain's steps: REST API, `{proxy+}` resource, methods, integrations, deployment.
