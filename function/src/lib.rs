@@ -6,8 +6,6 @@
 //! `tokendeploy serve` building a [`Request`] from its own HTTP server).
 
 pub mod cache;
-pub mod config;
-pub mod cors;
 pub mod event;
 pub mod logging;
 pub mod provider;
@@ -16,4 +14,6 @@ mod response;
 mod service;
 
 pub use request::{Request, Response};
-pub use service::{TOKEN_PATH, TokenService};
+pub use service::TokenService;
+/// The configuration, shared with the CLI that checks and deploys it.
+pub use tokendeploy_config as config;

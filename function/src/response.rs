@@ -3,10 +3,10 @@
 use serde_json::json;
 
 use crate::cache::IssuedToken;
-use crate::cors::OriginCheck;
+use crate::config::allowed_methods;
+use crate::config::origins::OriginCheck;
 use crate::request::Response;
 
-pub const ALLOWED_METHODS: &str = "GET, OPTIONS";
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type";
 /// Browsers may reuse a preflight answer this many seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
@@ -42,7 +42,7 @@ pub fn error(error: &ApiError, cors: &OriginCheck) -> Response {
     let mut response =
         json_response(error.status, &json!({ "error": error.code, "message": error.message }), cors);
     if error.status == 405 {
-        response.set_header("allow", ALLOWED_METHODS);
+        response.set_header("allow", allowed_methods());
     }
     response
 }
@@ -61,9 +61,9 @@ pub fn bad_request(reason: &str) -> Response {
 
 pub fn preflight(cors: &OriginCheck) -> Response {
     let mut response = with_common_headers(Response::new(204, ""), cors);
-    response.set_header("allow", ALLOWED_METHODS);
+    response.set_header("allow", allowed_methods());
     if matches!(cors, OriginCheck::Allowed { .. }) {
-        response.set_header("access-control-allow-methods", ALLOWED_METHODS);
+        response.set_header("access-control-allow-methods", allowed_methods());
         response.set_header("access-control-allow-headers", ALLOWED_HEADERS);
         response.set_header("access-control-max-age", PREFLIGHT_MAX_AGE);
     }

@@ -3,14 +3,11 @@
 use std::sync::Arc;
 
 use crate::cache::{CacheOutcome, Clock, SystemClock, TokenCache};
-use crate::config::{Config, ConfigError};
-use crate::cors::OriginCheck;
+use crate::config::origins::OriginCheck;
+use crate::config::{Config, ConfigError, TOKEN_PATH, allowed_methods};
 use crate::provider::{self, TokenProvider, UpstreamError};
 use crate::request::{Request, Response};
 use crate::response::{self, ApiError};
-
-/// The one path the function serves, after any stage prefix.
-pub const TOKEN_PATH: &str = "/token";
 
 /// The most of a request's method or path a log line repeats.
 const LOGGED_CHARS: usize = 200;
@@ -99,7 +96,7 @@ impl TokenService {
                 let error = ApiError::new(
                     405,
                     "method_not_allowed",
-                    format!("{TOKEN_PATH} answers {}", response::ALLOWED_METHODS),
+                    format!("{TOKEN_PATH} answers {}", allowed_methods()),
                 );
                 (response::error(&error, &cors), None)
             }

@@ -72,6 +72,31 @@ async fn serves_api_gateway_events_through_the_runtime_api() {
     );
 }
 
+/// Lambda stops the function at the timeout `up` sets; the longest upstream timeout the
+/// configuration accepts still leaves it time to answer its own 504.
+#[tokio::test]
+async fn at_the_longest_upstream_timeout_it_answers_its_own_504_before_lambdas_timeout() {
+    use token_function::config::{FUNCTION_TIMEOUT, UPSTREAM_TIMEOUT_CEILING};
+    let upstream = MockServer::start().await;
+    token_request(VOXEET_PATH)
+        .respond_with(voxeet_token("too-late").set_delay(FUNCTION_TIMEOUT * 2))
+        .mount(&upstream)
+        .await;
+    let runtime = RuntimeApi::start().await.unwrap();
+    let mut env = function_env(&upstream);
+    env.push(("UPSTREAM_TIMEOUT_MS".into(), UPSTREAM_TIMEOUT_CEILING.as_millis().to_string()));
+    let child = spawn_bootstrap(Path::new(env!("CARGO_BIN_EXE_bootstrap")), &runtime, env);
+
+    let started = std::time::Instant::now();
+    let answer = runtime.invoke(rest_event("GET", "/token", Some(ORIGIN)), WAIT).await.unwrap();
+    let took = started.elapsed();
+    let (status, _, payload) = response_body(&answer);
+    assert_eq!((status, payload["error"].as_str()), (504, Some("upstream_timeout")));
+    assert!(took >= UPSTREAM_TIMEOUT_CEILING, "gave up early: {took:?}");
+    assert!(took < FUNCTION_TIMEOUT, "answered after Lambda would have stopped it: {took:?}");
+    drop(child);
+}
+
 #[tokio::test]
 async fn answers_an_event_that_is_no_http_request_with_a_400_and_keeps_serving() {
     let upstream = upstream_answering(voxeet_token("still-up")).await;

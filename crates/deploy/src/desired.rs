@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::stack::{STAGE, Stack, TOKEN_PATH};
+use tokendeploy_config::TOKEN_PATH;
+
+use crate::stack::{STAGE, Stack};
 
 /// The function's environment variables as `up` sets them. Values may be secrets: `Debug`
 /// shows names only.
@@ -63,7 +65,7 @@ impl Desired {
 }
 
 pub fn invoke_url(api_id: &str, region: &str) -> String {
-    format!("https://{api_id}.execute-api.{region}.amazonaws.com/{STAGE}/{TOKEN_PATH}")
+    format!("https://{api_id}.execute-api.{region}.amazonaws.com/{STAGE}{TOKEN_PATH}")
 }
 
 #[cfg(test)]

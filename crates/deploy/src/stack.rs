@@ -11,8 +11,6 @@ pub const VERSION_TAG: &str = "tokendeploy:version";
 pub const DEFAULT_STACK_NAME: &str = "token-server";
 /// The API Gateway stage `up` deploys.
 pub const STAGE: &str = "prod";
-/// The path the function serves tokens at.
-pub const TOKEN_PATH: &str = "token";
 const MAX_NAME_LEN: usize = 40;
 /// IAM role names are at most 64 characters.
 const MAX_ROLE_NAME_LEN: usize = 64;

@@ -5,24 +5,21 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use token_function::config::{Config, ConfigError, DEFAULT_TOKEN_URL};
+use tokendeploy_config::{Config, ConfigError, Variable, all_variables};
 use tokendeploy_deploy::FunctionEnvironment;
 
 use crate::UsageError;
 
-/// The variables `up` passes to the function; the rest of the environment stays local.
-const PASSED: [&str; 6] = [
-    "TOKEN_PROVIDER",
-    "CONSUMER_KEY",
-    "CONSUMER_SECRET",
-    "TOKEN_URL",
-    "ALLOWED_ORIGINS",
-    "UPSTREAM_TIMEOUT_MS",
-];
+/// The variables `up` passes to the function (any provider's); the rest of the environment
+/// stays local.
+fn passed() -> Vec<&'static str> {
+    all_variables().into_iter().map(|variable| variable.name).collect()
+}
 
 /// The names every deployed function has: required, or given a default by `up`.
-pub const ALWAYS_SET: [&str; 5] =
-    ["TOKEN_PROVIDER", "CONSUMER_KEY", "CONSUMER_SECRET", "TOKEN_URL", "ALLOWED_ORIGINS"];
+pub fn always_set() -> Vec<&'static str> {
+    all_variables().into_iter().filter(Variable::always_set).map(|variable| variable.name).collect()
+}
 
 /// For `up` and `plan`: complete and valid, or a usage error naming what is wrong.
 pub fn function_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
@@ -33,7 +30,7 @@ pub fn function_environment(env_file: Option<&Path>) -> Result<FunctionEnvironme
 pub fn known_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
     let mut known = known_variables(env_file)?;
     with_defaults(&mut known);
-    Ok(FunctionEnvironment::new(known, &PASSED))
+    Ok(FunctionEnvironment::new(known, &passed()))
 }
 
 /// The passed variables set in the environment or, failing that, in the env file.
@@ -48,12 +45,16 @@ fn known_variables(env_file: Option<&Path>) -> Result<BTreeMap<String, String>> 
 /// The passed variables `lookup` has; an empty value is as good as none.
 fn pick(lookup: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
     let value = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    PASSED.iter().filter_map(|name| value(name).map(|v| (name.to_string(), v))).collect()
+    passed().into_iter().filter_map(|name| value(name).map(|v| (name.to_string(), v))).collect()
 }
 
+/// The defaults `up` sets, so the deployed function states all it runs with.
 fn with_defaults(variables: &mut BTreeMap<String, String>) {
-    variables.entry("TOKEN_PROVIDER".into()).or_insert_with(|| "dolby".into());
-    variables.entry("TOKEN_URL".into()).or_insert_with(|| DEFAULT_TOKEN_URL.into());
+    for variable in all_variables() {
+        if let Some(default) = variable.default {
+            variables.entry(variable.name.into()).or_insert_with(|| default.into());
+        }
+    }
 }
 
 fn read_env_file(path: &Path) -> Result<BTreeMap<String, String>> {
@@ -149,7 +150,7 @@ fn validated(mut known: BTreeMap<String, String>) -> Result<FunctionEnvironment>
         ))
         .into());
     }
-    Ok(FunctionEnvironment::new(known, &PASSED))
+    Ok(FunctionEnvironment::new(known, &passed()))
 }
 
 /// Lambda's limit on a function's environment, names and values together.
@@ -190,7 +191,7 @@ mod tests {
             env.variables.keys().collect::<Vec<_>>(),
             ["ALLOWED_ORIGINS", "CONSUMER_KEY", "CONSUMER_SECRET", "TOKEN_PROVIDER", "TOKEN_URL"]
         );
-        assert_eq!(env.variables["TOKEN_URL"], DEFAULT_TOKEN_URL);
+        assert_eq!(env.variables["TOKEN_URL"], tokendeploy_config::DEFAULT_TOKEN_URL);
     }
 
     #[test]

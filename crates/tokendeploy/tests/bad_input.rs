@@ -87,6 +87,12 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["up"], &[("TOKEN_URL", Some("http://tokens.example.com/token"))], "TOKEN_URL must be"),
         case(&["up"], &[("TOKEN_PROVIDER", Some("acme"))], "TOKEN_PROVIDER must be"),
         case(&["up"], &[("UPSTREAM_TIMEOUT_MS", Some("soon"))], "UPSTREAM_TIMEOUT_MS must be"),
+        // The function has 10 s: an upstream timeout above 8 s would leave it no time for its 504.
+        case(
+            &["up"],
+            &[("UPSTREAM_TIMEOUT_MS", Some("9000"))],
+            "UPSTREAM_TIMEOUT_MS must be a whole number of milliseconds from 1 to 8000",
+        ),
         case(&["up", "--name", "Bad_Name"], &[], "stack name \"Bad_Name\" is not valid"),
         case(&["up"], &[("AWS_REGION", None)], "no AWS region: pass --region"),
         case(&["up", "--region", "mars"], &[], "region \"mars\" is not an AWS region name"),

@@ -24,9 +24,9 @@ pub const ARCHITECTURE: &str = "x86_64";
 /// A token proxy needs little memory, but Lambda gives CPU in proportion to memory and the
 /// TLS handshake to the upstream is CPU-bound: 256 MB keeps cold starts short at a trivial cost.
 pub const MEMORY_MB: i32 = 256;
-/// Above the function's 5 s upstream timeout (so it answers 504 itself) and below API
-/// Gateway's 29 s integration limit.
-pub const TIMEOUT_SECONDS: i32 = 10;
+/// The function's own configuration bounds its upstream timeout below this, so it answers its
+/// own 504 before Lambda stops it.
+pub const TIMEOUT_SECONDS: i32 = tokendeploy_config::FUNCTION_TIMEOUT.as_secs() as i32;
 /// How long a new role may take to become assumable by Lambda (IAM is eventually consistent).
 const ROLE_PROPAGATION_LIMIT: Duration = Duration::from_secs(120);
 const WAITER_LIMIT: Duration = Duration::from_secs(300);

@@ -16,8 +16,7 @@ use crate::progress::{Progress, StepReport, run_step};
 use crate::resources::foreign;
 use crate::stack::{STAGE, Stack};
 
-/// GET serves tokens; OPTIONS reaches the function too, which answers CORS preflights.
-pub const METHODS: [&str; 2] = ["GET", "OPTIONS"];
+pub use tokendeploy_config::METHODS;
 pub const PROXY_PATH: &str = "/{proxy+}";
 const PROXY_PART: &str = "{proxy+}";
 const AUTHORIZATION: &str = "NONE";

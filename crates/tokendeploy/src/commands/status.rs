@@ -8,7 +8,7 @@ use crate::Outcome;
 use crate::cli::DeployArgs;
 use crate::commands::{code_source, connect};
 use crate::display::{Console, print_result};
-use crate::settings::{ALWAYS_SET, known_environment};
+use crate::settings::{always_set, known_environment};
 
 /// What `status --output json` prints when a resource with the stack's name is not the
 /// stack's: there is nothing `up` could bring in sync.
@@ -28,7 +28,7 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
-    let environment = |observed: &_| environment_to_compare(known, &ALWAYS_SET, observed);
+    let environment = |observed: &_| environment_to_compare(known, &always_set(), observed);
     let prepared = prepare(&aws, &stack, environment, move || source.artifact(), &console).await;
     console.clear();
     let prepared = match prepared {

@@ -1,33 +1,17 @@
-//! Configuration, read only from environment variables (see README: "The token function").
+//! The function's configuration, read only from environment variables (see README: "The
+//! token function").
 
 use std::fmt;
 use std::time::Duration;
 
 use url::{Host, Url};
 
-use crate::cors::AllowedOrigins;
-
-/// Dolby.io Communications' token endpoint, the one the original tutorial used.
-pub const DEFAULT_TOKEN_URL: &str = "https://session.voxeet.com/v1/oauth2/token";
-/// Well under API Gateway's 29 s integration limit, and under the function timeout
-/// `tokendeploy up` sets, so a slow upstream becomes our 504 rather than API Gateway's.
-pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Which upstream token API the function talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    /// Dolby.io (Communications `session.voxeet.com` or `api.dolby.io`): OAuth2 client credentials.
-    Dolby,
-}
-
-impl ProviderKind {
-    fn parse(name: &str) -> Option<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "dolby" => Some(Self::Dolby),
-            _ => None,
-        }
-    }
-}
+use crate::origins::AllowedOrigins;
+use crate::providers::{
+    ALLOWED_ORIGINS, CONSUMER_KEY, CONSUMER_SECRET, ProviderKind, TOKEN_PROVIDER, TOKEN_URL,
+    UPSTREAM_TIMEOUT_MS, Variable,
+};
+use crate::{DEFAULT_UPSTREAM_TIMEOUT, UPSTREAM_TIMEOUT_CEILING};
 
 /// A value that must never be printed: `Debug` shows a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -68,7 +52,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     Missing(&'static str),
-    Invalid { variable: &'static str, expected: &'static str },
+    Invalid { variable: &'static str, expected: String },
 }
 
 impl fmt::Display for ConfigError {
@@ -93,42 +77,61 @@ impl Config {
     }
 
     /// Reads variables through `lookup`, so tests need not touch the process environment.
+    /// Every required variable of the provider is checked for presence first, in the order
+    /// the provider declares them, then each value.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         // An empty value is as good as none: `KEY=` in a dotenv file must not pass as a key.
-        let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
-        let require = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-
-        let provider = match get("TOKEN_PROVIDER") {
-            None => ProviderKind::Dolby,
-            Some(name) => ProviderKind::parse(&name)
-                .ok_or(ConfigError::Invalid { variable: "TOKEN_PROVIDER", expected: "one of: dolby" })?,
+        let get = |variable: Variable| {
+            lookup(variable.name)
+                .filter(|v| !v.trim().is_empty())
+                .or_else(|| variable.default.map(str::to_string))
         };
-        let key = require("CONSUMER_KEY")?;
-        let secret = Secret::new(require("CONSUMER_SECRET")?);
-        let allowed_origins =
-            AllowedOrigins::parse(&require("ALLOWED_ORIGINS")?).ok_or(ConfigError::Invalid {
-                variable: "ALLOWED_ORIGINS",
-                expected: "`*` or a comma-separated list of origins such as https://app.example.com",
-            })?;
-        let token_url = get("TOKEN_URL").unwrap_or_else(|| DEFAULT_TOKEN_URL.to_string());
-        if !is_valid_token_url(&token_url) {
-            return Err(ConfigError::Invalid {
-                variable: "TOKEN_URL",
-                expected: "an https URL with a host and no user name or password \
-                           (plain http only to localhost, 127.0.0.0/8 or [::1], for local tests)",
-            });
+        let provider = ProviderKind::parse(&get(TOKEN_PROVIDER).unwrap_or_default()).ok_or_else(|| {
+            ConfigError::Invalid { variable: TOKEN_PROVIDER.name, expected: ProviderKind::choices() }
+        })?;
+        if let Some(missing) = provider.variables().find(|v| v.required && get(*v).is_none()) {
+            return Err(ConfigError::Missing(missing.name));
         }
-        let upstream_timeout = match get("UPSTREAM_TIMEOUT_MS") {
+        let require = |variable: Variable| get(variable).ok_or(ConfigError::Missing(variable.name));
+        let invalid = |variable: Variable, expected: &str| ConfigError::Invalid {
+            variable: variable.name,
+            expected: expected.to_string(),
+        };
+
+        let key = require(CONSUMER_KEY)?;
+        let secret = Secret::new(require(CONSUMER_SECRET)?);
+        let allowed_origins = AllowedOrigins::parse(&require(ALLOWED_ORIGINS)?).ok_or_else(|| {
+            invalid(
+                ALLOWED_ORIGINS,
+                "`*` or a comma-separated list of origins such as https://app.example.com",
+            )
+        })?;
+        let token_url = require(TOKEN_URL)?;
+        if !is_valid_token_url(&token_url) {
+            return Err(invalid(
+                TOKEN_URL,
+                "an https URL with a host and no user name or password \
+                 (plain http only to localhost, 127.0.0.0/8 or [::1], for local tests)",
+            ));
+        }
+        let ceiling = UPSTREAM_TIMEOUT_CEILING.as_millis() as u64;
+        let upstream_timeout = match get(UPSTREAM_TIMEOUT_MS) {
             None => DEFAULT_UPSTREAM_TIMEOUT,
             Some(ms) => ms
                 .trim()
                 .parse::<u64>()
                 .ok()
-                .filter(|ms| (1..=25_000).contains(ms))
+                .filter(|ms| (1..=ceiling).contains(ms))
                 .map(Duration::from_millis)
-                .ok_or(ConfigError::Invalid {
-                    variable: "UPSTREAM_TIMEOUT_MS",
-                    expected: "a whole number of milliseconds from 1 to 25000",
+                .ok_or_else(|| {
+                    invalid(
+                        UPSTREAM_TIMEOUT_MS,
+                        &format!(
+                            "a whole number of milliseconds from 1 to {ceiling}: the function has {} s to answer, and keeps {} s to answer its own 504",
+                            crate::FUNCTION_TIMEOUT.as_secs(),
+                            crate::ANSWER_MARGIN.as_secs()
+                        ),
+                    )
                 })?,
         };
 
@@ -164,7 +167,7 @@ fn is_valid_token_url(raw: &str) -> bool {
 /// `raw` parsed as an absolute `scheme://host...` URL with a non-empty host, written out as
 /// such: the URL standard would also read `https:host` or `https:///host` as `https://host`,
 /// which in a setting is a typo, not an address.
-pub(crate) fn parse_absolute_url(raw: &str) -> Option<Url> {
+pub fn parse_absolute_url(raw: &str) -> Option<Url> {
     let url = Url::parse(raw).ok()?;
     let authority = raw.get(url.scheme().len()..)?.strip_prefix("://")?;
     let has_host = url.host_str().is_some_and(|host| !host.is_empty());
@@ -174,6 +177,7 @@ pub(crate) fn parse_absolute_url(raw: &str) -> Option<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::DEFAULT_TOKEN_URL;
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -215,6 +219,7 @@ mod tests {
             ("TOKEN_URL", "ftp://x"),
             ("UPSTREAM_TIMEOUT_MS", "soon"),
             ("UPSTREAM_TIMEOUT_MS", "90000"),
+            ("UPSTREAM_TIMEOUT_MS", "8001"),
             ("ALLOWED_ORIGINS", "not an origin"),
         ] {
             let mut pairs: Vec<_> = COMPLETE.iter().copied().filter(|(k, _)| *k != variable).collect();
@@ -224,6 +229,19 @@ mod tests {
             assert!(message.contains(variable), "{message}");
             assert!(!message.contains(value), "{message}");
         }
+    }
+
+    #[test]
+    fn the_upstream_timeout_leaves_the_function_time_for_its_own_504() {
+        let with = |ms: &str| {
+            let mut pairs = COMPLETE.to_vec();
+            pairs.push(("UPSTREAM_TIMEOUT_MS", ms));
+            Config::from_lookup(lookup(&pairs))
+        };
+        assert_eq!(with("8000").unwrap().upstream_timeout, UPSTREAM_TIMEOUT_CEILING);
+        let message = with("8001").unwrap_err().to_string();
+        assert!(message.contains("from 1 to 8000") && message.contains("10 s"), "{message}");
+        assert!(UPSTREAM_TIMEOUT_CEILING + crate::ANSWER_MARGIN <= crate::FUNCTION_TIMEOUT);
     }
 
     fn token_url_error(value: &str) -> Option<ConfigError> {

@@ -1,0 +1,40 @@
+//! The token function's configuration, shared by the function (which runs with it) and the
+//! CLI (which checks it before any AWS call and deploys it): the variables each provider
+//! declares, how they are read and checked, and the limits both sides must agree on.
+
+mod config;
+pub mod origins;
+mod providers;
+
+use std::time::Duration;
+
+pub use config::{Config, ConfigError, Credentials, Secret};
+pub use providers::{DEFAULT_TOKEN_URL, ProviderKind, Variable, all_variables};
+
+/// The one path the function serves tokens at, after any stage prefix.
+pub const TOKEN_PATH: &str = "/token";
+
+/// The methods the function answers: GET serves tokens, OPTIONS answers CORS preflights.
+/// API Gateway routes exactly these to it.
+pub const METHODS: [&str; 2] = ["GET", "OPTIONS"];
+
+/// The `Allow` header's value: the methods the function answers.
+pub fn allowed_methods() -> String {
+    METHODS.join(", ")
+}
+
+/// How long Lambda lets the function run (`tokendeploy up` sets it): under API Gateway's 29 s
+/// integration limit.
+pub const FUNCTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time the function keeps, after giving up on the upstream, to answer its own 504 before
+/// Lambda stops it (which API Gateway would turn into a bare 502).
+pub const ANSWER_MARGIN: Duration = Duration::from_secs(2);
+
+/// The longest `UPSTREAM_TIMEOUT_MS` may be.
+pub const UPSTREAM_TIMEOUT_CEILING: Duration = FUNCTION_TIMEOUT.saturating_sub(ANSWER_MARGIN);
+
+/// How long the function waits for the upstream when `UPSTREAM_TIMEOUT_MS` is not set.
+pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+
+const _: () = assert!(DEFAULT_UPSTREAM_TIMEOUT.as_millis() <= UPSTREAM_TIMEOUT_CEILING.as_millis());
