@@ -5,14 +5,17 @@
 //! cached: we cannot know when it dies, and handing out a dead token is worse than one more
 //! upstream call. However long the upstream says a token lives, it is cached at most
 //! [`MAX_CACHE_LIFETIME`], and no time arithmetic here can overflow.
+//!
+//! Who may be handed a cached token is the provider's [`CachePolicy`]: one token for everyone,
+//! one per identity and room, or none kept at all. At most [`MAX_ENTRIES`] tokens are kept.
 
-use std::future::Future;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
 
-use crate::provider::UpstreamToken;
+use crate::provider::{CachePolicy, TokenProvider, TokenRequest, UpstreamError, UpstreamToken};
 
 /// Where the cache reads the time; tests drive their own.
 pub trait Clock: Send + Sync {
@@ -50,38 +53,72 @@ pub enum CacheOutcome {
     Miss,
 }
 
+/// The most tokens kept at once, so a caller naming endless identities cannot grow the
+/// function's memory without bound.
+pub const MAX_ENTRIES: usize = 1024;
+
 struct Cached {
     token: UpstreamToken,
     fetched_at: Instant,
     fresh_until: Instant,
 }
 
+/// Which requests may share a token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum CacheKey {
+    Shared,
+    PerIdentity { identity: Option<String>, room: Option<String> },
+}
+
+impl CacheKey {
+    /// `None` when the policy keeps nothing.
+    fn of(policy: CachePolicy, request: &TokenRequest) -> Option<Self> {
+        match policy {
+            CachePolicy::Shared => Some(Self::Shared),
+            CachePolicy::PerIdentity => {
+                Some(Self::PerIdentity { identity: request.identity.clone(), room: request.room.clone() })
+            }
+            CachePolicy::Never => None,
+        }
+    }
+}
+
+/// One key's token. Its lock is held across the upstream call: concurrent requests on a cold
+/// key queue behind the one fetch instead of each calling the upstream.
+type Slot = Arc<Mutex<Option<Cached>>>;
+
 pub struct TokenCache {
-    // Held across the upstream call: concurrent requests on a cold cache queue behind the
-    // one fetch instead of each calling the upstream.
-    slot: Mutex<Option<Cached>>,
+    slots: std::sync::Mutex<HashMap<CacheKey, Slot>>,
     clock: Arc<dyn Clock>,
 }
 
 impl TokenCache {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { slot: Mutex::new(None), clock }
+        Self { slots: Default::default(), clock }
     }
 
-    /// The cached token if still fresh, else the result of `fetch` (cached when it succeeds
-    /// and states its lifetime). Failures are not cached: the next request tries again.
-    pub async fn get_or_fetch<E>(
+    /// A token for `request`: a cached one if still fresh and the provider's policy lets this
+    /// request have it, else one from `provider` (cached when it states its lifetime and the
+    /// policy keeps tokens). Failures are not cached: the next request tries again.
+    pub async fn get_or_fetch(
         &self,
-        fetch: impl Future<Output = Result<UpstreamToken, E>>,
-    ) -> Result<(IssuedToken, CacheOutcome), E> {
-        let mut slot = self.slot.lock().await;
+        provider: &dyn TokenProvider,
+        request: &TokenRequest,
+    ) -> Result<(IssuedToken, CacheOutcome), UpstreamError> {
+        let Some(key) = CacheKey::of(provider.cache_policy(), request) else {
+            let token = provider.fetch_token(request).await?;
+            let now = self.clock.now();
+            return Ok((issue(&token, now, now), CacheOutcome::Miss));
+        };
+        let slot = self.slot(key);
+        let mut kept = slot.lock().await;
         let now = self.clock.now();
-        if let Some(cached) = slot.as_ref().filter(|cached| now < cached.fresh_until) {
+        if let Some(cached) = kept.as_ref().filter(|cached| now < cached.fresh_until) {
             return Ok((issue(&cached.token, cached.fetched_at, now), CacheOutcome::Hit));
         }
-        let token = fetch.await?;
+        let token = provider.fetch_token(request).await?;
         let fetched_at = self.clock.now();
-        *slot = token.expires_in.and_then(|seconds| {
+        *kept = token.expires_in.and_then(|seconds| {
             let keep = Duration::from_secs(seconds).min(MAX_CACHE_LIFETIME);
             // `keep - margin` cannot underflow (the margin is at most half); a clock so close to
             // its end that the addition overflows just means no caching.
@@ -89,6 +126,34 @@ impl TokenCache {
             Some(Cached { token: token.clone(), fetched_at, fresh_until })
         });
         Ok((issue(&token, fetched_at, fetched_at), CacheOutcome::Miss))
+    }
+
+    /// The slot for `key`, made (room made first, if need be) when there is none.
+    fn slot(&self, key: CacheKey) -> Slot {
+        // Nothing panics while this lock is held; should something have, the map is still whole.
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slots.contains_key(&key) && slots.len() >= MAX_ENTRIES {
+            evict_one(&mut slots);
+        }
+        Arc::clone(slots.entry(key).or_default())
+    }
+}
+
+/// Drops the slot whose token is worth least: one holding none (or an expired one) first, else
+/// the one expiring soonest. A slot a request still holds (fetching, or queued behind a fetch)
+/// goes last: dropping it only means its token is not kept.
+fn evict_one(slots: &mut HashMap<CacheKey, Slot>) {
+    let victim = slots
+        .iter()
+        .min_by_key(|(_, slot)| {
+            let in_use = Arc::strong_count(slot) > 1;
+            // `None` sorts first, and an expired token's instant before any fresh one's.
+            let fresh_until = slot.try_lock().ok().and_then(|cached| cached.as_ref().map(|c| c.fresh_until));
+            (in_use, fresh_until)
+        })
+        .map(|(key, _)| key.clone());
+    if let Some(victim) = victim {
+        slots.remove(&victim);
     }
 }
 
@@ -108,6 +173,7 @@ fn issue(token: &UpstreamToken, fetched_at: Instant, now: Instant) -> IssuedToke
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::stand_in::StandIn;
 
     #[test]
     fn margin_is_a_minute_or_half_a_short_lifetime() {
@@ -128,12 +194,9 @@ mod tests {
         }
     }
 
-    fn token(expires_in: Option<u64>) -> UpstreamToken {
-        UpstreamToken { access_token: "at".into(), refresh_token: None, expires_in }
-    }
-
     async fn get(cache: &TokenCache, expires_in: Option<u64>) -> (IssuedToken, CacheOutcome) {
-        cache.get_or_fetch(async { Ok::<_, ()>(token(expires_in)) }).await.unwrap()
+        let provider = StandIn::new(CachePolicy::Shared, expires_in);
+        cache.get_or_fetch(&provider, &TokenRequest::default()).await.unwrap()
     }
 
     #[tokio::test]
@@ -172,5 +235,126 @@ mod tests {
             let (issued, outcome) = get(&cache, Some(0)).await;
             assert_eq!((issued.expires_in, outcome), (Some(0), CacheOutcome::Miss));
         }
+    }
+
+    fn new_cache() -> (Arc<TestClock>, TokenCache) {
+        let clock = Arc::new(TestClock { start: Instant::now(), offset: Default::default() });
+        (clock.clone(), TokenCache::new(clock))
+    }
+
+    fn asking(identity: &str, room: &str) -> TokenRequest {
+        TokenRequest { identity: Some(identity.into()), room: Some(room.into()) }
+    }
+
+    /// The access token `provider` hands `request` through `cache`, and whether it was cached.
+    async fn token_for(
+        cache: &TokenCache,
+        provider: &StandIn,
+        request: &TokenRequest,
+    ) -> (String, CacheOutcome) {
+        let (issued, outcome) = cache.get_or_fetch(provider, request).await.unwrap();
+        (issued.access_token, outcome)
+    }
+
+    fn holds(cache: &TokenCache, identity: &str, room: &str) -> bool {
+        let key = CacheKey::of(CachePolicy::PerIdentity, &asking(identity, room)).unwrap();
+        cache.slots.lock().unwrap().contains_key(&key)
+    }
+
+    #[tokio::test]
+    async fn each_identity_and_room_has_a_token_of_its_own() {
+        let (_, cache) = new_cache();
+        let provider = StandIn::new(CachePolicy::PerIdentity, Some(3600));
+        let (alice, bob) = (asking("alice", "r1"), asking("bob", "r1"));
+        let elsewhere = asking("alice", "r2");
+        let anonymous = TokenRequest::default();
+        for (request, token) in
+            [(&alice, "alice@r1#1"), (&bob, "bob@r1#2"), (&elsewhere, "alice@r2#3"), (&anonymous, "-@-#4")]
+        {
+            assert_eq!(token_for(&cache, &provider, request).await, (token.into(), CacheOutcome::Miss));
+        }
+        for (request, token) in [(&bob, "bob@r1#2"), (&alice, "alice@r1#1"), (&anonymous, "-@-#4")] {
+            assert_eq!(token_for(&cache, &provider, request).await, (token.into(), CacheOutcome::Hit));
+        }
+        assert_eq!(provider.fetches(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_shared_token_serves_every_identity() {
+        let (_, cache) = new_cache();
+        let provider = StandIn::new(CachePolicy::Shared, Some(3600));
+        let first = token_for(&cache, &provider, &asking("alice", "r1")).await;
+        let second = token_for(&cache, &provider, &asking("bob", "r2")).await;
+        assert_eq!((first.1, second.1), (CacheOutcome::Miss, CacheOutcome::Hit));
+        assert_eq!((first.0, provider.fetches()), (second.0, 1));
+    }
+
+    #[tokio::test]
+    async fn never_fetches_every_time_and_keeps_nothing() {
+        let (_, cache) = new_cache();
+        let provider = StandIn::new(CachePolicy::Never, Some(3600));
+        for fetch in 1..=3 {
+            let answer = token_for(&cache, &provider, &asking("alice", "r1")).await;
+            assert_eq!(answer, (format!("alice@r1#{fetch}"), CacheOutcome::Miss));
+        }
+        assert_eq!(provider.fetches(), 3);
+        assert!(cache.slots.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn endless_identities_keep_at_most_max_entries_tokens() {
+        let (_, cache) = new_cache();
+        let provider = StandIn::new(CachePolicy::PerIdentity, Some(3600));
+        for n in 0..3 * MAX_ENTRIES {
+            token_for(&cache, &provider, &asking(&format!("user-{n}"), "r")).await;
+            assert!(cache.slots.lock().unwrap().len() <= MAX_ENTRIES, "after {n}");
+        }
+        assert_eq!(cache.slots.lock().unwrap().len(), MAX_ENTRIES);
+        let latest = asking(&format!("user-{}", 3 * MAX_ENTRIES - 1), "r");
+        assert_eq!(token_for(&cache, &provider, &latest).await.1, CacheOutcome::Hit);
+    }
+
+    #[tokio::test]
+    async fn a_full_cache_drops_an_empty_or_expired_slot_first_then_the_token_expiring_soonest() {
+        let (clock, cache) = new_cache();
+        let unstated = StandIn::new(CachePolicy::PerIdentity, None);
+        let short = StandIn::new(CachePolicy::PerIdentity, Some(600));
+        let long = StandIn::new(CachePolicy::PerIdentity, Some(3600));
+        token_for(&cache, &unstated, &asking("unstated", "r")).await;
+        token_for(&cache, &short, &asking("short", "r")).await;
+        for n in 2..MAX_ENTRIES {
+            token_for(&cache, &long, &asking(&format!("user-{n}"), "r")).await;
+        }
+        // Fresh for 3600 - 60 s from now; "short" for 600 - 60 s.
+        *clock.offset.lock().unwrap() = Duration::from_secs(100);
+        token_for(&cache, &long, &asking("new-1", "r")).await;
+        assert!(!holds(&cache, "unstated", "r") && holds(&cache, "short", "r"), "the empty slot went first");
+        token_for(&cache, &long, &asking("new-2", "r")).await;
+        assert!(!holds(&cache, "short", "r") && holds(&cache, "user-2", "r"), "then the soonest to expire");
+
+        // Past every early token's freshness: any of them may go, but not the newer ones.
+        *clock.offset.lock().unwrap() = Duration::from_secs(3600);
+        token_for(&cache, &long, &asking("new-3", "r")).await;
+        assert!(holds(&cache, "new-1", "r") && holds(&cache, "new-2", "r") && holds(&cache, "new-3", "r"));
+        assert_eq!(cache.slots.lock().unwrap().len(), MAX_ENTRIES);
+    }
+
+    #[tokio::test]
+    async fn concurrent_requests_for_one_identity_queue_behind_one_fetch() {
+        let (_, cache) = new_cache();
+        let cache = Arc::new(cache);
+        let provider = Arc::new(StandIn::new(CachePolicy::PerIdentity, Some(3600)));
+        let requests: Vec<_> = (0..16)
+            .map(|n| {
+                let (cache, provider) = (Arc::clone(&cache), Arc::clone(&provider));
+                let request = asking(if n % 2 == 0 { "alice" } else { "bob" }, "r");
+                tokio::spawn(async move { token_for(&cache, &provider, &request).await })
+            })
+            .collect();
+        let mut misses = 0;
+        for request in requests {
+            misses += usize::from(request.await.unwrap().1 == CacheOutcome::Miss);
+        }
+        assert_eq!((misses, provider.fetches()), (2, 2));
     }
 }

@@ -170,9 +170,7 @@ pub fn answer_problem(raw: &Value) -> Option<String> {
         return Some("the body is not JSON".into());
     };
     match status {
-        200 if !body["access_token"].as_str().is_some_and(|t| !t.is_empty()) => {
-            Some("200 without a token".into())
-        }
+        200 if body["access_token"].as_str().is_none_or(str::is_empty) => Some("200 without a token".into()),
         400.. if !(body["error"].is_string() && body["message"].is_string()) => {
             Some("an error without error and message".into())
         }

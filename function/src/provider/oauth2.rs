@@ -1,13 +1,9 @@
-//! Upstream token APIs. Each provider turns the configured credentials into an [`UpstreamToken`];
-//! the rest of the function (caching, CORS, responses) does not care which API it talks to.
+//! Reading an OAuth2 token endpoint's answer (RFC 6749, section 5.1): the body up to a cap,
+//! then the token fields out of its JSON.
 
-use std::fmt;
-
-use async_trait::async_trait;
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use serde_json::Value;
 
-use crate::config::{Config, Credentials, ProviderKind};
+use super::{UpstreamError, UpstreamToken};
 
 /// The most of an upstream answer the function reads: a token answer is well under 8 KiB, and
 /// what the function hands out must stay far below Lambda's 6 MB response limit.
@@ -17,106 +13,9 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const BODY_TOO_LARGE: &str = "the body is larger than 64 KiB";
 const TOKEN_TOO_LONG: &str = "a token is longer than 16 KiB";
 
-/// What the client receives: the only fields of the upstream's answer that pass through.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamToken {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    /// Lifetime in seconds, as the upstream stated it.
-    pub expires_in: Option<u64>,
-}
-
-/// Why no token came back. Carries no upstream body: it may echo credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpstreamError {
-    /// 401 or 403: the key or secret is wrong or revoked.
-    Rejected { status: u16 },
-    /// Any other non-success status.
-    Failed { status: u16 },
-    /// No complete answer within the configured timeout.
-    Timeout,
-    /// Could not connect or the connection broke.
-    Unreachable,
-    /// A success status, but not a token: what was wrong with it.
-    InvalidResponse(&'static str),
-}
-
-impl fmt::Display for UpstreamError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Rejected { status } => {
-                write!(f, "the token API rejected the app's credentials (HTTP {status})")
-            }
-            Self::Failed { status } => write!(f, "the token API failed (HTTP {status})"),
-            Self::Timeout => f.write_str("the token API did not answer in time"),
-            Self::Unreachable => f.write_str("the token API could not be reached"),
-            Self::InvalidResponse(what) => {
-                write!(f, "the token API's answer was not a token: {what}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for UpstreamError {}
-
-#[async_trait]
-pub trait TokenProvider: Send + Sync {
-    async fn fetch_token(&self) -> Result<UpstreamToken, UpstreamError>;
-}
-
-/// Builds the provider `config` names.
-pub fn from_config(config: &Config) -> Box<dyn TokenProvider> {
-    let http = reqwest::Client::builder()
-        .timeout(config.upstream_timeout)
-        .build()
-        .expect("a client with only a timeout set always builds");
-    match config.provider {
-        ProviderKind::Dolby => Box::new(ClientCredentials {
-            http,
-            token_url: config.token_url.clone(),
-            credentials: config.credentials.clone(),
-        }),
-    }
-}
-
-/// OAuth2 client credentials as Dolby.io documents them for both
-/// `session.voxeet.com/v1/oauth2/token` and `api.dolby.io/v1/auth/token`: `POST`, HTTP Basic
-/// auth with base64 of `key:secret`, form body `grant_type=client_credentials`; the answer is
-/// JSON with `access_token`, and `refresh_token` and `expires_in` where the API issues them.
-struct ClientCredentials {
-    http: reqwest::Client,
-    token_url: String,
-    credentials: Credentials,
-}
-
-#[async_trait]
-impl TokenProvider for ClientCredentials {
-    async fn fetch_token(&self) -> Result<UpstreamToken, UpstreamError> {
-        let response = self
-            .http
-            .post(&self.token_url)
-            .basic_auth(&self.credentials.key, Some(self.credentials.secret.expose()))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .body("grant_type=client_credentials")
-            .send()
-            .await
-            .map_err(transport_error)?;
-        let status = response.status();
-        if status.as_u16() == 401 || status.as_u16() == 403 {
-            return Err(UpstreamError::Rejected { status: status.as_u16() });
-        }
-        if !status.is_success() {
-            return Err(UpstreamError::Failed { status: status.as_u16() });
-        }
-        let body = read_capped(response).await?;
-        parse_token(&body)
-    }
-}
-
 /// The upstream's body, read as it streams in, up to [`MAX_BODY_BYTES`]: a larger answer is
 /// refused as soon as it is known to be larger, without reading (or waiting for) the rest.
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
+pub(super) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
     if response.content_length().is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(UpstreamError::InvalidResponse(BODY_TOO_LARGE));
     }
@@ -130,7 +29,7 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, Upstrea
     Ok(body)
 }
 
-fn transport_error(error: reqwest::Error) -> UpstreamError {
+pub(super) fn transport_error(error: reqwest::Error) -> UpstreamError {
     if error.is_timeout() { UpstreamError::Timeout } else { UpstreamError::Unreachable }
 }
 
