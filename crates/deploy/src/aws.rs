@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -16,6 +16,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::ErrorKind;
 use aws_types::os_shim_internal::{Env, Fs};
 use aws_types::request_id::RequestId;
+
+use crate::error::{AwsCallFailed, UsageError};
 
 /// Where to connect: each `None` falls back to the standard AWS environment and profile.
 #[derive(Debug, Clone, Default)]
@@ -93,9 +95,9 @@ impl Aws {
         // No silent fallback to us-east-1: deploying to a region the user did not pick is worse
         // than asking.
         let Some(region) = config.region().map(|r| r.to_string()) else {
-            bail!(
-                "no AWS region: pass --region (for example --region us-west-1), or set AWS_REGION or a region in your AWS profile"
-            );
+            return Err(usage(
+                "no AWS region: pass --region (for example --region us-west-1), or set AWS_REGION or a region in your AWS profile".into(),
+            ));
         };
         Ok(Self {
             region,
@@ -150,12 +152,12 @@ fn endpoint_url(given: Option<&str>) -> Result<Option<String>> {
     });
     match parsed {
         Some(_) => Ok(Some(given.trim().to_string())),
-        None if given.trim().is_empty() => bail!(
-            "the endpoint URL is empty (--endpoint-url or AWS_ENDPOINT_URL): unset it for AWS itself, or give an emulator's URL such as http://127.0.0.1:5000"
-        ),
-        None => bail!(
+        None if given.trim().is_empty() => Err(usage(
+            "the endpoint URL is empty (--endpoint-url or AWS_ENDPOINT_URL): unset it for AWS itself, or give an emulator's URL such as http://127.0.0.1:5000".into(),
+        )),
+        None => Err(usage(format!(
             "the endpoint URL {given:?} (--endpoint-url or AWS_ENDPOINT_URL) is not an http(s) URL such as http://127.0.0.1:5000"
-        ),
+        ))),
     }
 }
 
@@ -164,13 +166,17 @@ async fn check_profile_exists(profile: &str) -> Result<()> {
     let files = EnvConfigFiles::default();
     let profiles = aws_config::profile::load(&Fs::real(), &Env::real(), &files, None)
         .await
-        .map_err(|e| anyhow!("cannot read the AWS config files for --profile {profile}: {e}"))?;
+        .map_err(|e| usage(format!("cannot read the AWS config files for --profile {profile}: {e}")))?;
     if profiles.get_profile(profile).is_none() {
-        bail!(
+        return Err(usage(format!(
             "--profile {profile}: no such profile in the AWS config files (~/.aws/config, ~/.aws/credentials, or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE); `aws configure list-profiles` lists them"
-        );
+        )));
     }
     Ok(())
+}
+
+fn usage(message: String) -> anyhow::Error {
+    UsageError(message).into()
 }
 
 /// The error code of a failed AWS call, such as `NoSuchEntity`.
@@ -203,34 +209,6 @@ pub fn is_transient<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) 
                 || service.err().code().is_some_and(|code| THROTTLING_CODES.contains(&code))
         }
         _ => false,
-    }
-}
-
-/// Makes `call` until it succeeds, fails in a way `retry_on` does not name, or `limit` has
-/// passed; `retry_on` says why a failure is worth waiting out, and each wait is told to
-/// `waiting` so a person sees it. Pauses double from half a second up to five.
-pub async fn retrying<T, E, Fut>(
-    limit: Duration,
-    retry_on: impl Fn(&SdkError<E, HttpResponse>) -> Option<&'static str>,
-    waiting: impl Fn(&str),
-    mut call: impl FnMut() -> Fut,
-) -> std::result::Result<T, SdkError<E, HttpResponse>>
-where
-    Fut: Future<Output = std::result::Result<T, SdkError<E, HttpResponse>>>,
-{
-    let started = std::time::Instant::now();
-    let mut pause = Duration::from_millis(500);
-    loop {
-        let error = match call().await {
-            Ok(value) => return Ok(value),
-            Err(error) => error,
-        };
-        let Some(why) = retry_on(&error).filter(|_| started.elapsed() + pause < limit) else {
-            return Err(error);
-        };
-        waiting(&format!("{why}; trying again in {:.1} s", pause.as_secs_f64()));
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -342,16 +320,31 @@ pub trait AwsResultExt<T> {
     fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>>;
 }
 
+/// The failed call as a typed error, with its code and request id kept apart.
+fn call_failed<E>(error: &SdkError<E, HttpResponse>, doing: impl Display, echo: bool) -> anyhow::Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let service = error.as_service_error();
+    AwsCallFailed {
+        doing: doing.to_string(),
+        code: service.and_then(|e| e.code()).map(str::to_string),
+        request_id: service.and_then(|e| e.meta().request_id()).map(str::to_string),
+        description: describe(error, echo),
+    }
+    .into()
+}
+
 impl<T, E> AwsResultExt<T> for std::result::Result<T, SdkError<E, HttpResponse>>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     fn aws_context(self, doing: impl Display) -> Result<T> {
-        self.map_err(|error| anyhow!("{doing}: {}", describe(&error, true)))
+        self.map_err(|error| call_failed(&error, doing, true))
     }
 
     fn aws_context_no_echo(self, doing: impl Display) -> Result<T> {
-        self.map_err(|error| anyhow!("{doing}: {}", describe(&error, false)))
+        self.map_err(|error| call_failed(&error, doing, false))
     }
 
     fn or_absent(self, not_found_code: &str, doing: impl Display) -> Result<Option<T>> {

@@ -1,18 +1,28 @@
 //! The token server's AWS resources: what should exist ([`desired`]), what exists
-//! ([`plan::Observed`]), the [`plan::Plan`] between them, and the calls that carry it out.
+//! ([`snapshot`]), the [`plan::Plan`] between them, and the commands that carry it out
+//! ([`up`], [`down`], [`status`]).
+//!
+//! Dependencies point one way: the leaves ([`vocabulary`], [`aws`], [`retry`], [`stack`],
+//! [`desired`], [`error`]) <- [`resources`] <- [`snapshot`], [`plan`] <- the commands.
 
 pub mod aws;
 pub mod desired;
 pub mod down;
+pub mod error;
 pub mod plan;
-pub mod progress;
 pub mod resources;
+pub mod retry;
+pub mod snapshot;
 pub mod stack;
 pub mod status;
+mod steps;
 pub mod up;
+pub mod vocabulary;
 
 pub use aws::{Aws, ConnectOptions};
 pub use desired::{Desired, FunctionEnvironment};
-pub use plan::{Action, Change, Observed, Plan, Step};
-pub use progress::{Progress, StepReport};
+pub use error::{Error, ErrorKind, UsageError};
+pub use plan::Plan;
+pub use snapshot::Snapshot;
 pub use stack::Stack;
+pub use vocabulary::{Action, Progress, Silent, Step, StepReport, Summary};

@@ -3,9 +3,9 @@
 use serde::Serialize;
 
 use crate::desired::{FunctionEnvironment, invoke_url};
-use crate::plan::{Action, Observed, Step};
-
+use crate::snapshot::Snapshot;
 use crate::up::Prepared;
+use crate::vocabulary::{Action, Step};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceStatus {
@@ -43,9 +43,9 @@ pub struct StatusReport {
 pub fn environment_to_compare(
     known: FunctionEnvironment,
     names: &[&str],
-    observed: &Observed,
+    snapshot: &Snapshot,
 ) -> FunctionEnvironment {
-    let deployed = observed.function.as_ref().map(|f| &f.environment);
+    let deployed = snapshot.function.ours().map(|f| &f.environment);
     let FunctionEnvironment { mut variables, managed } = known;
     for name in names {
         if !variables.contains_key(*name)
@@ -60,38 +60,42 @@ pub fn environment_to_compare(
 }
 
 pub fn status(prepared: &Prepared) -> StatusReport {
-    let Prepared { desired, observed, plan, .. } = prepared;
+    let Prepared { desired, snapshot, plan, .. } = prepared;
     let stack = &desired.stack;
-    let api = observed.api.as_ref();
-    let proxy = api.and_then(|a| a.proxy.as_ref());
-    let methods =
-        proxy.map(|p| p.methods.keys().cloned().collect::<Vec<_>>().join(", ")).filter(|m| !m.is_empty());
-    let integrations = proxy
-        .map(|p| p.methods.iter().filter(|(_, m)| m.integration.is_some()).map(|(n, _)| n.clone()))
-        .map(|names| names.collect::<Vec<_>>().join(", "))
-        .filter(|i| !i.is_empty());
-    let permissions = (!observed.permissions.ours.is_empty())
-        .then(|| observed.permissions.ours.keys().cloned().collect::<Vec<_>>().join(", "));
+    let api = snapshot.api.ours();
+    let joined = |names: Vec<&String>| {
+        let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
+        (!names.is_empty()).then(|| names.join(", "))
+    };
+    let methods = api.and_then(|a| joined(a.methods.keys().collect()));
+    let integrations = api.and_then(|a| {
+        joined(a.methods.iter().filter(|(_, m)| m.integration.is_some()).map(|(n, _)| n).collect())
+    });
+    let permissions = joined(snapshot.permissions.ours.keys().collect());
     let ids = [
-        (Step::Role, observed.role.as_ref().map(|r| r.arn.clone())),
-        (Step::LogGroup, observed.log_group.as_ref().map(|g| g.name.clone())),
-        (Step::Function, observed.function.as_ref().map(|f| f.arn.clone())),
+        (Step::Role, snapshot.role.ours().map(|r| r.arn.clone())),
+        (Step::LogGroup, snapshot.log_group.ours().map(|g| g.name.clone())),
+        (Step::Function, snapshot.function.ours().map(|f| f.arn.clone())),
         (Step::RestApi, api.map(|a| a.id.clone())),
-        (Step::ProxyResource, proxy.map(|p| p.id.clone())),
+        (Step::ProxyResource, api.and_then(|a| a.resources.proxy_id.clone())),
         (Step::Methods, methods),
         (Step::Integrations, integrations),
-        (Step::Deployment, api.and_then(|a| a.deployed.as_ref()).map(|_| crate::stack::STAGE.to_string())),
+        (
+            Step::Deployment,
+            api.and_then(|a| a.stages.deployed.as_ref()).map(|_| crate::stack::STAGE.to_string()),
+        ),
         (Step::Permission, permissions),
     ];
+    let summaries = plan.summaries();
     let missing: Vec<&'static str> = Step::ALL
         .iter()
-        .filter(|step| **step != Step::Package && plan.action(**step) == Action::Create)
+        .filter(|step| **step != Step::Package && summaries[*step].action == Action::Create)
         .map(|step| step.name())
         .collect();
     let drift = Step::ALL
         .iter()
-        .filter(|step| plan.action(**step) == Action::Update)
-        .map(|step| Drift { kind: step.name(), reason: plan.change(*step).reason.clone() })
+        .filter(|step| summaries[*step].action == Action::Update)
+        .map(|step| Drift { kind: step.name(), reason: summaries[step].reason.clone() })
         .collect();
     let complete = missing.is_empty();
     StatusReport {
@@ -99,7 +103,7 @@ pub fn status(prepared: &Prepared) -> StatusReport {
         region: stack.region.clone(),
         complete,
         in_sync: complete && plan.is_unchanged(),
-        invoke_url: api.filter(|a| a.deployed.is_some()).map(|a| invoke_url(&a.id, &stack.region)),
+        invoke_url: api.filter(|a| a.stages.deployed.is_some()).map(|a| invoke_url(&a.id, &stack.region)),
         resources: ids.into_iter().map(|(step, id)| ResourceStatus { kind: step.name(), id }).collect(),
         drift,
         missing,

@@ -2,16 +2,20 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use serde::Serialize;
 use tokendeploy_package::Artifact;
 
 use crate::aws::Aws;
 use crate::desired::{Desired, FunctionEnvironment, invoke_url};
-use crate::plan::{Observed, Plan, Step};
-use crate::progress::{Progress, StepReport, run_step};
-use crate::resources::{function, log_group, permission, rest_api, role};
+use crate::error::{PackageFailed, Result};
+use crate::plan::Plan;
+use crate::resources::rest_api::{self, ApiState, methods, resource, stage};
+use crate::resources::{function, log_group, permission, role};
+use crate::snapshot::{self, Snapshot};
 use crate::stack::{STAGE, Stack};
+use crate::steps::run_step;
+use crate::vocabulary::{Planned, Progress, Step, StepReport};
 
 /// What `up --output json` prints. Field names are a stable interface: add, never rename.
 #[derive(Debug, Clone, Serialize)]
@@ -31,25 +35,10 @@ pub struct UpReport {
 /// Everything `up`, `plan` and `status` know before changing anything.
 pub struct Prepared {
     pub desired: Desired,
-    pub observed: Observed,
+    pub snapshot: Snapshot,
     pub artifact: Artifact,
     pub plan: Plan,
     pub package_report: StepReport,
-}
-
-/// Reads every resource of the stack at once. Changes nothing; refuses foreign resources.
-pub async fn observe(aws: &Aws, stack: &Stack) -> Result<Observed> {
-    let function_and_logs = async {
-        let function =
-            function::find(aws, stack).await?.ours_or_refuse(function::KIND, stack.function_name(), stack)?;
-        let log_group = log_group::find(aws, stack, function.is_some()).await?;
-        let log_group = log_group.ours_or_refuse(log_group::KIND, &stack.log_group_name(), stack)?;
-        anyhow::Ok((function, log_group))
-    };
-    let role = async { role::find(aws, stack).await?.ours_or_refuse(role::KIND, &stack.role_name(), stack) };
-    let (role, (function, log_group), api, permissions) =
-        tokio::try_join!(role, function_and_logs, rest_api::find(aws, stack), permission::find(aws, stack),)?;
-    Ok(Observed { role, log_group, function, api, permissions })
 }
 
 /// Checks the credentials, then packages the code (on a blocking thread) while reading the
@@ -57,8 +46,8 @@ pub async fn observe(aws: &Aws, stack: &Stack) -> Result<Observed> {
 pub async fn prepare(
     aws: &Aws,
     stack: &Stack,
-    environment: impl FnOnce(&Observed) -> FunctionEnvironment,
-    package: impl FnOnce() -> Result<Artifact> + Send + 'static,
+    environment: impl FnOnce(&Snapshot) -> FunctionEnvironment,
+    package: impl FnOnce() -> anyhow::Result<Artifact> + Send + 'static,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
     let account = aws.account_id().await?;
@@ -67,15 +56,16 @@ pub async fn prepare(
         let started = Instant::now();
         package().map(|artifact| (artifact, started.elapsed()))
     });
-    let (packaged, observed) = tokio::join!(packaging, observe(aws, stack));
-    let (artifact, package_time) = packaged.context("the packaging thread failed")??;
-    let observed = observed?;
-    let environment = environment(&observed);
+    let (packaged, snapshot) = tokio::join!(packaging, snapshot::read(aws, stack));
+    let (artifact, package_time) =
+        packaged.context("the packaging thread failed")?.map_err(|e| anyhow::Error::new(PackageFailed(e)))?;
+    let snapshot = snapshot?;
+    let environment = environment(&snapshot);
     let desired =
         Desired { stack: stack.clone(), account, code_sha256: artifact.code_sha256.clone(), environment };
-    let plan = Plan::new(&desired, &observed);
-    let package_report = StepReport::new(Step::Package, plan.action(Step::Package), package_time);
-    Ok(Prepared { desired, observed, artifact, plan, package_report })
+    let plan = Plan::new(&desired, &snapshot);
+    let package_report = StepReport::new(Step::Package, plan.code.action(), package_time);
+    Ok(Prepared { desired, snapshot, artifact, plan, package_report })
 }
 
 /// Brings the stack to the plan. Safe to run again at any point: a second run finishes what
@@ -84,80 +74,36 @@ pub async fn up(
     aws: &Aws,
     stack: &Stack,
     environment: FunctionEnvironment,
-    package: impl FnOnce() -> Result<Artifact> + Send + 'static,
+    package: impl FnOnce() -> anyhow::Result<Artifact> + Send + 'static,
     progress: &dyn Progress,
 ) -> Result<UpReport> {
-    let Prepared { desired, observed, artifact, plan, package_report } =
-        prepare(aws, stack, |_| environment, package, progress).await?;
-    progress.finished(&package_report);
+    let prepared = prepare(aws, stack, |_| environment, package, progress).await?;
+    prepared.snapshot.refuse_foreign(stack)?;
+    progress.finished(&prepared.package_report);
+    Ok(carry_out(aws, &prepared, progress).await?)
+}
 
+async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> anyhow::Result<UpReport> {
+    let Prepared { desired, snapshot, artifact, plan, package_report } = prepared;
+    let stack = &desired.stack;
     // Role -> log group -> function -> environment beside the API chain: the API needs only
     // the function's ARN, which is known before the function exists.
-    let action = |step| plan.action(step);
-    let function_chain = async {
-        let role = observed.role.as_ref();
-        let (role_arn, role_report) = run_step(
-            progress,
-            Step::Role,
-            action(Step::Role),
-            role::apply(aws, stack, action(Step::Role), role),
-        )
-        .await?;
-        let logs = observed.log_group.as_ref();
-        let ((), logs_report) = run_step(
-            progress,
-            Step::LogGroup,
-            action(Step::LogGroup),
-            log_group::apply(aws, stack, action(Step::LogGroup), logs),
-        )
-        .await?;
-        let function = observed.function.as_ref();
-        let ((function_arn, adopted), function_report) = run_step(
-            progress,
-            Step::Function,
-            action(Step::Function),
-            function::apply_function(
-                aws,
-                &desired,
-                action(Step::Function),
-                function,
-                &artifact.bytes,
-                progress,
-            ),
-        )
-        .await?;
-        // A function a twin run made carries that run's variables: compare them with ours.
-        let (function, environment_action) = match &adopted {
-            Some(adopted) => (Some(adopted), function::plan_environment(&desired, Some(adopted)).action),
-            None => (function, action(Step::Environment)),
-        };
-        let ((), environment_report) = run_step(
-            progress,
-            Step::Environment,
-            environment_action,
-            function::apply_environment(aws, &desired, environment_action, function, progress),
-        )
-        .await?;
-        anyhow::Ok((role_arn, function_arn, [role_report, logs_report, function_report, environment_report]))
-    };
-    let api_chain = rest_api::apply(aws, &desired, &plan, observed.api.as_ref(), progress);
+    let (function_chain, api_chain) = (
+        function_chain(aws, desired, plan, &artifact.bytes, progress),
+        api_chain(aws, desired, plan, snapshot.api.ours(), progress),
+    );
     let ((role_arn, function_arn, function_reports), (api_id, api_reports)) =
         tokio::try_join!(function_chain, api_chain)?;
 
-    let ((), permission_report) = run_step(progress, Step::Permission, plan.action(Step::Permission), {
-        permission::apply(
-            aws,
-            &desired,
-            plan.action(Step::Permission),
-            &api_id,
-            &observed.permissions,
-            progress,
-        )
-    })
-    .await?;
+    let change = &plan.permission;
+    let grant = permission::apply(aws, desired, change, &api_id, progress);
+    let ((), permission_report) = run_step(progress, Step::Permission, change.action(), grant).await?;
 
-    let mut steps: Vec<StepReport> =
-        [package_report, permission_report].into_iter().chain(function_reports).chain(api_reports).collect();
+    let mut steps: Vec<StepReport> = [package_report.clone(), permission_report]
+        .into_iter()
+        .chain(function_reports)
+        .chain(api_reports)
+        .collect();
     steps.sort_by_key(|report| report.step);
     Ok(UpReport {
         name: stack.name.clone(),
@@ -171,4 +117,59 @@ pub async fn up(
         stage: STAGE.to_string(),
         steps,
     })
+}
+
+/// Role, log group, function, environment; returns the role's and the function's ARNs.
+async fn function_chain(
+    aws: &Aws,
+    desired: &Desired,
+    plan: &Plan,
+    zip: &[u8],
+    progress: &dyn Progress,
+) -> anyhow::Result<(String, String, [StepReport; 4])> {
+    let stack = &desired.stack;
+    let (role_arn, role_report) =
+        run_step(progress, Step::Role, plan.role.action(), role::apply(aws, stack, &plan.role)).await?;
+    let logs = log_group::apply(aws, stack, &plan.log_group);
+    let ((), logs_report) = run_step(progress, Step::LogGroup, plan.log_group.action(), logs).await?;
+    let function = function::apply_function(aws, desired, &plan.function, zip, progress);
+    let ((function_arn, adopted), function_report) =
+        run_step(progress, Step::Function, plan.function.action(), function).await?;
+    // A function a twin run made carries that run's variables: plan them against ours again.
+    let replanned = adopted.map(|adopted| function::plan_environment(desired, Some(&adopted)));
+    let environment = replanned.as_ref().unwrap_or(&plan.environment);
+    let set = function::apply_environment(aws, desired, environment, progress);
+    let ((), environment_report) = run_step(progress, Step::Environment, environment.action(), set).await?;
+    Ok((role_arn, function_arn, [role_report, logs_report, function_report, environment_report]))
+}
+
+/// REST API, `{proxy+}`, methods, integrations, stage; returns the API's id.
+async fn api_chain(
+    aws: &Aws,
+    desired: &Desired,
+    plan: &Plan,
+    observed: Option<&ApiState>,
+    progress: &dyn Progress,
+) -> anyhow::Result<(String, [StepReport; 5])> {
+    let change = &plan.api.api;
+    let made = rest_api::apply(aws, &desired.stack, change, observed, progress);
+    let (current, api_report) = run_step(progress, Step::RestApi, change.action(), made).await?;
+    // Made now, or finished by another run meanwhile: plan its parts from what is there.
+    let replanned = (Some(&current) != observed).then(|| {
+        rest_api::plan_parts(desired, Some(&current), change.action() != crate::vocabulary::Action::Unchanged)
+    });
+    let parts = replanned.as_ref().unwrap_or(&plan.api.parts);
+    let api_id = current.id.as_str();
+
+    let proxy = resource::apply(aws, api_id, &current.resources, &parts.resources);
+    let (proxy_id, proxy_report) =
+        run_step(progress, Step::ProxyResource, parts.resources.action(), proxy).await?;
+    let put = methods::apply(aws, api_id, &proxy_id, &parts.methods);
+    let ((), methods_report) = run_step(progress, Step::Methods, parts.methods.action(), put).await?;
+    let integrate = methods::apply_integrations(aws, desired, api_id, &proxy_id, &parts.integrations);
+    let ((), integrations_report) =
+        run_step(progress, Step::Integrations, parts.integrations.action(), integrate).await?;
+    let deploy = stage::apply(aws, desired, api_id, &parts.stage);
+    let ((), stage_report) = run_step(progress, Step::Deployment, parts.stage.action(), deploy).await?;
+    Ok((current.id.clone(), [api_report, proxy_report, methods_report, integrations_report, stage_report]))
 }

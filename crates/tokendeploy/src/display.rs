@@ -13,13 +13,8 @@ use tokendeploy_deploy::{Progress, Step, StepReport};
 
 use crate::cli::{OutputArgs, OutputFormat};
 
-/// Set to a step's JSON name, the process dies the moment that step finishes, as a killed
-/// `up` would: how the tests prove that any interrupted run can be finished or removed.
-const ABORT_AFTER_VARIABLE: &str = "TOKENDEPLOY_ABORT_AFTER_STEP";
-
 pub struct Console {
     mode: Mode,
-    abort_after: Option<String>,
 }
 
 enum Mode {
@@ -40,7 +35,7 @@ impl Console {
         } else {
             Mode::Lines
         };
-        Self { mode, abort_after: std::env::var(ABORT_AFTER_VARIABLE).ok() }
+        Self { mode }
     }
 
     /// Removes the spinners of steps that never finished (on an error); finished steps stay
@@ -91,9 +86,6 @@ impl Progress for Console {
                     bar.finish_with_message(line);
                 }
             }
-        }
-        if self.abort_after.as_deref() == Some(report.step.name()) {
-            std::process::abort();
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The `tokendeploy` command line: parses arguments, gathers the function's settings, and hands
 //! the work to `tokendeploy-deploy` and `tokendeploy-package`.
 
+mod abort;
 mod cli;
 mod commands;
 mod display;
@@ -9,20 +10,11 @@ mod settings;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tokendeploy_deploy::ErrorKind;
+/// Input the user must fix (exit 2), as opposed to a failure on the way (exit 1).
+pub use tokendeploy_deploy::UsageError;
 
 pub use cli::Cli;
-
-/// Input the user must fix (exit 2), as opposed to a failure on the way (exit 1).
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 /// How a command that ran to its end came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +44,22 @@ pub async fn run() -> ExitCode {
         Err(error) => {
             // `{:#}` keeps the whole context chain on one line.
             display::say(&format!("error: {error:#}"));
-            if error.downcast_ref::<UsageError>().is_some() { ExitCode::from(2) } else { ExitCode::from(1) }
+            ExitCode::from(exit_code(&error))
         }
+    }
+}
+
+/// The one place a failure becomes an exit code: 2 for input to fix (nothing changed), 1 for
+/// the rest. (A stack out of sync is an [`Outcome`], not a failure.)
+fn exit_code(error: &anyhow::Error) -> u8 {
+    match ErrorKind::of(error) {
+        ErrorKind::Usage => 2,
+        ErrorKind::ForeignResource
+        | ErrorKind::AwsCall
+        | ErrorKind::NotReady
+        | ErrorKind::Package
+        | ErrorKind::ConcurrentRun
+        | ErrorKind::Other => 1,
     }
 }
 

@@ -1,22 +1,24 @@
 //! The Lambda function: `provided.al2023`, x86_64, handler `bootstrap`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-
-use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, UPLOAD_TIMEOUT, error_code, retrying};
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, UPLOAD_TIMEOUT, error_code};
 use crate::desired::Desired;
-use crate::plan::{Action, Change, Step};
-use crate::progress::Progress;
+use crate::error::NotReady;
 use crate::resources::Lookup;
+use crate::retry::{
+    Backoff, LAMBDA_CONFLICT, lambda_configuration_busy, lambda_update_in_progress, retrying,
+    role_not_yet_assumable,
+};
 use crate::stack::Stack;
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
@@ -73,55 +75,159 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<FunctionState>> {
     }))
 }
 
-/// The package step's verdict: is the zip's code already what runs?
-pub fn plan_code(desired: &Desired, observed: Option<&FunctionState>) -> Change {
+/// The package step's verdict: is the zip's code already what runs? (The upload itself is
+/// part of the function's change.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeChange {
+    FirstUpload,
+    Changed,
+    Unchanged,
+}
+
+impl Planned for CodeChange {
+    fn summary(&self) -> Summary {
+        match self {
+            CodeChange::FirstUpload => Summary::create("first upload"),
+            CodeChange::Changed => Summary::update("code changed"),
+            CodeChange::Unchanged => Summary::unchanged(),
+        }
+    }
+}
+
+pub fn plan_code(desired: &Desired, observed: Option<&FunctionState>) -> CodeChange {
     match observed {
-        None => Change::create("first upload"),
-        Some(f) if f.code_sha256 != desired.code_sha256 => Change::update("code changed"),
-        Some(_) => Change::unchanged(),
+        None => CodeChange::FirstUpload,
+        Some(f) if f.code_sha256 != desired.code_sha256 => CodeChange::Changed,
+        Some(_) => CodeChange::Unchanged,
     }
 }
 
-pub fn plan_function(desired: &Desired, observed: Option<&FunctionState>) -> Change {
+/// What `up` does to the function itself (its variables are [`EnvironmentChange`]'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionChange {
+    /// Made with the code, the settings and the variables at once.
+    Create,
+    Update {
+        arn: String,
+        fixes: FunctionFixes,
+    },
+    Unchanged {
+        arn: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionFixes {
+    /// Upload the code: it differs, or the architecture does (set with the code).
+    pub upload_code: bool,
+    /// The settings that differ, by name; set in one configuration update.
+    pub settings: Vec<&'static str>,
+}
+
+impl Planned for FunctionChange {
+    fn summary(&self) -> Summary {
+        match self {
+            FunctionChange::Create => Summary::create("no function yet"),
+            FunctionChange::Unchanged { .. } => Summary::unchanged(),
+            FunctionChange::Update { fixes, .. } => {
+                Summary::update(format!("{} changed", fixes.names().join(", ")))
+            }
+        }
+    }
+}
+
+impl FunctionFixes {
+    fn names(&self) -> Vec<&'static str> {
+        let code = self.upload_code.then_some("code");
+        code.into_iter().chain(self.settings.iter().copied()).collect()
+    }
+}
+
+pub fn plan_function(desired: &Desired, observed: Option<&FunctionState>) -> FunctionChange {
     let Some(function) = observed else {
-        return Change::create("no function yet");
+        return FunctionChange::Create;
     };
-    let mut wrong = settings_drift(desired, function);
-    if function.code_sha256 != desired.code_sha256 {
-        wrong.insert(0, "code");
-    }
-    if wrong.is_empty() {
-        Change::unchanged()
-    } else {
-        Change::update(format!("{} changed", wrong.join(", ")))
+    let architecture = function.architectures != [ARCHITECTURE];
+    let mut settings = settings_drift(desired, function);
+    let fixes = FunctionFixes {
+        upload_code: function.code_sha256 != desired.code_sha256 || architecture,
+        settings: {
+            // The architecture goes up with the code; named for the reason only.
+            settings.retain(|name| *name != "architecture");
+            settings
+        },
+    };
+    let arn = function.arn.clone();
+    match fixes == FunctionFixes::default() {
+        true => FunctionChange::Unchanged { arn },
+        false => FunctionChange::Update { arn, fixes },
     }
 }
 
-/// Names only: the values may be secrets.
-pub fn plan_environment(desired: &Desired, observed: Option<&FunctionState>) -> Change {
+/// What `up` does to the function's variables. Holds their values: `Debug` shows names only.
+#[derive(Clone, PartialEq, Eq)]
+pub enum EnvironmentChange {
+    /// Set when the function is created.
+    WithNewFunction,
+    Update {
+        missing: Vec<String>,
+        changed: Vec<String>,
+        stale: Vec<String>,
+        variables: BTreeMap<String, String>,
+    },
+    Unchanged,
+}
+
+impl fmt::Debug for EnvironmentChange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.summary())
+    }
+}
+
+impl Planned for EnvironmentChange {
+    /// Names only: the values may be secrets.
+    fn summary(&self) -> Summary {
+        let (missing, changed, stale) = match self {
+            EnvironmentChange::WithNewFunction => return Summary::create("set with the new function"),
+            EnvironmentChange::Unchanged => return Summary::unchanged(),
+            EnvironmentChange::Update { missing, changed, stale, .. } => (missing, changed, stale),
+        };
+        let mut reasons = Vec::new();
+        if !missing.is_empty() {
+            reasons.push(format!("{} missing", missing.join(", ")));
+        }
+        if !changed.is_empty() {
+            reasons.push(format!("{} changed", changed.join(", ")));
+        }
+        if !stale.is_empty() {
+            reasons.push(format!("{} set but no longer asked for", stale.join(", ")));
+        }
+        Summary::update(reasons.join("; "))
+    }
+}
+
+/// Our variables set, the ones `up` manages but no longer wants removed, and any a user added
+/// to the function by other means kept.
+pub fn plan_environment(desired: &Desired, observed: Option<&FunctionState>) -> EnvironmentChange {
     let Some(function) = observed else {
-        return Change::create("set with the new function");
+        return EnvironmentChange::WithNewFunction;
     };
     let (mut missing, mut changed) = (Vec::new(), Vec::new());
     for (name, value) in &desired.environment.variables {
         match function.environment.get(name) {
-            None => missing.push(name.as_str()),
-            Some(current) if current != value => changed.push(name.as_str()),
+            None => missing.push(name.clone()),
+            Some(current) if current != value => changed.push(name.clone()),
             Some(_) => {}
         }
     }
-    let stale = stale_variables(desired, function);
-    let mut reasons = Vec::new();
-    if !missing.is_empty() {
-        reasons.push(format!("{} missing", missing.join(", ")));
+    let stale: Vec<String> = stale_variables(desired, function).into_iter().map(str::to_string).collect();
+    if missing.is_empty() && changed.is_empty() && stale.is_empty() {
+        return EnvironmentChange::Unchanged;
     }
-    if !changed.is_empty() {
-        reasons.push(format!("{} changed", changed.join(", ")));
-    }
-    if !stale.is_empty() {
-        reasons.push(format!("{} set but no longer asked for", stale.join(", ")));
-    }
-    if reasons.is_empty() { Change::unchanged() } else { Change::update(reasons.join("; ")) }
+    let mut variables: BTreeMap<String, String> = function.environment.clone().into_iter().collect();
+    variables.retain(|name, _| !stale.contains(name));
+    variables.extend(desired.environment.variables.clone());
+    EnvironmentChange::Update { missing, changed, stale, variables }
 }
 
 /// Variables `up` manages that are on the function but no longer wanted.
@@ -150,23 +256,20 @@ fn settings_drift(desired: &Desired, function: &FunctionState) -> Vec<&'static s
     checks.into_iter().filter(|(ok, _)| !ok).map(|(_, name)| name).collect()
 }
 
-/// Creates the function or brings its code and settings to what is wanted; returns its ARN,
-/// and the function's state when it was made meanwhile by another run and adopted. The
-/// environment is set at creation; after that [`apply_environment`] looks after it.
+/// Carries out `change`; returns the function's ARN, and its state when it was made meanwhile
+/// by another run and adopted (its variables are then that run's: plan them again).
 pub async fn apply_function(
     aws: &Aws,
     desired: &Desired,
-    action: Action,
-    observed: Option<&FunctionState>,
+    change: &FunctionChange,
     zip: &[u8],
     progress: &dyn Progress,
 ) -> Result<(String, Option<FunctionState>)> {
     let name = desired.stack.function_name();
-    let adopted;
-    let function = match observed {
-        Some(function) if action == Action::Unchanged => return Ok((function.arn.clone(), None)),
-        Some(function) => function,
-        None => match create(aws, desired, zip, progress).await? {
+    let (arn, fixes, adopted) = match change {
+        FunctionChange::Unchanged { arn } => return Ok((arn.clone(), None)),
+        FunctionChange::Update { arn, fixes } => (arn.clone(), fixes.clone(), None),
+        FunctionChange::Create => match create(aws, desired, zip, progress).await? {
             Created::Made(arn) => {
                 wait_until_ready(aws, name, Step::Function, progress).await?;
                 return Ok((arn, None));
@@ -175,18 +278,23 @@ pub async fn apply_function(
             // that one to what is wanted instead.
             Created::AlreadyThere => {
                 progress.note(Step::Function, "made meanwhile by another run: adopting it");
-                adopted = find(aws, &desired.stack)
+                let adopted = find(aws, &desired.stack)
                     .await?
                     .ours_or_refuse(KIND, name, &desired.stack)?
                     .with_context(|| format!("Lambda function {name} vanished while being made"))?;
-                &adopted
+                let fixes = match plan_function(desired, Some(&adopted)) {
+                    FunctionChange::Update { fixes, .. } => fixes,
+                    _ => FunctionFixes::default(),
+                };
+                (adopted.arn.clone(), fixes, Some(adopted))
             }
         },
     };
     // An update still running (from another deploy, or a console edit) would make ours fail
     // with ResourceConflictException.
     wait_until_ready(aws, name, Step::Function, progress).await?;
-    if function.code_sha256 != desired.code_sha256 || function.architectures != [ARCHITECTURE] {
+    let note = |message: &str| progress.note(Step::Function, message);
+    if fixes.upload_code {
         let upload = || {
             aws.lambda
                 .update_function_code()
@@ -197,12 +305,12 @@ pub async fn apply_function(
                 .config_override(upload_timeouts())
                 .send()
         };
-        retrying(UPDATE_CONFLICT_LIMIT, update_in_progress, |m| progress.note(Step::Function, m), upload)
+        retrying(UPDATE_CONFLICT_LIMIT, Backoff::SHORT, lambda_update_in_progress, note, upload)
             .await
             .aws_context(format!("uploading new code to Lambda function {name}"))?;
         wait_until_ready(aws, name, Step::Function, progress).await?;
     }
-    if !settings_drift(desired, function).is_empty() {
+    if !fixes.settings.is_empty() {
         let update = || {
             aws.lambda
                 .update_function_configuration()
@@ -214,41 +322,31 @@ pub async fn apply_function(
                 .role(desired.role_arn())
                 .send()
         };
-        retrying(
-            ROLE_PROPAGATION_LIMIT,
-            configuration_retryable,
-            |m| progress.note(Step::Function, m),
-            update,
-        )
-        .await
-        .aws_context(format!("updating the settings of Lambda function {name}"))?;
+        retrying(ROLE_PROPAGATION_LIMIT, Backoff::SHORT, lambda_configuration_busy, note, update)
+            .await
+            .aws_context(format!("updating the settings of Lambda function {name}"))?;
         wait_until_ready(aws, name, Step::Function, progress).await?;
     }
-    Ok((function.arn.clone(), observed.is_none().then(|| function.clone())))
+    Ok((arn, adopted))
 }
 
-/// Sets our variables, removes the ones `up` manages but no longer wants, and keeps any a
-/// user added to the function by other means.
 pub async fn apply_environment(
     aws: &Aws,
     desired: &Desired,
-    action: Action,
-    observed: Option<&FunctionState>,
+    change: &EnvironmentChange,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let (Action::Update, Some(function)) = (action, observed) else {
+    let EnvironmentChange::Update { variables, .. } = change else {
         return Ok(()); // unchanged, or set when the function was created
     };
     let name = desired.stack.function_name();
-    let stale = stale_variables(desired, function);
-    let mut variables: BTreeMap<String, String> = function.environment.clone().into_iter().collect();
-    variables.retain(|name, _| !stale.contains(&name.as_str()));
-    variables.extend(desired.environment.variables.clone());
-    let environment = Environment::builder().set_variables(Some(variables.into_iter().collect())).build();
+    let environment =
+        Environment::builder().set_variables(Some(variables.clone().into_iter().collect())).build();
     let update = || {
         aws.lambda.update_function_configuration().function_name(name).environment(environment.clone()).send()
     };
-    retrying(UPDATE_CONFLICT_LIMIT, update_in_progress, |m| progress.note(Step::Environment, m), update)
+    let note = |message: &str| progress.note(Step::Environment, message);
+    retrying(UPDATE_CONFLICT_LIMIT, Backoff::SHORT, lambda_configuration_busy, note, update)
         .await
         .aws_context_no_echo(format!("setting the environment of Lambda function {name}"))?;
     wait_until_ready(aws, name, Step::Environment, progress).await
@@ -282,31 +380,16 @@ async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progres
             .config_override(upload_timeouts())
             .send()
     };
-    let role_wait = |e: &SdkError<_, _>| {
-        role_not_yet_assumable(e).then_some("waiting for the new IAM role to reach Lambda")
-    };
-    match retrying(ROLE_PROPAGATION_LIMIT, role_wait, |m| progress.note(Step::Function, m), create).await {
+    let note = |message: &str| progress.note(Step::Function, message);
+    match retrying(ROLE_PROPAGATION_LIMIT, Backoff::SHORT, role_not_yet_assumable, note, create).await {
         Ok(created) => Ok(Created::Made(created.function_arn().unwrap_or_default().to_string())),
-        Err(e) if error_code(&e) == Some(CONFLICT) => Ok(Created::AlreadyThere),
+        Err(e) if error_code(&e) == Some(LAMBDA_CONFLICT) => Ok(Created::AlreadyThere),
         Err(e) => Err(e).aws_context_no_echo(format!("creating Lambda function {name}")),
     }
 }
 
-/// Lambda's answer to a change while another is still being applied, and to creating a
-/// function that exists.
-const CONFLICT: &str = "ResourceConflictException";
 /// How long another update of the function may keep ours waiting.
 const UPDATE_CONFLICT_LIMIT: Duration = Duration::from_secs(60);
-
-fn update_in_progress<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
-    (error_code(error) == Some(CONFLICT)).then_some("another update of the function is in progress")
-}
-
-/// A settings update can meet both: a running update, and a role Lambda cannot assume yet.
-fn configuration_retryable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
-    update_in_progress(error)
-        .or_else(|| role_not_yet_assumable(error).then_some("waiting for the IAM role to reach Lambda"))
-}
 
 /// Code goes up in the call itself: give it longer than other calls.
 fn upload_timeouts() -> aws_sdk_lambda::config::Builder {
@@ -319,26 +402,38 @@ fn upload_timeouts() -> aws_sdk_lambda::config::Builder {
     )
 }
 
-/// Lambda's answer while a fresh role has not reached it yet.
-fn role_not_yet_assumable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    error_code(error) == Some("InvalidParameterValueException")
-        && error.as_service_error().and_then(|e| e.message()).is_some_and(|m| m.contains("cannot be assumed"))
-}
-
-/// Waits until the function is Active and its last update Successful.
+/// Waits until the function is Active and its last update Successful; a failure says why, in
+/// Lambda's words (`StateReason`, `LastUpdateStatusReason`).
 async fn wait_until_ready(aws: &Aws, name: &str, step: Step, progress: &dyn Progress) -> Result<()> {
     progress.note(step, "waiting for the function to be active");
-    aws.lambda
-        .wait_until_function_active_v2()
-        .function_name(name)
-        .wait(WAITER_LIMIT)
-        .await
-        .map_err(|e| anyhow::anyhow!("Lambda function {name} did not become active: {e}"))?;
+    let active = aws.lambda.wait_until_function_active_v2().function_name(name).wait(WAITER_LIMIT).await;
+    if let Err(e) = active {
+        return Err(not_ready(aws, name, "did not become active", e).await);
+    }
     let updated = aws.lambda.wait_until_function_updated_v2().function_name(name).wait(WAITER_LIMIT).await;
     if let Err(e) = updated {
-        bail!("the last update of Lambda function {name} did not succeed: {e}");
+        return Err(not_ready(aws, name, "was not updated", e).await);
     }
     Ok(())
+}
+
+/// Why the function is not ready: Lambda's stated reason when it gives one, else the waiter's.
+async fn not_ready(aws: &Aws, name: &str, what: &str, waiter: impl std::fmt::Display) -> anyhow::Error {
+    let config = aws.lambda.get_function_configuration().function_name(name).send().await.ok();
+    let stated = config.as_ref().and_then(|c| {
+        let state =
+            c.state_reason().map(|r| format!("{}: {r}", c.state().map(|s| s.as_str()).unwrap_or("state")));
+        let update = c.last_update_status_reason().map(|r| {
+            format!("last update {}: {r}", c.last_update_status().map(|s| s.as_str()).unwrap_or("status"))
+        });
+        let reasons: Vec<String> = state.into_iter().chain(update).collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    });
+    NotReady {
+        what: format!("Lambda function {name} ({what})"),
+        reason: stated.unwrap_or_else(|| waiter.to_string()),
+    }
+    .into()
 }
 
 /// Deletes the function (and with it its resource policy). Gone already is fine.
@@ -351,6 +446,7 @@ pub async fn delete(aws: &Aws, stack: &Stack) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::Action;
 
     fn desired() -> Desired {
         Desired::example("sha-new", &[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "secret-value")])
@@ -381,11 +477,11 @@ mod tests {
     fn nothing_to_do_when_code_settings_and_variables_match() {
         let desired = desired();
         let function = deployed(&desired);
-        assert_eq!(plan_code(&desired, Some(&function)).action, Action::Unchanged);
-        assert_eq!(plan_function(&desired, Some(&function)).action, Action::Unchanged);
+        assert_eq!(plan_code(&desired, Some(&function)), CodeChange::Unchanged);
+        assert_eq!(plan_function(&desired, Some(&function)).action(), Action::Unchanged);
         assert_eq!(
-            plan_environment(&desired, Some(&function)).action,
-            Action::Unchanged,
+            plan_environment(&desired, Some(&function)),
+            EnvironmentChange::Unchanged,
             "extra user variables are fine"
         );
     }
@@ -396,9 +492,12 @@ mod tests {
         let mut function = deployed(&desired);
         function.code_sha256 = "old".into();
         function.memory_mb = 128;
-        assert_eq!(plan_code(&desired, Some(&function)).action, Action::Update);
-        assert_eq!(plan_function(&desired, Some(&function)), Change::update("code, memory changed"));
-        assert_eq!(plan_function(&desired, None).action, Action::Create);
+        assert_eq!(plan_code(&desired, Some(&function)), CodeChange::Changed);
+        let change = plan_function(&desired, Some(&function));
+        assert_eq!(change.summary(), Summary::update("code, memory changed"));
+        let fixes = FunctionFixes { upload_code: true, settings: vec!["memory"] };
+        assert_eq!(change, FunctionChange::Update { arn: desired.function_arn(), fixes });
+        assert_eq!(plan_function(&desired, None), FunctionChange::Create);
     }
 
     #[test]
@@ -407,8 +506,11 @@ mod tests {
         let mut function = deployed(&desired);
         function.environment.insert("CONSUMER_SECRET".into(), "previous-value".into());
         let change = plan_environment(&desired, Some(&function));
-        assert_eq!(change, Change::update("CONSUMER_SECRET changed"));
+        assert_eq!(change.summary(), Summary::update("CONSUMER_SECRET changed"));
         assert!(!format!("{change:?}{desired:?}").contains("secret-value"));
+        let EnvironmentChange::Update { variables, .. } = change else { panic!("an update") };
+        assert_eq!(variables["CONSUMER_SECRET"], "secret-value");
+        assert_eq!(variables["USER_ADDED"], "x", "a variable added by hand is kept");
     }
 
     #[test]
@@ -416,10 +518,10 @@ mod tests {
         let desired = desired();
         let mut function = deployed(&desired);
         function.environment.insert("UPSTREAM_TIMEOUT_MS".into(), "9000".into());
-        assert_eq!(
-            plan_environment(&desired, Some(&function)),
-            Change::update("UPSTREAM_TIMEOUT_MS set but no longer asked for")
-        );
+        let change = plan_environment(&desired, Some(&function));
+        assert_eq!(change.summary(), Summary::update("UPSTREAM_TIMEOUT_MS set but no longer asked for"));
+        let EnvironmentChange::Update { variables, .. } = change else { panic!("an update") };
+        assert!(!variables.contains_key("UPSTREAM_TIMEOUT_MS"));
         assert_eq!(stale_variables(&desired, &function), ["UPSTREAM_TIMEOUT_MS"]);
     }
 }

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use anyhow::Result;
 
 use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
-use crate::plan::{Action, Change};
 use crate::resources::Lookup;
 use crate::stack::{STACK_TAG, Stack};
+use crate::vocabulary::{Planned, Summary};
 
 /// Token logs are for debugging, not audit: a month is plenty and keeps the cost bounded.
 pub const RETENTION_DAYS: i32 = 30;
@@ -56,22 +56,45 @@ pub async fn find(aws: &Aws, stack: &Stack, function_is_ours: bool) -> Result<Lo
     Ok(Lookup::Ours(LogGroupState { name, arn, tagged, retention_days: group.retention_in_days() }))
 }
 
-pub fn plan(observed: Option<&LogGroupState>) -> Change {
-    match observed {
-        None => Change::create("no log group yet"),
-        Some(group) if !group.tagged => Change::update("made by Lambda untagged: tag it"),
-        Some(group) if group.retention_days != Some(RETENTION_DAYS) => {
-            Change::update(format!("retention is not {RETENTION_DAYS} days"))
+/// What `up` does to the log group. Every change ends with the retention set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogGroupChange {
+    Create,
+    /// Lambda made it, untagged, for our function before `up` could: tag it as ours.
+    Tag {
+        arn: String,
+    },
+    SetRetention,
+    Unchanged,
+}
+
+impl Planned for LogGroupChange {
+    fn summary(&self) -> Summary {
+        match self {
+            LogGroupChange::Create => Summary::create("no log group yet"),
+            LogGroupChange::Tag { .. } => Summary::update("made by Lambda untagged: tag it"),
+            LogGroupChange::SetRetention => {
+                Summary::update(format!("retention is not {RETENTION_DAYS} days"))
+            }
+            LogGroupChange::Unchanged => Summary::unchanged(),
         }
-        Some(_) => Change::unchanged(),
     }
 }
 
-pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&LogGroupState>) -> Result<()> {
-    let name = stack.log_group_name();
+pub fn plan(observed: Option<&LogGroupState>) -> LogGroupChange {
     match observed {
-        _ if action == Action::Unchanged => return Ok(()),
-        None => {
+        None => LogGroupChange::Create,
+        Some(group) if !group.tagged => LogGroupChange::Tag { arn: group.arn.clone() },
+        Some(group) if group.retention_days != Some(RETENTION_DAYS) => LogGroupChange::SetRetention,
+        Some(_) => LogGroupChange::Unchanged,
+    }
+}
+
+pub async fn apply(aws: &Aws, stack: &Stack, change: &LogGroupChange) -> Result<()> {
+    let name = stack.log_group_name();
+    match change {
+        LogGroupChange::Unchanged => return Ok(()),
+        LogGroupChange::Create => {
             let created = aws
                 .logs
                 .create_log_group()
@@ -89,16 +112,16 @@ pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&L
                 created.aws_context(format!("creating log group {name}"))?;
             }
         }
-        Some(group) if !group.tagged => {
+        LogGroupChange::Tag { arn } => {
             aws.logs
                 .tag_resource()
-                .resource_arn(&group.arn)
+                .resource_arn(arn)
                 .set_tags(Some(stack.tags().into_iter().collect()))
                 .send()
                 .await
                 .aws_context(format!("tagging log group {name}"))?;
         }
-        Some(_) => {}
+        LogGroupChange::SetRetention => {}
     }
     aws.logs
         .put_retention_policy()
@@ -127,9 +150,9 @@ mod tests {
 
     #[test]
     fn plans_creation_adoption_and_retention() {
-        assert_eq!(plan(None).action, Action::Create);
-        assert_eq!(plan(Some(&group(false, None))).action, Action::Update);
-        assert_eq!(plan(Some(&group(true, None))).action, Action::Update);
-        assert_eq!(plan(Some(&group(true, Some(RETENTION_DAYS)))).action, Action::Unchanged);
+        assert_eq!(plan(None), LogGroupChange::Create);
+        assert_eq!(plan(Some(&group(false, None))), LogGroupChange::Tag { arn: "arn".into() });
+        assert_eq!(plan(Some(&group(true, None))), LogGroupChange::SetRetention);
+        assert_eq!(plan(Some(&group(true, Some(RETENTION_DAYS)))), LogGroupChange::Unchanged);
     }
 }

@@ -1,5 +1,13 @@
-//! One module per AWS resource kind: how to find it, what to change, how to change it, and
-//! which of its errors mean "absent" or "retry".
+//! One module per AWS resource kind, each with the same skeleton:
+//!
+//! - `KIND`, its name as errors say it, and its observed state;
+//! - `find`: ours, someone else's, or absent ([`Lookup`]);
+//! - `plan`: a typed change that says exactly what to do ([`crate::vocabulary::Planned`]);
+//! - `apply`: carries that change out, deciding nothing again;
+//! - `delete`: for `down`; gone already is fine.
+//!
+//! Resource modules depend on the leaves (vocabulary, aws, retry, stack, desired, error) and on
+//! nothing that gathers them: the snapshot, the plan and the commands do that.
 
 pub mod function;
 pub mod log_group;
@@ -9,7 +17,8 @@ pub mod role;
 
 use anyhow::Result;
 
-use crate::stack::{STACK_TAG, Stack};
+use crate::error::ForeignResource;
+use crate::stack::Stack;
 
 /// What looking a resource up by its derived name found.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +40,13 @@ impl<T> Lookup<T> {
         }
     }
 
+    pub fn ours(&self) -> Option<&T> {
+        match self {
+            Lookup::Ours(state) => Some(state),
+            _ => None,
+        }
+    }
+
     /// For `up`: a foreign resource stops the run before anything changes.
     pub fn ours_or_refuse(self, kind: &str, name: &str, stack: &Stack) -> Result<Option<T>> {
         match self {
@@ -40,26 +56,6 @@ impl<T> Lookup<T> {
         }
     }
 }
-
-/// A resource with our name that this stack did not make: refused, never touched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForeignResource {
-    pub kind: String,
-    pub name: String,
-    pub stack: String,
-}
-
-impl std::fmt::Display for ForeignResource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {:?} already exists but is not tagged {STACK_TAG}={}: it belongs to someone else and was left untouched; deploy under another --name",
-            self.kind, self.name, self.stack
-        )
-    }
-}
-
-impl std::error::Error for ForeignResource {}
 
 pub fn foreign(kind: &str, name: &str, stack: &Stack) -> anyhow::Error {
     ForeignResource { kind: kind.into(), name: name.into(), stack: stack.name.clone() }.into()

@@ -7,16 +7,15 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::Value;
 
-use aws_sdk_lambda::operation::add_permission::AddPermissionError;
-use aws_smithy_runtime_api::client::result::SdkError;
-use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use tokendeploy_config::METHODS;
 
-use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code, retrying};
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
 use crate::desired::Desired;
-use crate::plan::{Action, Change, Step};
-use crate::progress::Progress;
-use crate::resources::rest_api::METHODS;
+use crate::retry::{Backoff, LAMBDA_CONFLICT, lambda_update_in_progress, retrying};
 use crate::stack::{STAGE, Stack};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
+
+pub const KIND: &str = "invoke permission";
 
 /// Statement id -> source ARN of our statements on the function's policy.
 pub type Statements = BTreeMap<String, String>;
@@ -86,69 +85,88 @@ fn parse_policy(policy: &str) -> PolicyState {
     state
 }
 
-/// `api_id` is `None` while the API is yet to be made: any statement we have then points at
-/// an API that is gone.
-pub fn plan(desired: &Desired, api_id: Option<&str>, observed: &PolicyState) -> Change {
-    let mut wrong = Vec::new();
-    if !observed.others.is_empty() {
-        wrong.push(format!("statements up did not make: {}", observed.others.join(", ")));
-    }
-    if observed.ours.is_empty() {
-        if wrong.is_empty() {
-            return Change::create("API Gateway may not invoke the function yet");
-        }
-        wrong.push("API Gateway may not invoke the function yet".into());
-    } else if api_id.is_none_or(|api_id| observed.ours != wanted(desired, api_id)) {
-        wrong.push("source ARN does not match this API, stage and methods".into());
-    }
-    if wrong.is_empty() { Change::unchanged() } else { Change::update(wrong.join("; ")) }
+/// What `up` does to the function's policy. The API's id may be known only once the API
+/// exists, so the statements to add are named by method; [`wanted`] gives their source ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionChange {
+    /// Statements up did not make, removed.
+    pub remove_others: Vec<String>,
+    /// Our statements that are wrong, removed before they are added again.
+    pub replace: Vec<String>,
+    /// Statement ids to add, ours all.
+    pub add: Vec<String>,
+    /// Nothing of ours on the policy yet.
+    first_grant: bool,
 }
 
-/// Lambda's answer when the statement id is taken, or the function is being updated.
-const CONFLICT: &str = "ResourceConflictException";
+impl Planned for PermissionChange {
+    fn summary(&self) -> Summary {
+        let mut wrong = Vec::new();
+        if !self.remove_others.is_empty() {
+            wrong.push(format!("statements up did not make: {}", self.remove_others.join(", ")));
+        }
+        if self.first_grant {
+            if wrong.is_empty() {
+                return Summary::create("API Gateway may not invoke the function yet");
+            }
+            wrong.push("API Gateway may not invoke the function yet".into());
+        } else if !self.add.is_empty() {
+            wrong.push("source ARN does not match this API, stage and methods".into());
+        }
+        if wrong.is_empty() { Summary::unchanged() } else { Summary::update(wrong.join("; ")) }
+    }
+}
 
+/// `api_id` is `None` while the API is yet to be made: any statement we have then points at
+/// an API that is gone.
+pub fn plan(desired: &Desired, api_id: Option<&str>, observed: &PolicyState) -> PermissionChange {
+    let wanted = api_id.map(|api_id| wanted(desired, api_id)).unwrap_or_default();
+    let add: Vec<String> = METHODS
+        .iter()
+        .map(|method| statement_id(method))
+        .filter(|sid| wanted.get(sid).is_none_or(|source| observed.ours.get(sid) != Some(source)))
+        .collect();
+    PermissionChange {
+        remove_others: observed.others.clone(),
+        replace: add.iter().filter(|sid| observed.ours.contains_key(*sid)).cloned().collect(),
+        add,
+        first_grant: observed.ours.is_empty(),
+    }
+}
+
+/// Carries out `change` for the API `api_id`.
 pub async fn apply(
     aws: &Aws,
     desired: &Desired,
-    action: Action,
+    change: &PermissionChange,
     api_id: &str,
-    observed: &PolicyState,
     progress: &dyn Progress,
 ) -> Result<()> {
-    if action == Action::Unchanged {
-        return Ok(());
-    }
     let name = desired.stack.function_name();
-    for sid in &observed.others {
+    for sid in change.remove_others.iter().chain(&change.replace) {
         remove(aws, name, sid).await?;
     }
-    for (sid, source_arn) in wanted(desired, api_id) {
-        match observed.ours.get(&sid) {
-            Some(current) if *current == source_arn => continue,
-            Some(_) => remove(aws, name, &sid).await?,
-            None => {}
-        }
+    let wanted = wanted(desired, api_id);
+    for sid in &change.add {
+        let source_arn = &wanted[sid];
         let add = || {
             aws.lambda
                 .add_permission()
                 .function_name(name)
-                .statement_id(&sid)
+                .statement_id(sid)
                 .action("lambda:InvokeFunction")
                 .principal("apigateway.amazonaws.com")
-                .source_arn(&source_arn)
+                .source_arn(source_arn)
                 .source_account(&desired.account)
                 .send()
         };
-        let taken = |e: &SdkError<AddPermissionError, _>| {
-            e.as_service_error().and_then(|e| e.message()).is_some_and(|m| m.contains("already exists"))
-        };
-        let busy = |e: &SdkError<AddPermissionError, _>| {
-            (error_code(e) == Some(CONFLICT) && !taken(e)).then_some("the function is being updated")
-        };
-        match retrying(CONFLICT_LIMIT, busy, |m| progress.note(Step::Permission, m), add).await {
+        let note = |message: &str| progress.note(Step::Permission, message);
+        match retrying(CONFLICT_LIMIT, Backoff::SHORT, lambda_update_in_progress, note, add).await {
             Ok(_) => {}
             // There already: a twin run's, or our own whose answer was lost. Right is fine.
-            Err(e) if taken(&e) && find(aws, &desired.stack).await?.ours.get(&sid) == Some(&source_arn) => {}
+            Err(e)
+                if error_code(&e) == Some(LAMBDA_CONFLICT)
+                    && find(aws, &desired.stack).await?.ours.get(sid) == Some(source_arn) => {}
             Err(e) => return Err(e).aws_context(format!("allowing API Gateway to invoke {name} ({sid})")),
         }
     }
@@ -174,6 +192,7 @@ pub async fn delete(aws: &Aws, stack: &Stack, observed: &PolicyState) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vocabulary::Action;
 
     fn desired() -> Desired {
         Desired::example("", &[])
@@ -211,16 +230,21 @@ mod tests {
     fn plans_against_the_api_it_belongs_to() {
         let desired = desired();
         let ours = |api| PolicyState { ours: wanted(&desired, api), others: vec![] };
-        assert_eq!(plan(&desired, Some("a"), &PolicyState::default()).action, Action::Create);
-        assert_eq!(plan(&desired, Some("a"), &ours("a")).action, Action::Unchanged);
-        assert_eq!(plan(&desired, Some("b"), &ours("a")).action, Action::Update);
-        assert_eq!(plan(&desired, None, &ours("a")).action, Action::Update);
+        let all = vec![statement_id("GET"), statement_id("OPTIONS")];
+        let first = plan(&desired, Some("a"), &PolicyState::default());
+        assert_eq!((first.action(), &first.add, first.replace.is_empty()), (Action::Create, &all, true));
+        assert_eq!(plan(&desired, Some("a"), &ours("a")).action(), Action::Unchanged);
+        let moved = plan(&desired, Some("b"), &ours("a"));
+        assert_eq!((moved.action(), &moved.replace, &moved.add), (Action::Update, &all, &all));
+        assert_eq!(plan(&desired, None, &ours("a")).action(), Action::Update);
     }
 
     #[test]
-    fn a_statement_up_did_not_make_is_drift() {
+    fn a_statement_up_did_not_make_is_drift_and_removed() {
         let desired = desired();
         let widened = PolicyState { ours: wanted(&desired, "a"), others: vec!["anyone".into()] };
-        assert_eq!(plan(&desired, Some("a"), &widened), Change::update("statements up did not make: anyone"));
+        let change = plan(&desired, Some("a"), &widened);
+        assert_eq!(change.summary(), Summary::update("statements up did not make: anyone"));
+        assert_eq!((change.remove_others, change.add), (vec!["anyone".to_string()], vec![]));
     }
 }

@@ -5,9 +5,9 @@ use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
 use crate::aws::{Aws, AwsResultExt, IAM_NOT_FOUND, error_code};
-use crate::plan::{Action, Change};
 use crate::resources::Lookup;
 use crate::stack::Stack;
+use crate::vocabulary::{Planned, Summary};
 
 /// Lets the function write to CloudWatch Logs, and nothing more.
 pub const BASIC_EXECUTION_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
@@ -76,64 +76,114 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
     }))
 }
 
-pub fn plan(observed: Option<&RoleState>) -> Change {
-    let Some(role) = observed else {
-        return Change::create("no role yet");
-    };
-    let mut wrong = Vec::new();
-    if role.trust_policy.as_ref() != Some(&trust_policy()) {
-        wrong.push("trust policy".to_string());
-    }
-    if !role.attached_policies.iter().any(|arn| arn == BASIC_EXECUTION_POLICY) {
-        wrong.push("AWSLambdaBasicExecutionRole not attached".to_string());
-    }
-    let extra = role.extra_policies();
-    if !extra.is_empty() {
-        wrong.push(format!("policies up does not grant attached: {}", extra.join(", ")));
-    }
-    if !role.inline_policies.is_empty() {
-        wrong.push(format!("inline policies up does not grant: {}", role.inline_policies.join(", ")));
-    }
-    if wrong.is_empty() { Change::unchanged() } else { Change::update(wrong.join("; ")) }
+/// What `up` does to the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleChange {
+    Create,
+    /// Brings an existing role back to what `up` grants: nothing more, nothing less.
+    Update {
+        arn: String,
+        fixes: RoleFixes,
+    },
+    Unchanged {
+        arn: String,
+    },
 }
 
-/// Brings the role to what [`plan`] wants, taking away any permission `up` did not grant;
-/// returns its ARN.
-pub async fn apply(aws: &Aws, stack: &Stack, action: Action, observed: Option<&RoleState>) -> Result<String> {
-    let name = stack.role_name();
-    if let (Action::Unchanged, Some(role)) = (action, observed) {
-        return Ok(role.arn.clone());
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleFixes {
+    pub trust_policy: bool,
+    pub attach_basic_policy: bool,
+    /// Managed policies `up` does not grant, to detach.
+    pub detach: Vec<String>,
+    /// Inline policies, to delete: `up` makes none.
+    pub delete_inline: Vec<String>,
+}
+
+impl Planned for RoleChange {
+    fn summary(&self) -> Summary {
+        let fixes = match self {
+            RoleChange::Create => return Summary::create("no role yet"),
+            RoleChange::Unchanged { .. } => return Summary::unchanged(),
+            RoleChange::Update { fixes, .. } => fixes,
+        };
+        let mut wrong = Vec::new();
+        if fixes.trust_policy {
+            wrong.push("trust policy".to_string());
+        }
+        if fixes.attach_basic_policy {
+            wrong.push("AWSLambdaBasicExecutionRole not attached".to_string());
+        }
+        if !fixes.detach.is_empty() {
+            wrong.push(format!("policies up does not grant attached: {}", fixes.detach.join(", ")));
+        }
+        if !fixes.delete_inline.is_empty() {
+            wrong.push(format!("inline policies up does not grant: {}", fixes.delete_inline.join(", ")));
+        }
+        Summary::update(wrong.join("; "))
     }
-    let adopted;
-    let role = match observed {
-        Some(role) => role,
-        None => match create(aws, stack).await? {
+}
+
+pub fn plan(observed: Option<&RoleState>) -> RoleChange {
+    let Some(role) = observed else {
+        return RoleChange::Create;
+    };
+    let fixes = RoleFixes {
+        trust_policy: role.trust_policy.as_ref() != Some(&trust_policy()),
+        attach_basic_policy: !role.attached_policies.iter().any(|arn| arn == BASIC_EXECUTION_POLICY),
+        detach: role.extra_policies().into_iter().map(str::to_string).collect(),
+        delete_inline: role.inline_policies.clone(),
+    };
+    let arn = role.arn.clone();
+    if fixes == RoleFixes::default() {
+        RoleChange::Unchanged { arn }
+    } else {
+        RoleChange::Update { arn, fixes }
+    }
+}
+
+/// Carries out `change`; returns the role's ARN. A role made meanwhile (by a twin run, or by
+/// our own call whose answer was lost) is read and brought to what `up` grants.
+pub async fn apply(aws: &Aws, stack: &Stack, change: &RoleChange) -> Result<String> {
+    let name = stack.role_name();
+    match change {
+        RoleChange::Unchanged { arn } => Ok(arn.clone()),
+        RoleChange::Update { arn, fixes } => {
+            fix(aws, &name, fixes).await?;
+            Ok(arn.clone())
+        }
+        RoleChange::Create => match create(aws, stack).await? {
             Some(arn) => {
                 attach_basic_policy(aws, &name).await?;
-                return Ok(arn);
+                Ok(arn)
             }
-            // Made meanwhile by a twin run, or by our own call whose answer was lost.
             None => {
-                adopted = find_made_elsewhere(aws, stack).await?;
-                &adopted
+                let adopted = find_made_elsewhere(aws, stack).await?;
+                if let RoleChange::Update { fixes, .. } = plan(Some(&adopted)) {
+                    fix(aws, &name, &fixes).await?;
+                }
+                Ok(adopted.arn)
             }
         },
-    };
-    if role.trust_policy.as_ref() != Some(&trust_policy()) {
+    }
+}
+
+async fn fix(aws: &Aws, name: &str, fixes: &RoleFixes) -> Result<()> {
+    if fixes.trust_policy {
         aws.iam
             .update_assume_role_policy()
-            .role_name(&name)
+            .role_name(name)
             .policy_document(trust_policy().to_string())
             .send()
             .await
             .aws_context(format!("updating the trust policy of IAM role {name}"))?;
     }
-    if !role.attached_policies.iter().any(|p| p == BASIC_EXECUTION_POLICY) {
-        attach_basic_policy(aws, &name).await?;
+    if fixes.attach_basic_policy {
+        attach_basic_policy(aws, name).await?;
     }
     // The function's role may write its logs and nothing else: what `up` did not grant goes.
-    remove_policies(aws, &name, &role.extra_policies(), &role.inline_policies).await?;
-    Ok(role.arn.clone())
+    let detach: Vec<&str> = fixes.detach.iter().map(String::as_str).collect();
+    remove_policies(aws, name, &detach, &fixes.delete_inline).await
 }
 
 /// The role another call made: IAM is eventually consistent, so it may take a moment to be
@@ -237,23 +287,29 @@ mod tests {
         }
     }
 
+    use crate::vocabulary::Action;
+
     #[test]
     fn plans_create_update_or_nothing() {
-        assert_eq!(plan(None).action, Action::Create);
-        assert_eq!(plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY]))).action, Action::Unchanged);
-        let detached = plan(Some(&role(trust_policy(), &[])));
+        assert_eq!(plan(None), RoleChange::Create);
+        assert_eq!(plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY]))).action(), Action::Unchanged);
+        let detached = plan(Some(&role(trust_policy(), &[]))).summary();
         assert_eq!(detached.action, Action::Update);
         assert!(detached.reason.contains("not attached"));
-        assert_eq!(plan(Some(&role(json!({}), &[BASIC_EXECUTION_POLICY]))).reason, "trust policy");
+        assert_eq!(plan(Some(&role(json!({}), &[BASIC_EXECUTION_POLICY]))).summary().reason, "trust policy");
     }
 
     #[test]
-    fn any_permission_beyond_writing_logs_is_drift() {
+    fn any_permission_beyond_writing_logs_is_drift_and_taken_away() {
         let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
         let widened = plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY, admin])));
-        assert_eq!(widened, Change::update(format!("policies up does not grant attached: {admin}")));
+        assert_eq!(
+            widened.summary(),
+            Summary::update(format!("policies up does not grant attached: {admin}"))
+        );
+        assert!(matches!(widened, RoleChange::Update { fixes, .. } if fixes.detach == [admin]));
         let mut inline = role(trust_policy(), &[BASIC_EXECUTION_POLICY]);
         inline.inline_policies = vec!["star".into()];
-        assert_eq!(plan(Some(&inline)), Change::update("inline policies up does not grant: star"));
+        assert_eq!(plan(Some(&inline)).summary(), Summary::update("inline policies up does not grant: star"));
     }
 }

@@ -1,7 +1,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::Result;
-use tokendeploy_deploy::down::{down, inventory};
+use tokendeploy_deploy::down::{Resource, down, to_delete};
+use tokendeploy_deploy::snapshot;
 
 use crate::cli::DownArgs;
 use crate::commands::connect;
@@ -10,8 +11,8 @@ use crate::{Outcome, UsageError};
 
 pub async fn run(args: DownArgs) -> Result<Outcome> {
     let (aws, stack) = connect(&args.aws).await?;
-    let found = inventory(&aws, &stack).await?;
-    let doomed = found.to_delete(&stack);
+    let found = snapshot::read(&aws, &stack).await?;
+    let doomed = to_delete(&found, &stack);
     if !doomed.is_empty() && !args.yes {
         confirm(&stack.name, &stack.region, &doomed)?;
     }
@@ -32,7 +33,7 @@ pub async fn run(args: DownArgs) -> Result<Outcome> {
 }
 
 /// Asks on a terminal; elsewhere (CI) refuses at once rather than wait for an answer.
-fn confirm(name: &str, region: &str, doomed: &[tokendeploy_deploy::down::Resource]) -> Result<()> {
+fn confirm(name: &str, region: &str, doomed: &[Resource]) -> Result<()> {
     if !std::io::stdin().is_terminal() {
         return Err(UsageError(format!(
             "down would delete {} resources of stack {name} in {region}; pass --yes to delete without a terminal to confirm on",

@@ -1,7 +1,7 @@
 use anyhow::Result;
 use serde::Serialize;
+use tokendeploy_deploy::Summary;
 use tokendeploy_deploy::up::prepare;
-use tokendeploy_deploy::{Change, Step};
 
 use crate::Outcome;
 use crate::cli::DeployArgs;
@@ -35,12 +35,16 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let console = Console::new(&args.output);
     let prepared = prepare(&aws, &stack, |_| environment, move || source.artifact(), &console).await;
     console.clear();
-    let plan = prepared?.plan;
-    let changes: Vec<PlannedStep> = Step::ALL
-        .iter()
-        .map(|step| {
-            let Change { action, reason } = plan.change(*step).clone();
-            PlannedStep { name: step.name(), action: action.planned(), reason }
+    let prepared = prepared?;
+    prepared.snapshot.refuse_foreign(&stack)?;
+    let plan = prepared.plan;
+    let changes: Vec<PlannedStep> = plan
+        .summaries()
+        .into_iter()
+        .map(|(step, Summary { action, reason })| PlannedStep {
+            name: step.name(),
+            action: action.planned(),
+            reason,
         })
         .collect();
     let report = PlanReport {

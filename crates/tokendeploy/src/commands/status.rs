@@ -1,6 +1,5 @@
 use anyhow::Result;
 use serde::Serialize;
-use tokendeploy_deploy::resources::ForeignResource;
 use tokendeploy_deploy::status::{StatusReport, environment_to_compare, status};
 use tokendeploy_deploy::up::prepare;
 
@@ -31,18 +30,16 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let environment = |observed: &_| environment_to_compare(known, &always_set(), observed);
     let prepared = prepare(&aws, &stack, environment, move || source.artifact(), &console).await;
     console.clear();
-    let prepared = match prepared {
-        Err(error) if error.downcast_ref::<ForeignResource>().is_some() => {
-            let problem = format!("{error:#}");
-            let report =
-                NotOurs { name: stack.name, region: stack.region, complete: false, in_sync: false, problem };
-            print_result(args.output.output, &report, |r| {
-                format!("stack {} in {}: {}", r.name, r.region, r.problem)
-            })?;
-            return Ok(Outcome::OutOfSync);
-        }
-        other => other?,
-    };
+    let prepared = prepared?;
+    if let Some(foreign) = prepared.snapshot.blocking(&stack) {
+        let problem = foreign.to_string();
+        let report =
+            NotOurs { name: stack.name, region: stack.region, complete: false, in_sync: false, problem };
+        print_result(args.output.output, &report, |r| {
+            format!("stack {} in {}: {}", r.name, r.region, r.problem)
+        })?;
+        return Ok(Outcome::OutOfSync);
+    }
     let report = status(&prepared);
     print_result(args.output.output, &report, text)?;
     Ok(if report.in_sync { Outcome::Done } else { Outcome::OutOfSync })

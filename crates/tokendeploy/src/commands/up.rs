@@ -1,6 +1,7 @@
 use anyhow::Result;
 
 use crate::Outcome;
+use crate::abort::AbortAfter;
 use crate::cli::DeployArgs;
 use crate::commands::{code_source, connect};
 use crate::display::{Console, print_result};
@@ -12,8 +13,9 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
+    let progress = AbortAfter::from_env(&console);
     let report =
-        tokendeploy_deploy::up::up(&aws, &stack, environment, move || source.artifact(), &console).await;
+        tokendeploy_deploy::up::up(&aws, &stack, environment, move || source.artifact(), &progress).await;
     console.clear();
     print_result(args.output.output, &report?, |report| report.invoke_url.clone())?;
     Ok(Outcome::Done)

@@ -1,0 +1,288 @@
+//! The methods on `{proxy+}` and their integrations, described as data ([`MethodSpec`]): which
+//! HTTP method, how it is authorised, whether it needs an API key, where it goes.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation, Resource};
+use tokendeploy_config::METHODS;
+
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code};
+use crate::desired::Desired;
+use crate::retry::APIGATEWAY_CONFLICT;
+use crate::vocabulary::{Planned, Summary};
+
+/// One method `up` puts on `{proxy+}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MethodSpec {
+    pub http_method: &'static str,
+    /// API Gateway's `authorizationType`.
+    pub authorization: &'static str,
+    pub api_key_required: bool,
+    pub integration: Integration,
+}
+
+/// Where a method's requests go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integration {
+    /// The function, with the whole request (`AWS_PROXY`).
+    LambdaProxy,
+}
+
+/// The methods the function answers, each open and sent to the function: the function itself
+/// decides who gets a token, and answers CORS preflights.
+pub fn wanted() -> Vec<MethodSpec> {
+    let open = |http_method| MethodSpec {
+        http_method,
+        authorization: "NONE",
+        api_key_required: false,
+        integration: Integration::LambdaProxy,
+    };
+    METHODS.into_iter().map(open).collect()
+}
+
+impl Integration {
+    fn state(self, desired: &Desired) -> IntegrationState {
+        match self {
+            Integration::LambdaProxy => IntegrationState {
+                kind: "AWS_PROXY".into(),
+                // Lambda proxy integrations always call Lambda with POST, whatever the method.
+                http_method: "POST".into(),
+                uri: desired.integration_uri(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodState {
+    pub authorization: String,
+    pub api_key_required: bool,
+    pub integration: Option<IntegrationState>,
+}
+
+impl MethodState {
+    fn is_as(&self, spec: &MethodSpec) -> bool {
+        self.authorization == spec.authorization && self.api_key_required == spec.api_key_required
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationState {
+    pub kind: String,
+    pub http_method: String,
+    pub uri: String,
+}
+
+/// A method on the root or `{proxy+}` that `up` did not make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraMethod {
+    pub resource_id: String,
+    pub path: String,
+    pub method: String,
+}
+
+impl std::fmt::Display for ExtraMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// The methods on the root and on `{proxy+}` beyond the wanted ones (on the root, any).
+pub fn extra(resources: &[Resource], root_id: &str, proxy_id: Option<&str>) -> Vec<ExtraMethod> {
+    let wanted: Vec<&str> = wanted().iter().map(|spec| spec.http_method).collect();
+    let mut extra = Vec::new();
+    for resource in resources {
+        let id = resource.id().unwrap_or_default();
+        let allowed: &[&str] = if Some(id) == proxy_id { &wanted } else { &[] };
+        if id != root_id && Some(id) != proxy_id {
+            continue; // the whole resource goes
+        }
+        let methods = resource.resource_methods().into_iter().flat_map(|m| m.keys());
+        for method in methods.filter(|m| !allowed.contains(&m.as_str())) {
+            let path = resource.path().unwrap_or_default().into();
+            extra.push(ExtraMethod { resource_id: id.into(), path, method: method.clone() });
+        }
+    }
+    extra
+}
+
+/// The wanted methods found on `{proxy+}`, by HTTP method.
+pub async fn read(aws: &Aws, api_id: &str, proxy_id: &str) -> Result<BTreeMap<String, MethodState>> {
+    let mut methods = BTreeMap::new();
+    for spec in wanted() {
+        let method = spec.http_method;
+        let found = aws
+            .apigateway
+            .get_method()
+            .rest_api_id(api_id)
+            .resource_id(proxy_id)
+            .http_method(method)
+            .send()
+            .await;
+        let doing = format!("reading method {method} of REST API {api_id}");
+        let Some(output) = found.or_absent(APIGATEWAY_NOT_FOUND, doing)? else {
+            continue;
+        };
+        let integration = output.method_integration().map(|i| IntegrationState {
+            kind: i.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+            http_method: i.http_method().unwrap_or_default().to_string(),
+            uri: i.uri().unwrap_or_default().to_string(),
+        });
+        methods.insert(
+            method.to_string(),
+            MethodState {
+                authorization: output.authorization_type().unwrap_or_default().to_string(),
+                api_key_required: output.api_key_required().unwrap_or_default(),
+                integration,
+            },
+        );
+    }
+    Ok(methods)
+}
+
+/// What `up` does to the methods (not their integrations: [`IntegrationChange`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodChange {
+    pub remove: Vec<ExtraMethod>,
+    pub put: Vec<MethodSpec>,
+    /// Present, but authorised or keyed otherwise.
+    pub update: Vec<MethodSpec>,
+    /// None of the wanted methods exists yet.
+    none_yet: bool,
+}
+
+impl Planned for MethodChange {
+    fn summary(&self) -> Summary {
+        let wrong: Vec<&str> = self.put.iter().chain(&self.update).map(|spec| spec.http_method).collect();
+        let mut summary = match (wrong.is_empty(), self.none_yet) {
+            (true, _) => Summary::unchanged(),
+            (false, true) => Summary::create(format!("method for {}", wrong.join(", "))),
+            (false, false) => Summary::update(format!("method of {} missing or different", wrong.join(", "))),
+        };
+        if !self.remove.is_empty() {
+            let extra: Vec<String> = self.remove.iter().map(ExtraMethod::to_string).collect();
+            let reason = format!("methods up did not make: {}", extra.join(", "));
+            summary = match summary.action {
+                crate::vocabulary::Action::Unchanged => Summary::update(reason),
+                action => Summary { action, reason: format!("{}; {reason}", summary.reason) },
+            };
+        }
+        summary
+    }
+}
+
+pub fn plan(observed: &BTreeMap<String, MethodState>, extra: &[ExtraMethod]) -> MethodChange {
+    let (mut put, mut update) = (Vec::new(), Vec::new());
+    for spec in wanted() {
+        match observed.get(spec.http_method) {
+            None => put.push(spec),
+            Some(state) if !state.is_as(&spec) => update.push(spec),
+            Some(_) => {}
+        }
+    }
+    MethodChange { remove: extra.to_vec(), none_yet: observed.is_empty(), put, update }
+}
+
+pub async fn apply(aws: &Aws, api_id: &str, proxy_id: &str, change: &MethodChange) -> Result<()> {
+    let api = &aws.apigateway;
+    for extra in &change.remove {
+        let ExtraMethod { resource_id, path, method } = extra;
+        let deleted =
+            api.delete_method().rest_api_id(api_id).resource_id(resource_id).http_method(method).send().await;
+        deleted.or_absent(
+            APIGATEWAY_NOT_FOUND,
+            format!("removing method {method} {path} from REST API {api_id}"),
+        )?;
+    }
+    for spec in &change.update {
+        let replace = |path: &str, value: String| {
+            PatchOperation::builder().op(Op::Replace).path(path).value(value).build()
+        };
+        api.update_method()
+            .rest_api_id(api_id)
+            .resource_id(proxy_id)
+            .http_method(spec.http_method)
+            .patch_operations(replace("/authorizationType", spec.authorization.into()))
+            .patch_operations(replace("/apiKeyRequired", spec.api_key_required.to_string()))
+            .send()
+            .await
+            .aws_context(format!("updating method {} in REST API {api_id}", spec.http_method))?;
+    }
+    for spec in &change.put {
+        let put = api
+            .put_method()
+            .rest_api_id(api_id)
+            .resource_id(proxy_id)
+            .http_method(spec.http_method)
+            .authorization_type(spec.authorization)
+            .api_key_required(spec.api_key_required)
+            .send()
+            .await;
+        // There already: our own call whose answer was lost, retried; the integration is put
+        // over it either way.
+        if !matches!(&put, Err(e) if error_code(e) == Some(APIGATEWAY_CONFLICT)) {
+            put.aws_context(format!("adding method {} to REST API {api_id}", spec.http_method))?;
+        }
+    }
+    Ok(())
+}
+
+/// The methods whose integration `up` puts (again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationChange {
+    pub put: Vec<MethodSpec>,
+    /// No wanted method has an integration yet.
+    none_yet: bool,
+}
+
+impl Planned for IntegrationChange {
+    fn summary(&self) -> Summary {
+        let wrong: Vec<&str> = self.put.iter().map(|spec| spec.http_method).collect();
+        match (wrong.is_empty(), self.none_yet) {
+            (true, _) => Summary::unchanged(),
+            (false, true) => Summary::create(format!("integration for {}", wrong.join(", "))),
+            (false, false) => {
+                Summary::update(format!("integration of {} missing or different", wrong.join(", ")))
+            }
+        }
+    }
+}
+
+pub fn plan_integrations(desired: &Desired, observed: &BTreeMap<String, MethodState>) -> IntegrationChange {
+    let current = |spec: &MethodSpec| observed.get(spec.http_method).and_then(|m| m.integration.as_ref());
+    let put: Vec<MethodSpec> =
+        wanted().into_iter().filter(|spec| current(spec) != Some(&spec.integration.state(desired))).collect();
+    let none_yet = wanted().iter().all(|spec| current(spec).is_none());
+    IntegrationChange { put, none_yet }
+}
+
+pub async fn apply_integrations(
+    aws: &Aws,
+    desired: &Desired,
+    api_id: &str,
+    proxy_id: &str,
+    change: &IntegrationChange,
+) -> Result<()> {
+    for spec in &change.put {
+        let method = spec.http_method;
+        let wanted = spec.integration.state(desired);
+        aws.apigateway
+            .put_integration()
+            .rest_api_id(api_id)
+            .resource_id(proxy_id)
+            .http_method(method)
+            .r#type(IntegrationType::from(wanted.kind.as_str()))
+            .integration_http_method(wanted.http_method)
+            .uri(wanted.uri)
+            .send()
+            .await
+            .aws_context(format!("integrating method {method} of REST API {api_id} with the function"))?;
+    }
+    Ok(())
+}
+
+/// Every wanted method is there with its integration: nothing is left to build.
+pub fn all_integrated(observed: &BTreeMap<String, MethodState>) -> bool {
+    wanted().iter().all(|spec| observed.get(spec.http_method).is_some_and(|m| m.integration.is_some()))
+}

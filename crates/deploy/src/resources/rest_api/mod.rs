@@ -1,0 +1,469 @@
+//! The REST API: REGIONAL, a `{proxy+}` resource under its root ([`resource`]), methods with
+//! Lambda proxy integrations ([`methods`]), deployed to stage `prod` ([`stage`]). This module
+//! is the API object itself: finding the stack's, making it (settling with a twin run that
+//! made one at the same moment), and deleting it.
+
+pub mod methods;
+pub mod resource;
+pub mod stage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use aws_config::retry::RetryConfig;
+use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
+
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
+use crate::desired::Desired;
+use crate::error::ConcurrentRun;
+use crate::resources::Lookup;
+use crate::retry::{Backoff, apigateway_deletion_refused, retrying};
+use crate::stack::Stack;
+use crate::vocabulary::{Action, Planned, Progress, Step, Summary};
+
+use methods::{ExtraMethod, IntegrationChange, MethodChange, MethodState};
+use resource::{ResourceChange, Resources};
+use stage::{StageChange, Stages};
+
+pub const KIND: &str = "REST API";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiState {
+    pub id: String,
+    pub resources: Resources,
+    /// The wanted methods found on `{proxy+}`.
+    pub methods: BTreeMap<String, MethodState>,
+    /// Methods on the root or `{proxy+}` that `up` did not make.
+    pub extra_methods: Vec<ExtraMethod>,
+    pub stages: Stages,
+    /// Other REST APIs of this stack (a twin run's, or a lost answer's): removed.
+    pub duplicates: Vec<String>,
+    /// When and by which run it was made (see [`RUN_TAG`]), when known.
+    pub made: Option<ApiSummary>,
+}
+
+impl ApiState {
+    /// Every part `up` makes is there: a run that made it has finished with it.
+    fn is_built(&self) -> bool {
+        self.stages.deployed.is_some() && methods::all_integrated(&self.methods)
+    }
+
+    /// Made by another run moments ago, and not finished: that run is building it now.
+    fn being_built_by_another_run(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let recent = |made: &ApiSummary| (now.as_secs() as i64).saturating_sub(made.created) < 60;
+        let another = |made: &ApiSummary| made.run.as_deref() != Some(run_id());
+        !self.is_built() && self.made.as_ref().is_some_and(|made| recent(made) && another(made))
+    }
+}
+
+/// Marks the REST API with the `up` run that made it, so a run can tell a copy of its own
+/// (a lost answer, retried) from one a twin run made at the same moment.
+const RUN_TAG: &str = "tokendeploy:run";
+
+/// This process's run id: random enough that two runs never share one.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
+        format!("{:016x}", hasher.finish())
+    })
+}
+
+/// One REST API named as the stack's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSummary {
+    pub id: String,
+    /// API Gateway's creation time, in whole seconds.
+    pub created: i64,
+    /// The run that made it, when tokendeploy did.
+    pub run: Option<String>,
+}
+
+/// The REST APIs named as the stack's: ours (normally one) and others'.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiList {
+    pub ours: Vec<ApiSummary>,
+    pub foreign: Vec<String>,
+}
+
+impl ApiList {
+    /// The first made, and of those made in the same second the lowest id: a rule every
+    /// run applies alike.
+    fn oldest(&self) -> Option<&ApiSummary> {
+        self.ours.iter().min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)))
+    }
+}
+
+pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
+    let mut list = ApiList::default();
+    let mut position = None;
+    for _ in 0..MAX_PAGES {
+        let page = aws
+            .apigateway
+            .get_rest_apis()
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .aws_context("listing REST APIs")?;
+        for api in page.items().iter().filter(|api| api.name() == Some(stack.api_name())) {
+            let id = api.id().unwrap_or_default().to_string();
+            let tags = api.tags().cloned().unwrap_or_default();
+            if stack.owns(&tags) {
+                let created = api.created_date().map(|d| d.secs()).unwrap_or_default();
+                list.ours.push(ApiSummary { id, created, run: tags.get(RUN_TAG).cloned() });
+            } else {
+                list.foreign.push(id);
+            }
+        }
+        position = match page.position() {
+            Some(next) if Some(next) != position.as_deref() => Some(next.to_string()),
+            _ => return Ok(list),
+        };
+    }
+    bail!("listing REST APIs: API Gateway still had more after {MAX_PAGES} pages")
+}
+
+/// The stack's REST API with its resources, methods and stage, and the list of all named as
+/// the stack's. With several of ours, the one the stage serves is kept (or the oldest) and the
+/// others are listed as duplicates; with none of ours, another's of that name is foreign.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<(Lookup<ApiState>, ApiList)> {
+    let list = list(aws, stack).await?;
+    if list.ours.is_empty() {
+        let found = if list.foreign.is_empty() { Lookup::Absent } else { Lookup::Foreign };
+        return Ok((found, list));
+    }
+    let mut states = Vec::new();
+    for api in &list.ours {
+        states.push((api, read(aws, &api.id).await?));
+    }
+    // Keep the one traffic reaches (the stage serves it), else the oldest.
+    let rank = |(api, state): &(&ApiSummary, ApiState)| {
+        (state.stages.deployed.is_none(), api.created, api.id.clone())
+    };
+    let keep = (0..states.len()).min_by_key(|i| rank(&states[*i])).unwrap_or(0);
+    let (made, mut kept) = states.swap_remove(keep);
+    kept.made = Some(made.clone());
+    kept.duplicates = states.into_iter().map(|(api, _)| api.id.clone()).collect();
+    Ok((Lookup::Ours(kept), list))
+}
+
+/// The API with its resources, methods and stages.
+pub async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
+    let (resources, stages) = tokio::try_join!(resource::read(aws, id), stage::read(aws, id))?;
+    let extra_methods = methods::extra(&resources.all, &resources.root_id, resources.proxy_id.as_deref());
+    let methods = match &resources.proxy_id {
+        Some(proxy_id) => methods::read(aws, id, proxy_id).await?,
+        None => BTreeMap::new(),
+    };
+    Ok(ApiState {
+        id: id.to_string(),
+        resources,
+        methods,
+        extra_methods,
+        stages,
+        duplicates: vec![],
+        made: None,
+    })
+}
+
+/// What `up` does to the API object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiChange {
+    Create,
+    /// Other REST APIs of this stack are removed; this one is kept.
+    RemoveDuplicates {
+        keep: String,
+        remove: Vec<String>,
+    },
+    Unchanged,
+}
+
+impl Planned for ApiChange {
+    fn summary(&self) -> Summary {
+        match self {
+            ApiChange::Create => Summary::create("no REST API yet"),
+            ApiChange::RemoveDuplicates { keep, remove } => Summary::update(format!(
+                "{} more REST APIs of this stack: removes {}, keeps {keep}",
+                remove.len(),
+                remove.join(", ")
+            )),
+            ApiChange::Unchanged => Summary::unchanged(),
+        }
+    }
+}
+
+/// The API chain's changes, one a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiPlan {
+    pub api: ApiChange,
+    pub parts: PartsPlan,
+}
+
+/// The changes inside the API: planned again when the API turns out other than observed (made
+/// now, or finished by another run while this one waited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartsPlan {
+    pub resources: ResourceChange,
+    pub methods: MethodChange,
+    pub integrations: IntegrationChange,
+    pub stage: StageChange,
+}
+
+impl ApiPlan {
+    pub fn summaries(&self) -> [(Step, Summary); 5] {
+        let parts = &self.parts;
+        [
+            (Step::RestApi, self.api.summary()),
+            (Step::ProxyResource, parts.resources.summary()),
+            (Step::Methods, parts.methods.summary()),
+            (Step::Integrations, parts.integrations.summary()),
+            (Step::Deployment, parts.stage.summary()),
+        ]
+    }
+}
+
+pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> ApiPlan {
+    let api = match observed {
+        None => ApiChange::Create,
+        Some(api) if !api.duplicates.is_empty() => {
+            ApiChange::RemoveDuplicates { keep: api.id.clone(), remove: api.duplicates.clone() }
+        }
+        Some(_) => ApiChange::Unchanged,
+    };
+    let parts = plan_parts(desired, observed, api != ApiChange::Unchanged);
+    ApiPlan { api, parts }
+}
+
+/// `api_changes`: the API object itself changes (made, or its duplicates removed).
+pub fn plan_parts(desired: &Desired, observed: Option<&ApiState>, api_changes: bool) -> PartsPlan {
+    let none = BTreeMap::new();
+    let found = observed.map_or(&none, |api| &api.methods);
+    let extra = observed.map(|api| api.extra_methods.as_slice()).unwrap_or_default();
+    let resources = resource::plan(observed.map(|api| &api.resources));
+    let methods = methods::plan(found, extra);
+    let integrations = methods::plan_integrations(desired, found);
+    let changes = api_changes
+        || [resources.action(), methods.action(), integrations.action()]
+            .iter()
+            .any(|a| *a != Action::Unchanged);
+    let stage = stage::plan(desired, observed.map(|api| &api.stages), changes);
+    PartsPlan { resources, methods, integrations, stage }
+}
+
+/// Carries out the API object's change; returns the API as it now is (read back: a new one
+/// may be a copy made by a lost answer, not empty, and one being built by another run is
+/// waited for).
+pub async fn apply(
+    aws: &Aws,
+    stack: &Stack,
+    change: &ApiChange,
+    observed: Option<&ApiState>,
+    progress: &dyn Progress,
+) -> Result<ApiState> {
+    match (change, observed) {
+        (ApiChange::Create, _) | (_, None) => read(aws, &create_api(aws, stack, progress).await?).await,
+        (ApiChange::RemoveDuplicates { remove, .. }, Some(state)) => {
+            for duplicate in remove {
+                progress.note(Step::RestApi, &format!("removing duplicate REST API {duplicate}"));
+                delete(aws, duplicate, progress).await?;
+            }
+            wait_for_its_builder(aws, state.clone(), progress).await
+        }
+        (ApiChange::Unchanged, Some(state)) => wait_for_its_builder(aws, state.clone(), progress).await,
+    }
+}
+
+/// How long a run waits for another to finish building the API, and how long that other may
+/// go without changing it before it counts as gone (killed).
+const BUILDER_WAIT: Duration = Duration::from_secs(30);
+const BUILDER_QUIET: Duration = Duration::from_secs(3);
+
+/// An API another run made moments ago and has not finished is being built by that run:
+/// wait for it rather than build it twice (which would race over `{proxy+}`), then go on
+/// from what it built. A builder that stops changing it (killed) is waited for no longer.
+async fn wait_for_its_builder(aws: &Aws, mut state: ApiState, progress: &dyn Progress) -> Result<ApiState> {
+    let (started, mut changed) = (std::time::Instant::now(), std::time::Instant::now());
+    while state.being_built_by_another_run()
+        && started.elapsed() < BUILDER_WAIT
+        && changed.elapsed() < BUILDER_QUIET
+    {
+        progress.note(Step::RestApi, "another run is building this REST API; waiting for it to finish");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = ApiState { made: state.made.clone(), ..read(aws, &state.id).await? };
+        if now != state {
+            changed = std::time::Instant::now();
+        }
+        state = now;
+    }
+    Ok(state)
+}
+
+/// How long after making an API to look for twins: API Gateway's creation times are whole
+/// seconds, so by then any API made in the same second is listed too.
+const SETTLE: Duration = Duration::from_millis(1200);
+
+/// Makes the stack's REST API, then settles with any twin run: of all the stack's APIs, the
+/// oldest stays. A run whose own is not the oldest removes its own and, when the oldest is a
+/// twin's, stops with [`ConcurrentRun`]; a copy from our own lost answer is simply adopted.
+async fn create_api(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<String> {
+    let name = stack.api_name();
+    let mut tags: HashMap<String, String> = stack.tags().into_iter().collect();
+    tags.insert(RUN_TAG.into(), run_id().into());
+    aws.apigateway
+        .create_rest_api()
+        .name(name)
+        .description(format!("tokendeploy token server {}", stack.name))
+        .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .aws_context(format!("creating REST API {name}"))?;
+    progress.note(Step::RestApi, "checking that no other run made one at the same moment");
+    tokio::time::sleep(SETTLE).await;
+    let list = list(aws, stack).await?;
+    let oldest = list.oldest().cloned().with_context(|| format!("REST API {name} vanished once made"))?;
+    let ours = |api: &&ApiSummary| api.run.as_deref() == Some(run_id());
+    let removed: Vec<String> =
+        list.ours.iter().filter(ours).filter(|api| api.id != oldest.id).map(|api| api.id.clone()).collect();
+    for id in &removed {
+        delete(aws, id, progress).await?;
+    }
+    if oldest.run.as_deref() != Some(run_id()) {
+        return Err(ConcurrentRun { stack: stack.name.clone(), kept: oldest.id, removed }.into());
+    }
+    Ok(oldest.id)
+}
+
+/// API Gateway allows about one DeleteRestApi every 30 seconds per account.
+const DELETE_RETRY_LIMIT: Duration = Duration::from_secs(300);
+
+/// Deletes the API with its stages and deployments, waiting out API Gateway's rate limit
+/// and its passing failures. Gone already is fine.
+pub async fn delete(aws: &Aws, id: &str, progress: &dyn Progress) -> Result<()> {
+    let call = || {
+        aws.apigateway
+            .delete_rest_api()
+            .rest_api_id(id)
+            .customize()
+            // Our own loop retries, so the wait shows in the progress display.
+            .config_override(
+                aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled()),
+            )
+            .send()
+    };
+    let note = |message: &str| progress.note(Step::RestApi, message);
+    let deleted = retrying(DELETE_RETRY_LIMIT, Backoff::LONG, apigateway_deletion_refused, note, call).await;
+    deleted.or_absent(APIGATEWAY_NOT_FOUND, format!("deleting REST API {id}")).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use methods::{IntegrationState, wanted};
+    use resource::{ExtraResource, PROXY_PATH};
+
+    fn desired() -> Desired {
+        Desired::example("", &[])
+    }
+
+    fn complete(desired: &Desired) -> ApiState {
+        let method = MethodState {
+            authorization: "NONE".into(),
+            api_key_required: false,
+            integration: Some(IntegrationState {
+                kind: "AWS_PROXY".into(),
+                http_method: "POST".into(),
+                uri: desired.integration_uri(),
+            }),
+        };
+        ApiState {
+            id: "api".into(),
+            resources: Resources {
+                root_id: "root".into(),
+                proxy_id: Some("proxy".into()),
+                extra: vec![],
+                all: vec![],
+            },
+            methods: wanted().iter().map(|spec| (spec.http_method.to_string(), method.clone())).collect(),
+            extra_methods: vec![],
+            stages: Stages { deployed: Some(stage::deployment_description(desired)), extra: vec![] },
+            duplicates: vec![],
+            made: None,
+        }
+    }
+
+    fn actions(plan: &ApiPlan) -> Vec<Action> {
+        plan.summaries().into_iter().map(|(_, summary)| summary.action).collect()
+    }
+
+    #[test]
+    fn a_missing_api_is_created_whole() {
+        assert_eq!(actions(&plan(&desired(), None)), vec![Action::Create; 5]);
+    }
+
+    #[test]
+    fn a_complete_api_needs_nothing() {
+        let desired = desired();
+        assert_eq!(actions(&plan(&desired, Some(&complete(&desired)))), vec![Action::Unchanged; 5]);
+    }
+
+    #[test]
+    fn a_wrong_integration_is_fixed_and_redeployed() {
+        let desired = desired();
+        let mut api = complete(&desired);
+        api.methods.get_mut("GET").unwrap().integration.as_mut().unwrap().uri = "arn:elsewhere".into();
+        let plan = plan(&desired, Some(&api));
+        assert_eq!(plan.summaries()[3].1, Summary::update("integration of GET missing or different"));
+        assert_eq!(plan.parts.integrations.put.iter().map(|s| s.http_method).collect::<Vec<_>>(), ["GET"]);
+        assert_eq!(plan.summaries()[4].1.action, Action::Update);
+    }
+
+    #[test]
+    fn an_api_left_half_made_is_completed() {
+        let desired = desired();
+        let mut api = complete(&desired);
+        api.methods.remove("OPTIONS");
+        for method in api.methods.values_mut() {
+            method.integration = None;
+        }
+        api.stages.deployed = None;
+        assert_eq!(
+            actions(&plan(&desired, Some(&api))),
+            vec![Action::Unchanged, Action::Unchanged, Action::Update, Action::Create, Action::Create]
+        );
+    }
+
+    #[test]
+    fn routes_up_did_not_make_and_duplicates_are_drift_and_redeployed() {
+        let desired = desired();
+        let mut api = complete(&desired);
+        api.resources.extra = vec![ExtraResource { id: "r".into(), path: "/evil".into() }];
+        api.extra_methods =
+            vec![ExtraMethod { resource_id: "p".into(), path: PROXY_PATH.into(), method: "POST".into() }];
+        api.duplicates = vec!["twin".into()];
+        let summaries = plan(&desired, Some(&api)).summaries();
+        assert_eq!(
+            summaries[0].1,
+            Summary::update("1 more REST APIs of this stack: removes twin, keeps api")
+        );
+        assert_eq!(summaries[1].1, Summary::update("resources up did not make: /evil"));
+        assert_eq!(summaries[2].1, Summary::update("methods up did not make: POST /{proxy+}"));
+        assert_eq!(summaries[4].1.action, Action::Update, "the stage must stop serving them");
+    }
+
+    #[test]
+    fn a_stage_serving_an_older_api_is_redeployed() {
+        let desired = desired();
+        let mut api = complete(&desired);
+        api.stages.deployed = Some("made by hand".into());
+        assert_eq!(plan(&desired, Some(&api)).summaries()[4].1.action, Action::Update);
+    }
+}

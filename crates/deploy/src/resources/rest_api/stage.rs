@@ -1,0 +1,133 @@
+//! Stage `prod` and the deployment it serves. The deployment's description records what it
+//! was made from, so a later `up` can tell whether the stage serves the API as wanted, with no
+//! local state. Any other stage is one `up` did not make: removed.
+
+use anyhow::Result;
+
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt};
+use crate::desired::Desired;
+use crate::resources::rest_api::methods::wanted;
+use crate::resources::rest_api::resource::PROXY_PATH;
+use crate::stack::STAGE;
+use crate::vocabulary::{Planned, Summary};
+
+/// What the `prod` deployment records.
+pub fn deployment_description(desired: &Desired) -> String {
+    let methods: Vec<&str> = wanted().iter().map(|spec| spec.http_method).collect();
+    format!("tokendeploy: {} {PROXY_PATH} -> {}", methods.join(", "), desired.function_arn())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stages {
+    /// The description of the deployment `prod` serves (empty when it serves none); `None`
+    /// with no stage `prod`.
+    pub deployed: Option<String>,
+    /// Stages beside `prod`: each keeps serving whatever deployment it was given.
+    pub extra: Vec<String>,
+}
+
+pub async fn read(aws: &Aws, api_id: &str) -> Result<Stages> {
+    let stages = aws
+        .apigateway
+        .get_stages()
+        .rest_api_id(api_id)
+        .send()
+        .await
+        .aws_context(format!("reading the stages of REST API {api_id}"))?;
+    let prod = stages.item().iter().find(|s| s.stage_name() == Some(STAGE));
+    let extra = stages.item().iter().filter_map(|s| s.stage_name()).filter(|name| *name != STAGE);
+    let deployed = match prod {
+        Some(stage) => Some(deployment_of(aws, api_id, stage.deployment_id()).await?),
+        None => None,
+    };
+    Ok(Stages { deployed, extra: extra.map(str::to_string).collect() })
+}
+
+/// The description of the deployment a stage serves (empty when it serves none).
+async fn deployment_of(aws: &Aws, api_id: &str, deployment_id: Option<&str>) -> Result<String> {
+    let Some(deployment_id) = deployment_id else {
+        return Ok(String::new());
+    };
+    let deployment = aws
+        .apigateway
+        .get_deployment()
+        .rest_api_id(api_id)
+        .deployment_id(deployment_id)
+        .send()
+        .await
+        .aws_context(format!("reading deployment {deployment_id} of REST API {api_id}"))?;
+    Ok(deployment.description().unwrap_or_default().to_string())
+}
+
+/// What `up` does to the stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageChange {
+    Unchanged,
+    /// Removes the extra stages, then deploys the API to `prod` (made if missing).
+    Deploy {
+        why: DeployReason,
+        remove: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployReason {
+    NoStage,
+    /// Another part of the API changes: the stage must serve the change.
+    ApiChanges,
+    ServesOlderVersion,
+    ExtraStages,
+}
+
+impl Planned for StageChange {
+    fn summary(&self) -> Summary {
+        match self {
+            StageChange::Unchanged => Summary::unchanged(),
+            StageChange::Deploy { why, remove } => match why {
+                DeployReason::NoStage => Summary::create(format!("no stage {STAGE} yet")),
+                DeployReason::ApiChanges => Summary::update("the API changes"),
+                DeployReason::ServesOlderVersion => {
+                    Summary::update(format!("stage {STAGE} serves an older version of the API"))
+                }
+                DeployReason::ExtraStages => {
+                    let stages: Vec<String> = remove.iter().map(|name| format!("stage {name}")).collect();
+                    Summary::update(format!("stages up did not make: {}", stages.join(", ")))
+                }
+            },
+        }
+    }
+}
+
+/// `api_changes`: whether any other part of the API changes. `None` for an API yet to be made.
+pub fn plan(desired: &Desired, observed: Option<&Stages>, api_changes: bool) -> StageChange {
+    let remove = observed.map(|s| s.extra.clone()).unwrap_or_default();
+    let why = match observed.and_then(|s| s.deployed.as_ref()) {
+        None => DeployReason::NoStage,
+        Some(_) if api_changes => DeployReason::ApiChanges,
+        Some(description) if *description != deployment_description(desired) => {
+            DeployReason::ServesOlderVersion
+        }
+        Some(_) if !remove.is_empty() => DeployReason::ExtraStages,
+        Some(_) => return StageChange::Unchanged,
+    };
+    StageChange::Deploy { why, remove }
+}
+
+pub async fn apply(aws: &Aws, desired: &Desired, api_id: &str, change: &StageChange) -> Result<()> {
+    let StageChange::Deploy { remove, .. } = change else {
+        return Ok(());
+    };
+    for name in remove {
+        let deleted = aws.apigateway.delete_stage().rest_api_id(api_id).stage_name(name).send().await;
+        deleted.or_absent(APIGATEWAY_NOT_FOUND, format!("removing stage {name} from REST API {api_id}"))?;
+    }
+    aws.apigateway
+        .create_deployment()
+        .rest_api_id(api_id)
+        .stage_name(STAGE)
+        .description(deployment_description(desired))
+        .send()
+        .await
+        .aws_context(format!("deploying REST API {api_id} to stage {STAGE}"))?;
+    Ok(())
+}

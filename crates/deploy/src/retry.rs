@@ -1,0 +1,140 @@
+//! Waiting out AWS's passing refusals: one loop, and a named classifier for each refusal
+//! worth waiting out. A classifier says why a failure is worth another try (in words a person
+//! sees in the progress display), or `None` to give up at once.
+//!
+//! The SDK's own retry already covers throttling, 5xx answers and broken connections, unseen;
+//! this loop is for what it does not retry (AWS's eventual consistency, an update still being
+//! applied) and for waits long enough that a person should see them.
+
+use std::time::{Duration, Instant};
+
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::aws::{error_code, is_transient};
+
+/// How long to pause between tries: doubling from `first` up to `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// For waits of seconds: half a second, doubling up to five.
+    pub const SHORT: Backoff = Backoff { first: Duration::from_millis(500), max: Duration::from_secs(5) };
+    /// For API Gateway's rate limit on deletions (one every 30 s): five seconds up to thirty.
+    pub const LONG: Backoff = Backoff { first: Duration::from_secs(5), max: Duration::from_secs(30) };
+}
+
+/// A classifier: why `error` is worth waiting out, or `None`.
+pub type Classifier<E> = fn(&SdkError<E, HttpResponse>) -> Option<&'static str>;
+
+/// Makes `call` until it succeeds, fails in a way `retry_on` does not name, or `limit` has
+/// passed; each wait is told to `waiting`, so a person sees it.
+pub async fn retrying<T, E, Fut>(
+    limit: Duration,
+    backoff: Backoff,
+    retry_on: impl Fn(&SdkError<E, HttpResponse>) -> Option<&'static str>,
+    waiting: impl Fn(&str),
+    mut call: impl FnMut() -> Fut,
+) -> Result<T, SdkError<E, HttpResponse>>
+where
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let started = Instant::now();
+    let mut pause = backoff.first;
+    loop {
+        let error = match call().await {
+            Ok(value) => return Ok(value),
+            Err(error) => error,
+        };
+        let Some(why) = retry_on(&error).filter(|_| started.elapsed() + pause < limit) else {
+            return Err(error);
+        };
+        waiting(&format!("{why}; retrying in {}", seconds(pause)));
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(backoff.max);
+    }
+}
+
+/// `5 s`, or `0.5 s` for a pause under a second.
+fn seconds(pause: Duration) -> String {
+    if pause.subsec_millis() == 0 {
+        format!("{} s", pause.as_secs())
+    } else {
+        format!("{:.1} s", pause.as_secs_f64())
+    }
+}
+
+/// The message AWS sent with its error code.
+fn message<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> &str {
+    error.as_service_error().and_then(ProvideErrorMetadata::message).unwrap_or_default()
+}
+
+/// Lambda's answer while a new (or changed) role has not reached it yet: IAM is eventually
+/// consistent, on creation and on configuration updates alike.
+pub fn role_not_yet_assumable<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
+    (error_code(error) == Some("InvalidParameterValueException")
+        && message(error).contains("cannot be assumed"))
+    .then_some("waiting for the new IAM role to reach Lambda")
+}
+
+/// Lambda's code for a change while another is still being applied; also its answer to
+/// creating what exists, and to a statement id that is taken.
+pub const LAMBDA_CONFLICT: &str = "ResourceConflictException";
+
+/// Lambda is still applying another change to the function (ours, another run's, a console
+/// edit). Not "already exists": that is an answer, not a wait.
+pub fn lambda_update_in_progress<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
+    (error_code(error) == Some(LAMBDA_CONFLICT) && !message(error).contains("already exists"))
+        .then_some("another update of the function is in progress")
+}
+
+/// A configuration update can meet both: an update in progress, and a role not yet assumable.
+pub fn lambda_configuration_busy<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
+    lambda_update_in_progress(error).or_else(|| role_not_yet_assumable(error))
+}
+
+/// API Gateway's code for a concurrent change, and for making what exists.
+pub const APIGATEWAY_CONFLICT: &str = "ConflictException";
+
+/// API Gateway refuses a change while another to the same API is being made ("Unable to
+/// complete operation due to concurrent modification. Please try again later."), or asks to
+/// slow down. A conflict that says a thing exists is an answer, not a wait.
+pub fn apigateway_busy<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
+    match error_code(error) {
+        Some(APIGATEWAY_CONFLICT) if message(error).contains("concurrent modification") => {
+            Some("API Gateway is applying another change to the API")
+        }
+        Some("TooManyRequestsException") => Some("API Gateway asks to slow down"),
+        _ => None,
+    }
+}
+
+/// For DeleteRestApi, whose rate limit is one deletion every 30 s: throttling, and any passing
+/// failure (a 5xx, a dropped connection) on the way.
+pub fn apigateway_deletion_refused<E: ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> Option<&'static str> {
+    match error_code(error) {
+        Some("TooManyRequestsException") => Some("API Gateway allows one deletion every 30 s"),
+        _ if is_transient(error) && error.as_service_error().is_some() => {
+            Some("API Gateway answered an error")
+        }
+        _ if is_transient(error) => Some("API Gateway did not answer"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_read_as_whole_or_tenths_of_seconds() {
+        assert_eq!(seconds(Duration::from_secs(5)), "5 s");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
+    }
+}

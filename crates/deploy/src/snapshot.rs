@@ -1,0 +1,99 @@
+//! What exists for a stack: every resource with the stack's names, ours or not, read once and
+//! side by side. `up`, `plan` and `status` plan from it; `down` deletes from it.
+
+use anyhow::Result;
+
+use crate::aws::Aws;
+use crate::error::ForeignResource;
+use crate::resources::Lookup;
+use crate::resources::function::{self, FunctionState};
+use crate::resources::log_group::{self, LogGroupState};
+use crate::resources::permission::{self, PolicyState};
+use crate::resources::rest_api::{self, ApiList, ApiState};
+use crate::resources::role::{self, RoleState};
+use crate::stack::{STACK_TAG, Stack};
+use crate::vocabulary::Step;
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub role: Lookup<RoleState>,
+    pub log_group: Lookup<LogGroupState>,
+    pub function: Lookup<FunctionState>,
+    /// The function's resource policy; read only when the function is ours.
+    pub permissions: PolicyState,
+    /// The stack's REST API: with several of ours, the one kept (the others are its duplicates).
+    pub api: Lookup<ApiState>,
+    /// Every REST API named as the stack's, ours and others'.
+    pub apis: ApiList,
+}
+
+/// One resource found by the stack's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub step: Step,
+    pub kind: &'static str,
+    pub id: String,
+    pub ours: bool,
+}
+
+/// Reads every resource of the stack, independent ones side by side. Changes nothing.
+pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
+    // The log group and the policy belong to the function: read once it is known to be ours.
+    let function_side = async {
+        let function = function::find(aws, stack).await?;
+        let ours = function.is_ours() == Some(true);
+        let permissions =
+            async { if ours { permission::find(aws, stack).await } else { Ok(PolicyState::default()) } };
+        let (log_group, permissions) = tokio::try_join!(log_group::find(aws, stack, ours), permissions)?;
+        anyhow::Ok((function, log_group, permissions))
+    };
+    let ((function, log_group, permissions), role, (api, apis)) =
+        tokio::try_join!(function_side, role::find(aws, stack), rest_api::find(aws, stack))?;
+    Ok(Snapshot { role, log_group, function, permissions, api, apis })
+}
+
+impl Snapshot {
+    /// Every resource found by the stack's names, in the order `down` deletes them.
+    pub fn found(&self, stack: &Stack) -> Vec<Found> {
+        let apis = (self.apis.ours.iter().map(|api| (&api.id, true)))
+            .chain(self.apis.foreign.iter().map(|id| (id, false)))
+            .map(|(id, ours)| (Step::RestApi, rest_api::KIND, id.clone(), Some(ours)));
+        let permissions = self
+            .permissions
+            .ours
+            .keys()
+            .map(|sid| (Step::Permission, permission::KIND, sid.clone(), Some(true)));
+        let named = [
+            (Step::Function, function::KIND, stack.function_name().to_string(), self.function.is_ours()),
+            (Step::LogGroup, log_group::KIND, stack.log_group_name(), self.log_group.is_ours()),
+            (Step::Role, role::KIND, stack.role_name(), self.role.is_ours()),
+        ];
+        let all = apis.chain(permissions).chain(named);
+        all.filter_map(|(step, kind, id, ours)| ours.map(|ours| Found { step, kind, id, ours })).collect()
+    }
+
+    /// The first resource with the stack's name that is someone else's: `up` cannot make the
+    /// stack while it is there. (An API of another's beside ours does not block.)
+    pub fn blocking(&self, stack: &Stack) -> Option<ForeignResource> {
+        let api_blocks = matches!(self.api, Lookup::Foreign);
+        let blocking = self
+            .found(stack)
+            .into_iter()
+            .find(|found| !found.ours && (found.step != Step::RestApi || api_blocks))?;
+        let name = if blocking.step == Step::RestApi { stack.api_name().to_string() } else { blocking.id };
+        Some(ForeignResource { kind: blocking.kind.to_string(), name, stack: stack.name.clone() })
+    }
+
+    /// Refuses, as `up` and `plan` do, when something of the stack's is someone else's.
+    pub fn refuse_foreign(&self, stack: &Stack) -> Result<()> {
+        match self.blocking(stack) {
+            Some(foreign) => Err(foreign.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Why a resource is left alone by `down`.
+    pub fn not_ours_reason(stack: &Stack) -> String {
+        format!("not tagged {STACK_TAG}={}", stack.name)
+    }
+}

@@ -1,0 +1,182 @@
+//! The words every part of the deployer shares: the steps of `up`, what a step does
+//! ([`Action`]) and why ([`Summary`]), and how progress is told. A leaf: it depends on no other
+//! module of the crate, and every other module may depend on it.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The steps of `up`, in the order they are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Role,
+    Package,
+    LogGroup,
+    Function,
+    Environment,
+    RestApi,
+    ProxyResource,
+    Methods,
+    Integrations,
+    Deployment,
+    Permission,
+}
+
+impl Step {
+    pub const ALL: [Step; 11] = [
+        Step::Role,
+        Step::Package,
+        Step::LogGroup,
+        Step::Function,
+        Step::Environment,
+        Step::RestApi,
+        Step::ProxyResource,
+        Step::Methods,
+        Step::Integrations,
+        Step::Deployment,
+        Step::Permission,
+    ];
+
+    /// The stable name used in JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Role => "role",
+            Step::Package => "package",
+            Step::LogGroup => "log_group",
+            Step::Function => "function",
+            Step::Environment => "environment",
+            Step::RestApi => "rest_api",
+            Step::ProxyResource => "proxy_resource",
+            Step::Methods => "methods",
+            Step::Integrations => "integrations",
+            Step::Deployment => "deployment",
+            Step::Permission => "permission",
+        }
+    }
+
+    /// What a person reads.
+    pub fn title(self) -> &'static str {
+        match self {
+            Step::Role => "execution role",
+            Step::Package => "package bootstrap",
+            Step::LogGroup => "log group",
+            Step::Function => "Lambda function",
+            Step::Environment => "function environment",
+            Step::RestApi => "REST API",
+            Step::ProxyResource => "{proxy+} resource",
+            Step::Methods => "GET and OPTIONS methods",
+            Step::Integrations => "Lambda proxy integrations",
+            Step::Deployment => "stage prod",
+            Step::Permission => "invoke permission",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Action {
+    #[serde(rename = "created")]
+    Create,
+    #[serde(rename = "updated")]
+    Update,
+    #[serde(rename = "unchanged")]
+    Unchanged,
+    /// Only `down` deletes.
+    #[serde(rename = "deleted")]
+    Delete,
+}
+
+impl Action {
+    /// As a plan reads: what `up` would do.
+    pub fn planned(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "no change",
+            Action::Delete => "delete",
+        }
+    }
+
+    /// As a report reads: what `up` did.
+    pub fn done(self) -> &'static str {
+        match self {
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Unchanged => "unchanged",
+            Action::Delete => "deleted",
+        }
+    }
+}
+
+/// One step's decision as a person reads it: the action, and why (never a secret value:
+/// variable names at most). Each resource's own typed change says exactly what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub action: Action,
+    pub reason: String,
+}
+
+impl Summary {
+    pub fn create(reason: impl Into<String>) -> Self {
+        Self { action: Action::Create, reason: reason.into() }
+    }
+    pub fn update(reason: impl Into<String>) -> Self {
+        Self { action: Action::Update, reason: reason.into() }
+    }
+    pub fn unchanged() -> Self {
+        Self { action: Action::Unchanged, reason: "as wanted".into() }
+    }
+}
+
+/// A resource's typed change, summed up for plans, reports and `status`.
+pub trait Planned {
+    fn summary(&self) -> Summary;
+
+    fn action(&self) -> Action {
+        self.summary().action
+    }
+}
+
+/// One finished step, as reported in JSON output.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    #[serde(serialize_with = "serialize_step_name", rename = "name")]
+    pub step: Step,
+    pub action: Action,
+    pub seconds: f64,
+}
+
+impl StepReport {
+    /// `seconds` to the millisecond.
+    pub fn new(step: Step, action: Action, took: Duration) -> Self {
+        Self { step, action, seconds: (took.as_secs_f64() * 1000.0).round() / 1000.0 }
+    }
+}
+
+fn serialize_step_name<S: serde::Serializer>(step: &Step, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(step.name())
+}
+
+/// Receives step events; the CLI draws progress bars or plain lines from them.
+pub trait Progress: Send + Sync {
+    fn started(&self, step: Step);
+    /// Something slow is happening inside the step (waiting for AWS, retrying).
+    fn note(&self, step: Step, message: &str);
+    fn finished(&self, report: &StepReport);
+}
+
+/// Reports nothing: for library callers and tests that do not watch.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn started(&self, _: Step) {}
+    fn note(&self, _: Step, _: &str) {}
+    fn finished(&self, _: &StepReport) {}
+}
