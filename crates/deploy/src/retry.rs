@@ -100,6 +100,9 @@ pub fn lambda_configuration_busy<E: ProvideErrorMetadata, R>(error: &SdkError<E,
 /// API Gateway's code for a concurrent change, and for making what exists.
 pub const APIGATEWAY_CONFLICT: &str = "ConflictException";
 
+/// How long API Gateway's refusals of one change may keep it waiting.
+pub const APIGATEWAY_BUSY_LIMIT: Duration = Duration::from_secs(60);
+
 /// API Gateway refuses a change while another to the same API is being made ("Unable to
 /// complete operation due to concurrent modification. Please try again later."), or asks to
 /// slow down. A conflict that says a thing exists is an answer, not a wait.
@@ -131,6 +134,61 @@ pub fn apigateway_deletion_refused<E: ProvideErrorMetadata>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_lambda::operation::add_permission::AddPermissionError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
+    fn answered(status: u16, code: &str, message: &str) -> SdkError<AddPermissionError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).message(message).build();
+        let raw = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(AddPermissionError::generic(meta), raw)
+    }
+
+    #[test]
+    fn a_conflict_that_says_something_exists_is_an_answer_not_a_wait() {
+        let busy = answered(409, LAMBDA_CONFLICT, "An update is in progress for resource: arn:f");
+        let taken = answered(409, LAMBDA_CONFLICT, "The statement id (get) provided already exists.");
+        assert!(lambda_update_in_progress(&busy).is_some());
+        assert_eq!(lambda_update_in_progress(&taken), None);
+        let concurrent = answered(
+            409,
+            APIGATEWAY_CONFLICT,
+            "Unable to complete operation due to concurrent modification. Please try again later.",
+        );
+        let exists = answered(409, APIGATEWAY_CONFLICT, "Method already exists for this resource");
+        assert!(apigateway_busy(&concurrent).is_some());
+        assert_eq!(apigateway_busy(&exists), None);
+    }
+
+    #[test]
+    fn a_role_not_yet_assumable_is_told_apart_from_other_bad_parameters() {
+        let fresh = answered(
+            400,
+            "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda.",
+        );
+        let bad = answered(
+            400,
+            "InvalidParameterValueException",
+            "Unzipped size must be smaller than 262144000 bytes",
+        );
+        assert!(role_not_yet_assumable(&fresh).is_some() && lambda_configuration_busy(&fresh).is_some());
+        assert_eq!(lambda_configuration_busy(&bad), None);
+    }
+
+    #[test]
+    fn deletions_wait_out_the_rate_limit_and_passing_failures_only() {
+        let throttled = answered(429, "TooManyRequestsException", "Too Many Requests");
+        assert_eq!(
+            apigateway_deletion_refused(&throttled),
+            Some("API Gateway allows one deletion every 30 s")
+        );
+        assert!(
+            apigateway_deletion_refused(&answered(503, "ServiceUnavailableException", "later")).is_some()
+        );
+        assert_eq!(apigateway_deletion_refused(&answered(400, "BadRequestException", "no")), None);
+    }
 
     #[test]
     fn pauses_read_as_whole_or_tenths_of_seconds() {

@@ -2,9 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::Result;
-
-use crate::error::UsageError;
+use anyhow::{Result, bail};
 
 /// The tag that marks a resource as made by tokendeploy for one stack.
 pub const STACK_TAG: &str = "tokendeploy:stack";
@@ -33,27 +31,23 @@ impl Stack {
             || !name.starts_with(|c: char| c.is_ascii_lowercase())
             || name.ends_with('-')
         {
-            return Err(UsageError(format!(
+            bail!(
                 "stack name {name:?} is not valid: use 1 to {MAX_NAME_LEN} lowercase letters, digits and hyphens, starting with a letter and not ending with a hyphen"
-            ))
-            .into());
+            );
         }
         let region_ok = region.len() <= 20
             && region.split('-').count() >= 3
             && region.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             && region.rsplit('-').next().is_some_and(|n| n.parse::<u8>().is_ok());
         if !region_ok {
-            return Err(
-                UsageError(format!("region {region:?} is not an AWS region name such as us-west-1")).into()
-            );
+            bail!("region {region:?} is not an AWS region name such as us-west-1");
         }
         let stack = Self { name: name.to_string(), region: region.to_string() };
         if stack.role_name().len() > MAX_ROLE_NAME_LEN {
-            return Err(UsageError(format!(
+            bail!(
                 "stack name {name:?} is too long for region {region}: the role name {} would pass IAM's {MAX_ROLE_NAME_LEN} characters; choose a shorter --name",
                 stack.role_name()
-            ))
-            .into());
+            );
         }
         Ok(stack)
     }

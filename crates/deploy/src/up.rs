@@ -15,7 +15,7 @@ use crate::resources::{function, log_group, permission, role};
 use crate::snapshot::{self, Snapshot};
 use crate::stack::{STAGE, Stack};
 use crate::steps::run_step;
-use crate::vocabulary::{Planned, Progress, Step, StepReport};
+use crate::vocabulary::{Action, Planned, Progress, Step, StepReport};
 
 /// What `up --output json` prints. Field names are a stable interface: add, never rename.
 #[derive(Debug, Clone, Serialize)]
@@ -155,21 +155,22 @@ async fn api_chain(
     let made = rest_api::apply(aws, &desired.stack, change, observed, progress);
     let (current, api_report) = run_step(progress, Step::RestApi, change.action(), made).await?;
     // Made now, or finished by another run meanwhile: plan its parts from what is there.
-    let replanned = (Some(&current) != observed).then(|| {
-        rest_api::plan_parts(desired, Some(&current), change.action() != crate::vocabulary::Action::Unchanged)
-    });
+    let api_changes = change.action() != Action::Unchanged;
+    let replanned =
+        (Some(&current) != observed).then(|| rest_api::plan_parts(desired, Some(&current), api_changes));
     let parts = replanned.as_ref().unwrap_or(&plan.api.parts);
     let api_id = current.id.as_str();
 
-    let proxy = resource::apply(aws, api_id, &current.resources, &parts.resources);
+    let proxy = resource::apply(aws, api_id, &current.resources, &parts.resources, progress);
     let (proxy_id, proxy_report) =
         run_step(progress, Step::ProxyResource, parts.resources.action(), proxy).await?;
-    let put = methods::apply(aws, api_id, &proxy_id, &parts.methods);
+    let put = methods::apply(aws, api_id, &proxy_id, &parts.methods, progress);
     let ((), methods_report) = run_step(progress, Step::Methods, parts.methods.action(), put).await?;
-    let integrate = methods::apply_integrations(aws, desired, api_id, &proxy_id, &parts.integrations);
+    let integrate =
+        methods::apply_integrations(aws, desired, api_id, &proxy_id, &parts.integrations, progress);
     let ((), integrations_report) =
         run_step(progress, Step::Integrations, parts.integrations.action(), integrate).await?;
-    let deploy = stage::apply(aws, desired, api_id, &parts.stage);
+    let deploy = stage::apply(aws, desired, api_id, &parts.stage, progress);
     let ((), stage_report) = run_step(progress, Step::Deployment, parts.stage.action(), deploy).await?;
     Ok((current.id.clone(), [api_report, proxy_report, methods_report, integrations_report, stage_report]))
 }

@@ -9,8 +9,8 @@ use tokendeploy_config::METHODS;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code};
 use crate::desired::Desired;
-use crate::retry::APIGATEWAY_CONFLICT;
-use crate::vocabulary::{Planned, Summary};
+use crate::retry::{APIGATEWAY_BUSY_LIMIT, APIGATEWAY_CONFLICT, Backoff, apigateway_busy, retrying};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 /// One method `up` puts on `{proxy+}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,8 +184,15 @@ pub fn plan(observed: &BTreeMap<String, MethodState>, extra: &[ExtraMethod]) -> 
     MethodChange { remove: extra.to_vec(), none_yet: observed.is_empty(), put, update }
 }
 
-pub async fn apply(aws: &Aws, api_id: &str, proxy_id: &str, change: &MethodChange) -> Result<()> {
+pub async fn apply(
+    aws: &Aws,
+    api_id: &str,
+    proxy_id: &str,
+    change: &MethodChange,
+    progress: &dyn Progress,
+) -> Result<()> {
     let api = &aws.apigateway;
+    let note = |message: &str| progress.note(Step::Methods, message);
     for extra in &change.remove {
         let ExtraMethod { resource_id, path, method } = extra;
         let deleted =
@@ -199,26 +206,30 @@ pub async fn apply(aws: &Aws, api_id: &str, proxy_id: &str, change: &MethodChang
         let replace = |path: &str, value: String| {
             PatchOperation::builder().op(Op::Replace).path(path).value(value).build()
         };
-        api.update_method()
-            .rest_api_id(api_id)
-            .resource_id(proxy_id)
-            .http_method(spec.http_method)
-            .patch_operations(replace("/authorizationType", spec.authorization.into()))
-            .patch_operations(replace("/apiKeyRequired", spec.api_key_required.to_string()))
-            .send()
+        let update = || {
+            api.update_method()
+                .rest_api_id(api_id)
+                .resource_id(proxy_id)
+                .http_method(spec.http_method)
+                .patch_operations(replace("/authorizationType", spec.authorization.into()))
+                .patch_operations(replace("/apiKeyRequired", spec.api_key_required.to_string()))
+                .send()
+        };
+        retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, update)
             .await
             .aws_context(format!("updating method {} in REST API {api_id}", spec.http_method))?;
     }
     for spec in &change.put {
-        let put = api
-            .put_method()
-            .rest_api_id(api_id)
-            .resource_id(proxy_id)
-            .http_method(spec.http_method)
-            .authorization_type(spec.authorization)
-            .api_key_required(spec.api_key_required)
-            .send()
-            .await;
+        let put = || {
+            api.put_method()
+                .rest_api_id(api_id)
+                .resource_id(proxy_id)
+                .http_method(spec.http_method)
+                .authorization_type(spec.authorization)
+                .api_key_required(spec.api_key_required)
+                .send()
+        };
+        let put = retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, put).await;
         // There already: our own call whose answer was lost, retried; the integration is put
         // over it either way.
         if !matches!(&put, Err(e) if error_code(e) == Some(APIGATEWAY_CONFLICT)) {
@@ -263,19 +274,24 @@ pub async fn apply_integrations(
     api_id: &str,
     proxy_id: &str,
     change: &IntegrationChange,
+    progress: &dyn Progress,
 ) -> Result<()> {
+    let note = |message: &str| progress.note(Step::Integrations, message);
     for spec in &change.put {
         let method = spec.http_method;
         let wanted = spec.integration.state(desired);
-        aws.apigateway
-            .put_integration()
-            .rest_api_id(api_id)
-            .resource_id(proxy_id)
-            .http_method(method)
-            .r#type(IntegrationType::from(wanted.kind.as_str()))
-            .integration_http_method(wanted.http_method)
-            .uri(wanted.uri)
-            .send()
+        let put = || {
+            aws.apigateway
+                .put_integration()
+                .rest_api_id(api_id)
+                .resource_id(proxy_id)
+                .http_method(method)
+                .r#type(IntegrationType::from(wanted.kind.as_str()))
+                .integration_http_method(&wanted.http_method)
+                .uri(&wanted.uri)
+                .send()
+        };
+        retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, put)
             .await
             .aws_context(format!("integrating method {method} of REST API {api_id} with the function"))?;
     }

@@ -5,8 +5,8 @@ use anyhow::{Context, Result, bail};
 use aws_sdk_apigateway::types::Resource;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES, error_code};
-use crate::retry::APIGATEWAY_CONFLICT;
-use crate::vocabulary::{Planned, Summary};
+use crate::retry::{APIGATEWAY_BUSY_LIMIT, APIGATEWAY_CONFLICT, Backoff, apigateway_busy, retrying};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 pub const PROXY_PATH: &str = "/{proxy+}";
 const PROXY_PART: &str = "{proxy+}";
@@ -102,21 +102,25 @@ pub fn plan(observed: Option<&Resources>) -> ResourceChange {
 }
 
 /// Carries out `change`; returns the `{proxy+}` resource's id.
-pub async fn apply(aws: &Aws, api_id: &str, observed: &Resources, change: &ResourceChange) -> Result<String> {
+pub async fn apply(
+    aws: &Aws,
+    api_id: &str,
+    observed: &Resources,
+    change: &ResourceChange,
+    progress: &dyn Progress,
+) -> Result<String> {
     for resource in &change.remove {
         remove(aws, api_id, resource).await?;
     }
     if let (false, Some(proxy_id)) = (change.create_proxy, &observed.proxy_id) {
         return Ok(proxy_id.clone());
     }
-    let created = aws
-        .apigateway
-        .create_resource()
-        .rest_api_id(api_id)
-        .parent_id(&observed.root_id)
-        .path_part(PROXY_PART)
-        .send()
-        .await;
+    let create = || {
+        let resource = aws.apigateway.create_resource().rest_api_id(api_id);
+        resource.parent_id(&observed.root_id).path_part(PROXY_PART).send()
+    };
+    let note = |message: &str| progress.note(Step::ProxyResource, message);
+    let created = retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, create).await;
     // A lost answer, retried, makes a second one (API Gateway refuses it with a conflict, moto
     // makes it): keep the one `read` picks, remove any other.
     if let Err(e) = &created

@@ -8,8 +8,9 @@ use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt};
 use crate::desired::Desired;
 use crate::resources::rest_api::methods::wanted;
 use crate::resources::rest_api::resource::PROXY_PATH;
+use crate::retry::{APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_busy, retrying};
 use crate::stack::STAGE;
-use crate::vocabulary::{Planned, Summary};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 /// What the `prod` deployment records.
 pub fn deployment_description(desired: &Desired) -> String {
@@ -113,7 +114,13 @@ pub fn plan(desired: &Desired, observed: Option<&Stages>, api_changes: bool) -> 
     StageChange::Deploy { why, remove }
 }
 
-pub async fn apply(aws: &Aws, desired: &Desired, api_id: &str, change: &StageChange) -> Result<()> {
+pub async fn apply(
+    aws: &Aws,
+    desired: &Desired,
+    api_id: &str,
+    change: &StageChange,
+    progress: &dyn Progress,
+) -> Result<()> {
     let StageChange::Deploy { remove, .. } = change else {
         return Ok(());
     };
@@ -121,12 +128,13 @@ pub async fn apply(aws: &Aws, desired: &Desired, api_id: &str, change: &StageCha
         let deleted = aws.apigateway.delete_stage().rest_api_id(api_id).stage_name(name).send().await;
         deleted.or_absent(APIGATEWAY_NOT_FOUND, format!("removing stage {name} from REST API {api_id}"))?;
     }
-    aws.apigateway
-        .create_deployment()
-        .rest_api_id(api_id)
-        .stage_name(STAGE)
-        .description(deployment_description(desired))
-        .send()
+    let description = deployment_description(desired);
+    let deploy = || {
+        let deployment = aws.apigateway.create_deployment().rest_api_id(api_id).stage_name(STAGE);
+        deployment.description(&description).send()
+    };
+    let note = |message: &str| progress.note(Step::Deployment, message);
+    retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, deploy)
         .await
         .aws_context(format!("deploying REST API {api_id} to stage {STAGE}"))?;
     Ok(())
