@@ -1,0 +1,115 @@
+//! `up`, `plan`, `status` and `down` called as functions against a moto server.
+
+mod common;
+
+use common::*;
+use tokendeploy_deploy::down::{down, to_delete};
+use tokendeploy_deploy::resources::function::{CodeChange, FunctionChange, FunctionFixes};
+use tokendeploy_deploy::status::status;
+use tokendeploy_deploy::up::{prepare, up};
+use tokendeploy_deploy::{Action, ErrorKind, Silent, Step, snapshot};
+use tokendeploy_testkit::fault_proxy::{Call, Effect, ErrorKind as Fault, FaultProxy, Rule};
+use tokendeploy_testkit::moto::Moto;
+
+#[tokio::test]
+async fn up_plan_status_and_down_as_a_library() {
+    let moto = Moto::start().unwrap();
+    let aws = aws_at(&moto.endpoint()).await;
+    let stack = stack("library");
+
+    let made = up(&aws, &stack, environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    assert_eq!(made.steps.len(), Step::ALL.len());
+    assert!(made.steps.iter().all(|step| step.action == Action::Create), "{:?}", made.steps);
+    assert!(made.invoke_url.starts_with(&format!("https://{}.execute-api.{REGION}", made.api_id)));
+    assert!(made.invoke_url.ends_with("/prod/token"), "{}", made.invoke_url);
+
+    // Planned again with the same code and variables: nothing to do, and status agrees.
+    let again = prepare(&aws, &stack, |_| environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    assert!(again.plan.is_unchanged(), "{:?}", again.plan.summaries());
+    let report = status(&again);
+    assert!(report.complete && report.in_sync, "{report:?}");
+    assert_eq!(report.invoke_url.as_deref(), Some(made.invoke_url.as_str()));
+
+    // New code: the plan says exactly that, and no more.
+    let newer = prepare(&aws, &stack, |_| environment(), || Ok(artifact("two")), &Silent).await.unwrap();
+    assert_eq!(newer.plan.code, CodeChange::Changed);
+    let fixes = FunctionFixes { upload_code: true, settings: vec![] };
+    assert_eq!(newer.plan.function, FunctionChange::Update { arn: made.function_arn.clone(), fixes });
+    let changed: Vec<Step> = newer
+        .plan
+        .summaries()
+        .into_iter()
+        .filter(|(_, s)| s.action != Action::Unchanged)
+        .map(|(step, _)| step)
+        .collect();
+    assert_eq!(changed, [Step::Package, Step::Function]);
+
+    let found = snapshot::read(&aws, &stack).await.unwrap();
+    let doomed: Vec<&str> = to_delete(&found, &stack).iter().map(|r| r.kind).collect();
+    assert_eq!(doomed, ["rest_api", "permission", "permission", "function", "log_group", "role"]);
+    let removed = down(&aws, &stack, &found, &Silent).await.unwrap();
+    assert_eq!(removed.deleted.len(), 6);
+    assert!(removed.skipped.is_empty());
+    let after = snapshot::read(&aws, &stack).await.unwrap();
+    assert!(after.found(&stack).is_empty(), "{:?}", after.found(&stack));
+}
+
+#[tokio::test]
+async fn a_resource_of_someone_else_stops_up_before_any_change_and_down_leaves_it() {
+    let moto = Moto::start().unwrap();
+    let aws = aws_at(&moto.endpoint()).await;
+    let stack = stack("taken");
+    let trust = r#"{"Version":"2012-10-17","Statement":[]}"#;
+    aws.iam
+        .create_role()
+        .role_name(stack.role_name())
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .unwrap();
+
+    let error = up(&aws, &stack, environment(), || Ok(artifact("one")), &Silent).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::ForeignResource, "{error}");
+    assert!(error.to_string().contains("belongs to someone else"), "{error}");
+    let found = snapshot::read(&aws, &stack).await.unwrap();
+    assert_eq!(found.found(&stack).len(), 1, "up made nothing: {:?}", found.found(&stack));
+    assert_eq!(found.blocking(&stack).map(|f| f.name), Some(stack.role_name()));
+
+    let left = down(&aws, &stack, &found, &Silent).await.unwrap();
+    assert!(left.deleted.is_empty());
+    assert_eq!(left.skipped.len(), 1);
+}
+
+#[tokio::test]
+async fn a_refused_call_is_an_aws_error_with_its_code_and_request_id() {
+    let moto = Moto::start().unwrap();
+    let denied =
+        Fault::custom(403, "AccessDenied", "User: deployer is not authorized to perform: iam:CreateRole");
+    let is_create_role = |call: &Call| call.is("iam", "CreateRole");
+    let proxy = FaultProxy::start_with(
+        &moto.endpoint(),
+        vec![Rule::first(is_create_role, usize::MAX, Effect::Error(denied))],
+    )
+    .await
+    .unwrap();
+    let aws = aws_at(&proxy.endpoint()).await;
+
+    let error = up(&aws, &stack("denied"), environment(), || Ok(artifact("one")), &Silent).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::AwsCall, "{error}");
+    let call = error.aws_call().unwrap();
+    assert_eq!(call.code.as_deref(), Some("AccessDenied"));
+    assert!(call.request_id.is_some(), "{call:?}");
+    assert!(error.to_string().starts_with("execution role (create): creating IAM role"), "{error}");
+    assert!(!error.to_string().contains("library-test-secret"));
+}
+
+#[tokio::test]
+async fn code_that_cannot_be_packaged_is_a_package_error() {
+    let moto = Moto::start().unwrap();
+    let aws = aws_at(&moto.endpoint()).await;
+    let error = up(&aws, &stack("unbuilt"), environment(), || anyhow::bail!("cargo build failed"), &Silent)
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Package, "{error}");
+    assert!(snapshot::read(&aws, &stack("unbuilt")).await.unwrap().found(&stack("unbuilt")).is_empty());
+}
