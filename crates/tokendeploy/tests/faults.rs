@@ -30,7 +30,10 @@ fn rule(service: &str, operation: &str, occurrence: usize, effect: Effect) -> Ru
     Rule::nth(move |call: &Call| call.is(&service, &operation), occurrence, effect)
 }
 
-const TRANSIENT: [(&str, fn() -> Effect); 4] = [
+/// A transient fault, named, and how to make its effect.
+type Transient = (&'static str, fn() -> Effect);
+
+const TRANSIENT: [Transient; 4] = [
     ("500", || Effect::Error(ErrorKind::Internal)),
     ("503", || Effect::Error(ErrorKind::Unavailable)),
     ("throttle", || Effect::Error(ErrorKind::Throttling)),
