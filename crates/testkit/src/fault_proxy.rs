@@ -26,6 +26,7 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Result;
 use axum::body::{Body, Bytes};
@@ -197,6 +198,8 @@ struct Plan {
 
 struct Shared {
     upstream: String,
+    /// Added to every call before it is forwarded: a network far from AWS.
+    latency: Duration,
     client: reqwest::Client,
     plan: Mutex<Plan>,
     injected: AtomicUsize,
@@ -228,8 +231,19 @@ impl FaultProxy {
 
     /// Forwards to `upstream`, giving the calls the `rules` pick their effect.
     pub async fn start_with(upstream: &str, rules: Vec<Rule>) -> Result<Self> {
+        Self::start_serving(upstream, rules, Duration::ZERO).await
+    }
+
+    /// Forwards everything to `upstream` `latency` late, recording the calls: a command's wall
+    /// time divided by `latency` is how many calls deep it waits.
+    pub async fn with_latency(upstream: &str, latency: Duration) -> Result<Self> {
+        Self::start_serving(upstream, Vec::new(), latency).await
+    }
+
+    async fn start_serving(upstream: &str, rules: Vec<Rule>, latency: Duration) -> Result<Self> {
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
+            latency,
             client: reqwest::Client::new(),
             plan: Mutex::new(Plan {
                 rules: rules.into_iter().map(|rule| (rule, 0)).collect(),
@@ -324,6 +338,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     if effect.is_some() {
         shared.injected.fetch_add(1, Ordering::SeqCst);
     }
+    tokio::time::sleep(shared.latency).await;
     match effect {
         None => Ok(relay(&shared, parts, body)
             .await

@@ -37,7 +37,41 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(Self { port, process })
+        let moto = Self { port, process };
+        moto.warm_up()?;
+        Ok(moto)
+    }
+
+    /// Makes moto load its IAM backend (with every AWS managed policy, which takes seconds)
+    /// before a test's first call, so no call a test times or counts pays for it.
+    fn warm_up(&self) -> Result<()> {
+        use std::io::{Read, Write};
+        for (service, body) in [
+            ("iam", "Action=ListRoles&Version=2010-05-08"),
+            ("sts", "Action=GetCallerIdentity&Version=2011-06-15"),
+        ] {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+            stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+            // moto reads the service from the credential scope; it checks no signature.
+            write!(
+                stream,
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: AWS4-HMAC-SHA256 \
+                 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, \
+                 Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                self.port,
+                body.len()
+            )?;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).with_context(|| format!("warming moto's {service} up"))?;
+            if !answer.starts_with("HTTP/1.1 200") {
+                bail!(
+                    "moto did not answer {service} at start: {}",
+                    answer.lines().next().unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn endpoint(&self) -> String {
