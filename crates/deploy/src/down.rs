@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::error::Result;
-use crate::resources::{Lookup, function, log_group, permission, rest_api, role};
+use crate::resources::{Lookup, function, log_group, rest_api, role};
 use crate::snapshot::Snapshot;
 use crate::stack::Stack;
 use crate::steps::run_step;
@@ -46,8 +46,9 @@ fn skipped(snapshot: &Snapshot, stack: &Stack) -> Vec<Skipped> {
     foreign.map(|found| Skipped { kind: found.step.name(), id: found.id, reason: reason.clone() }).collect()
 }
 
-/// Deletes what [`to_delete`] lists: the APIs first (they stop traffic, and their rate limit
-/// is slowest), beside the function, its permission and logs, then the role.
+/// Deletes what [`to_delete`] lists, three chains side by side: the APIs (their rate limit is
+/// slowest); the function (its resource policy, our permissions, goes with it), then its logs;
+/// the role.
 pub async fn down(
     aws: &Aws,
     stack: &Stack,
@@ -63,22 +64,21 @@ pub async fn down(
     };
     let function_side = async {
         if let Lookup::Ours(_) = snapshot.function {
-            if !snapshot.permissions.ours.is_empty() {
-                let remove = permission::delete(aws, stack, &snapshot.permissions);
-                run_step(progress, Step::Permission, Action::Delete, remove).await?;
-            }
             run_step(progress, Step::Function, Action::Delete, function::delete(aws, stack)).await?;
         }
         // After the function: an invocation in between would make Lambda write to it again.
         if let Lookup::Ours(_) = snapshot.log_group {
             run_step(progress, Step::LogGroup, Action::Delete, log_group::delete(aws, stack)).await?;
         }
+        anyhow::Ok(())
+    };
+    let role = async {
         if let Lookup::Ours(observed) = &snapshot.role {
             run_step(progress, Step::Role, Action::Delete, role::delete(aws, stack, observed)).await?;
         }
         anyhow::Ok(())
     };
-    tokio::try_join!(apis, function_side)?;
+    tokio::try_join!(apis, function_side, role)?;
     Ok(DownReport {
         name: stack.name.clone(),
         region: stack.region.clone(),

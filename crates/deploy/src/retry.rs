@@ -24,6 +24,10 @@ pub struct Backoff {
 impl Backoff {
     /// For waits of seconds: half a second, doubling up to five.
     pub const SHORT: Backoff = Backoff { first: Duration::from_millis(500), max: Duration::from_secs(5) };
+    /// For waits on AWS's eventual consistency (a new role reaching Lambda): a quarter second,
+    /// doubling up to one, so the run goes on within about a second of it being true.
+    pub const PROPAGATION: Backoff =
+        Backoff { first: Duration::from_millis(250), max: Duration::from_secs(1) };
     /// For API Gateway's rate limit on deletions (one every 30 s): five seconds up to thirty.
     pub const LONG: Backoff = Backoff { first: Duration::from_secs(5), max: Duration::from_secs(30) };
 }
@@ -59,12 +63,12 @@ where
     }
 }
 
-/// `5 s`, or `0.5 s` for a pause under a second.
+/// `5 s`, or `0.25 s` for a pause under a second.
 fn seconds(pause: Duration) -> String {
     if pause.subsec_millis() == 0 {
         format!("{} s", pause.as_secs())
     } else {
-        format!("{:.1} s", pause.as_secs_f64())
+        format!("{} s", pause.as_secs_f64())
     }
 }
 
@@ -114,6 +118,17 @@ pub fn apigateway_busy<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Op
         Some("TooManyRequestsException") => Some("API Gateway asks to slow down"),
         _ => None,
     }
+}
+
+/// For a call made without the SDK's own retry: API Gateway busy, or any passing failure.
+pub fn apigateway_passing_failure<E: ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> Option<&'static str> {
+    apigateway_busy(error).or_else(|| match error.as_service_error() {
+        _ if !is_transient(error) => None,
+        Some(_) => Some("API Gateway answered an error"),
+        None => Some("API Gateway did not answer"),
+    })
 }
 
 /// For DeleteRestApi, whose rate limit is one deletion every 30 s: throttling, and any passing
@@ -194,5 +209,6 @@ mod tests {
     fn pauses_read_as_whole_or_tenths_of_seconds() {
         assert_eq!(seconds(Duration::from_secs(5)), "5 s");
         assert_eq!(seconds(Duration::from_millis(500)), "0.5 s");
+        assert_eq!(seconds(Duration::from_millis(250)), "0.25 s");
     }
 }

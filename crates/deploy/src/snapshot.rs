@@ -38,17 +38,20 @@ pub struct Found {
 
 /// Reads every resource of the stack, independent ones side by side. Changes nothing.
 pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
-    // The log group and the policy belong to the function: read once it is known to be ours.
-    let function_side = async {
-        let function = function::find(aws, stack).await?;
-        let ours = function.is_ours() == Some(true);
-        let permissions =
-            async { if ours { permission::find(aws, stack).await } else { Ok(PolicyState::default()) } };
-        let (log_group, permissions) = tokio::try_join!(log_group::find(aws, stack, ours), permissions)?;
-        anyhow::Ok((function, log_group, permissions))
-    };
-    let ((function, log_group, permissions), role, (api, apis)) =
-        tokio::try_join!(function_side, role::find(aws, stack), rest_api::find(aws, stack))?;
+    // Boxed: the SDK's futures are large, and five side by side would crowd a thread's stack.
+    let (function, log_group, permissions, role, apis) = tokio::try_join!(
+        Box::pin(function::find(aws, stack)),
+        Box::pin(log_group::find(aws, stack)),
+        Box::pin(permission::find(aws, stack)),
+        Box::pin(role::find(aws, stack)),
+        Box::pin(rest_api::find(aws, stack)),
+    )?;
+    // The log group and the policy belong to the function: ours only with it.
+    let function_is_ours = function.is_ours() == Some(true);
+    let log_group = log_group::lookup(log_group, function_is_ours);
+    let permissions = if function_is_ours { permissions } else { PolicyState::default() };
+    let api = apis.stack_api(role.ours().and_then(|role| role.made_by_run.as_deref()));
+    let apis = apis.list;
     Ok(Snapshot { role, log_group, function, permissions, api, apis })
 }
 

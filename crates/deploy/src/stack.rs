@@ -15,6 +15,24 @@ const MAX_NAME_LEN: usize = 40;
 /// IAM role names are at most 64 characters.
 const MAX_ROLE_NAME_LEN: usize = 64;
 
+/// Marks the role and the REST API with the `up` run that made them, so a run can tell a copy
+/// of its own (a lost answer, retried) from one a twin run made at the same moment.
+pub const RUN_TAG: &str = "tokendeploy:run";
+
+/// This process's run id: random enough that two runs never share one.
+pub fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
+        format!("{:016x}", hasher.finish())
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stack {
     pub name: String,

@@ -55,6 +55,27 @@ async fn up_plan_status_and_down_as_a_library() {
 }
 
 #[tokio::test]
+async fn a_converged_up_and_status_only_read() {
+    let moto = Moto::start().unwrap();
+    let stack = stack("converged");
+    up(&aws_at(&moto.endpoint()).await, &stack, environment(), || Ok(artifact("one")), &Silent)
+        .await
+        .unwrap();
+
+    let recorder = FaultProxy::recording(&moto.endpoint()).await.unwrap();
+    let aws = aws_at(&recorder.endpoint()).await;
+    let again = up(&aws, &stack, environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    assert!(again.steps.iter().all(|step| step.action == Action::Unchanged), "{:?}", again.steps);
+    let prepared = prepare(&aws, &stack, |_| environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    assert!(status(&prepared).in_sync);
+    let calls = recorder.calls();
+    let changing: Vec<&Call> = calls.iter().filter(|call| call.mutating).collect();
+    assert!(changing.is_empty(), "{changing:?}");
+    // Each command reads each resource once: no call per method, none repeated.
+    assert_eq!(calls.len(), 24, "{calls:#?}");
+}
+
+#[tokio::test]
 async fn a_resource_of_someone_else_stops_up_before_any_change_and_down_leaves_it() {
     let moto = Moto::start().unwrap();
     let aws = aws_at(&moto.endpoint()).await;

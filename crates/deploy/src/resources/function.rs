@@ -5,9 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateStatus, Runtime, State};
 
 use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, UPLOAD_TIMEOUT, error_code};
 use crate::desired::Desired;
@@ -270,8 +269,10 @@ pub async fn apply_function(
         FunctionChange::Unchanged { arn } => return Ok((arn.clone(), None)),
         FunctionChange::Update { arn, fixes } => (arn.clone(), fixes.clone(), None),
         FunctionChange::Create => match create(aws, desired, zip, progress).await? {
-            Created::Made(arn) => {
-                wait_until_ready(aws, name, Step::Function, progress).await?;
+            Created::Made { arn, ready } => {
+                if !ready {
+                    wait_until_ready(aws, name, Step::Function, progress).await?;
+                }
                 return Ok((arn, None));
             }
             // Made meanwhile by a twin run, or by our own call whose answer was lost: bring
@@ -322,7 +323,7 @@ pub async fn apply_function(
                 .role(desired.role_arn())
                 .send()
         };
-        retrying(ROLE_PROPAGATION_LIMIT, Backoff::SHORT, lambda_configuration_busy, note, update)
+        retrying(ROLE_PROPAGATION_LIMIT, Backoff::PROPAGATION, lambda_configuration_busy, note, update)
             .await
             .aws_context(format!("updating the settings of Lambda function {name}"))?;
         wait_until_ready(aws, name, Step::Function, progress).await?;
@@ -353,7 +354,11 @@ pub async fn apply_environment(
 }
 
 enum Created {
-    Made(String),
+    /// `ready`: Lambda's answer says the function is active already.
+    Made {
+        arn: String,
+        ready: bool,
+    },
     AlreadyThere,
 }
 
@@ -381,8 +386,17 @@ async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progres
             .send()
     };
     let note = |message: &str| progress.note(Step::Function, message);
-    match retrying(ROLE_PROPAGATION_LIMIT, Backoff::SHORT, role_not_yet_assumable, note, create).await {
-        Ok(created) => Ok(Created::Made(created.function_arn().unwrap_or_default().to_string())),
+    match retrying(ROLE_PROPAGATION_LIMIT, Backoff::PROPAGATION, role_not_yet_assumable, note, create).await {
+        Ok(created) => {
+            let arn = created.function_arn().unwrap_or_default().to_string();
+            let readiness = Readiness::of(
+                created.state(),
+                created.state_reason(),
+                created.last_update_status(),
+                created.last_update_status_reason(),
+            );
+            Ok(Created::Made { arn, ready: readiness.is_ready() })
+        }
         Err(e) if error_code(&e) == Some(LAMBDA_CONFLICT) => Ok(Created::AlreadyThere),
         Err(e) => Err(e).aws_context_no_echo(format!("creating Lambda function {name}")),
     }
@@ -402,38 +416,72 @@ fn upload_timeouts() -> aws_sdk_lambda::config::Builder {
     )
 }
 
-/// Waits until the function is Active and its last update Successful; a failure says why, in
-/// Lambda's words (`StateReason`, `LastUpdateStatusReason`).
-async fn wait_until_ready(aws: &Aws, name: &str, step: Step, progress: &dyn Progress) -> Result<()> {
-    progress.note(step, "waiting for the function to be active");
-    let active = aws.lambda.wait_until_function_active_v2().function_name(name).wait(WAITER_LIMIT).await;
-    if let Err(e) = active {
-        return Err(not_ready(aws, name, "did not become active", e).await);
-    }
-    let updated = aws.lambda.wait_until_function_updated_v2().function_name(name).wait(WAITER_LIMIT).await;
-    if let Err(e) = updated {
-        return Err(not_ready(aws, name, "was not updated", e).await);
-    }
-    Ok(())
+/// How often to look whether the function is ready: it goes on within a quarter second of
+/// it, at four reads a second, far under Lambda's control-plane limits.
+const READY_POLL: Duration = Duration::from_millis(250);
+
+/// Where a function stands, as Lambda tells it in any answer carrying its configuration.
+struct Readiness {
+    state: Option<State>,
+    last_update: Option<LastUpdateStatus>,
+    /// Lambda's own words: `StateReason`, `LastUpdateStatusReason`.
+    reasons: Vec<String>,
 }
 
-/// Why the function is not ready: Lambda's stated reason when it gives one, else the waiter's.
-async fn not_ready(aws: &Aws, name: &str, what: &str, waiter: impl std::fmt::Display) -> anyhow::Error {
-    let config = aws.lambda.get_function_configuration().function_name(name).send().await.ok();
-    let stated = config.as_ref().and_then(|c| {
-        let state =
-            c.state_reason().map(|r| format!("{}: {r}", c.state().map(|s| s.as_str()).unwrap_or("state")));
-        let update = c.last_update_status_reason().map(|r| {
-            format!("last update {}: {r}", c.last_update_status().map(|s| s.as_str()).unwrap_or("status"))
-        });
-        let reasons: Vec<String> = state.into_iter().chain(update).collect();
-        (!reasons.is_empty()).then(|| reasons.join("; "))
-    });
-    NotReady {
-        what: format!("Lambda function {name} ({what})"),
-        reason: stated.unwrap_or_else(|| waiter.to_string()),
+impl Readiness {
+    fn of(
+        state: Option<&State>,
+        state_reason: Option<&str>,
+        last_update: Option<&LastUpdateStatus>,
+        last_update_reason: Option<&str>,
+    ) -> Self {
+        Self {
+            state: state.cloned(),
+            last_update: last_update.cloned(),
+            reasons: state_reason.into_iter().chain(last_update_reason).map(str::to_string).collect(),
+        }
     }
-    .into()
+
+    /// Active, and its last update (if any) through.
+    fn is_ready(&self) -> bool {
+        self.state == Some(State::Active)
+            && matches!(self.last_update, None | Some(LastUpdateStatus::Successful))
+    }
+
+    fn has_failed(&self) -> bool {
+        self.state == Some(State::Failed) || self.last_update == Some(LastUpdateStatus::Failed)
+    }
+}
+
+/// Waits until the function is Active and its last update Successful, reading its
+/// configuration every [`READY_POLL`]; a failure says why, in Lambda's words.
+async fn wait_until_ready(aws: &Aws, name: &str, step: Step, progress: &dyn Progress) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        let config = aws.lambda.get_function_configuration().function_name(name).send().await;
+        let config = config.aws_context(format!("reading the state of Lambda function {name}"))?;
+        let readiness = Readiness::of(
+            config.state(),
+            config.state_reason(),
+            config.last_update_status(),
+            config.last_update_status_reason(),
+        );
+        if readiness.is_ready() {
+            return Ok(());
+        }
+        let state = |r: &Readiness| {
+            let state = r.state.as_ref().map_or("no state", |s| s.as_str());
+            let update = r.last_update.as_ref().map_or("none", |s| s.as_str());
+            format!("state {state}, last update {update}")
+        };
+        if readiness.has_failed() || started.elapsed() > WAITER_LIMIT {
+            let said =
+                if readiness.reasons.is_empty() { state(&readiness) } else { readiness.reasons.join("; ") };
+            return Err(NotReady { what: format!("Lambda function {name}"), reason: said }.into());
+        }
+        progress.note(step, &format!("waiting for the function to be active ({})", state(&readiness)));
+        tokio::time::sleep(READY_POLL).await;
+    }
 }
 
 /// Deletes the function (and with it its resource policy). Gone already is fine.

@@ -24,9 +24,17 @@ pub struct LogGroupState {
 
 pub const KIND: &str = "log group";
 
-/// The stack's log group. An untagged one is ours only when our function exists: it holds
-/// that function's logs.
-pub async fn find(aws: &Aws, stack: &Stack, function_is_ours: bool) -> Result<Lookup<LogGroupState>> {
+/// The stack's log group as found, before knowing whether our function exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    state: LogGroupState,
+    /// Tagged as another stack's (or anyone's): never ours.
+    tagged_otherwise: bool,
+}
+
+/// The stack's log group, read without knowing about the function, so both are read side by
+/// side; [`lookup`] then says whose it is.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<Found>> {
     let name = stack.log_group_name();
     let groups = aws
         .logs
@@ -36,7 +44,7 @@ pub async fn find(aws: &Aws, stack: &Stack, function_is_ours: bool) -> Result<Lo
         .await
         .aws_context(format!("reading log group {name}"))?;
     let Some(group) = groups.log_groups().iter().find(|g| g.log_group_name() == Some(name.as_str())) else {
-        return Ok(Lookup::Absent);
+        return Ok(None);
     };
     let arn = group.log_group_arn().unwrap_or_default().to_string();
     let tags: HashMap<String, String> = aws
@@ -50,10 +58,23 @@ pub async fn find(aws: &Aws, stack: &Stack, function_is_ours: bool) -> Result<Lo
         .cloned()
         .unwrap_or_default();
     let tagged = stack.owns(&tags);
-    if !tagged && (tags.contains_key(STACK_TAG) || !function_is_ours) {
-        return Ok(Lookup::Foreign);
+    let tagged_otherwise = !tagged && tags.contains_key(STACK_TAG);
+    Ok(Some(Found {
+        state: LogGroupState { name, arn, tagged, retention_days: group.retention_in_days() },
+        tagged_otherwise,
+    }))
+}
+
+/// Whose the found group is. An untagged one is ours only when our function exists: it holds
+/// that function's logs.
+pub fn lookup(found: Option<Found>, function_is_ours: bool) -> Lookup<LogGroupState> {
+    match found {
+        None => Lookup::Absent,
+        Some(found) if found.tagged_otherwise || (!found.state.tagged && !function_is_ours) => {
+            Lookup::Foreign
+        }
+        Some(found) => Lookup::Ours(found.state),
     }
-    Ok(Lookup::Ours(LogGroupState { name, arn, tagged, retention_days: group.retention_in_days() }))
 }
 
 /// What `up` does to the log group. Every change ends with the retention set.
@@ -107,7 +128,7 @@ pub async fn apply(aws: &Aws, stack: &Stack, change: &LogGroupChange) -> Result<
             if let Err(e) = &created
                 && error_code(e) == Some("ResourceAlreadyExistsException")
             {
-                find(aws, stack, false).await?.ours_or_refuse(KIND, &name, stack)?;
+                lookup(find(aws, stack).await?, false).ours_or_refuse(KIND, &name, stack)?;
             } else {
                 created.aws_context(format!("creating log group {name}"))?;
             }

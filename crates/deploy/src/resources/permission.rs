@@ -1,10 +1,11 @@
 //! The function's resource policy: API Gateway may invoke it, from this API's stage and
-//! methods only.
+//! methods only. It has no `delete`: deleting the function deletes its policy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
+use futures::future::try_join_all;
 use serde_json::Value;
 
 use tokendeploy_config::METHODS;
@@ -143,11 +144,13 @@ pub async fn apply(
     progress: &dyn Progress,
 ) -> Result<()> {
     let name = desired.stack.function_name();
-    for sid in change.remove_others.iter().chain(&change.replace) {
-        remove(aws, name, sid).await?;
-    }
+    try_join_all(change.remove_others.iter().chain(&change.replace).map(|sid| remove(aws, name, sid)))
+        .await?;
     let wanted = wanted(desired, api_id);
-    for sid in &change.add {
+    // One statement a method, side by side (Lambda's refusals of concurrent policy changes are
+    // waited out).
+    let wanted = &wanted;
+    let add = change.add.iter().map(|sid| async move {
         let source_arn = &wanted[sid];
         let add = || {
             aws.lambda
@@ -162,14 +165,18 @@ pub async fn apply(
         };
         let note = |message: &str| progress.note(Step::Permission, message);
         match retrying(CONFLICT_LIMIT, Backoff::SHORT, lambda_update_in_progress, note, add).await {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             // There already: a twin run's, or our own whose answer was lost. Right is fine.
             Err(e)
                 if error_code(&e) == Some(LAMBDA_CONFLICT)
-                    && find(aws, &desired.stack).await?.ours.get(sid) == Some(source_arn) => {}
-            Err(e) => return Err(e).aws_context(format!("allowing API Gateway to invoke {name} ({sid})")),
+                    && find(aws, &desired.stack).await?.ours.get(sid) == Some(source_arn) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e).aws_context(format!("allowing API Gateway to invoke {name} ({sid})")),
         }
-    }
+    });
+    try_join_all(add).await?;
     Ok(())
 }
 
@@ -179,14 +186,6 @@ const CONFLICT_LIMIT: Duration = Duration::from_secs(60);
 async fn remove(aws: &Aws, name: &str, sid: &str) -> Result<()> {
     let removed = aws.lambda.remove_permission().function_name(name).statement_id(sid).send().await;
     removed.or_absent(RESOURCE_NOT_FOUND, format!("removing permission {sid} from {name}")).map(drop)
-}
-
-/// Removes our statements from the function's policy (the function's deletion takes the rest).
-pub async fn delete(aws: &Aws, stack: &Stack, observed: &PolicyState) -> Result<()> {
-    for sid in observed.ours.keys() {
-        remove(aws, stack.function_name(), sid).await?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
 //! The function's IAM execution role: assumable by Lambda, allowed to write its logs.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
 use aws_sdk_iam::types::Tag;
+use futures::future::try_join_all;
 use serde_json::{Value, json};
 
 use crate::aws::{Aws, AwsResultExt, IAM_NOT_FOUND, error_code};
 use crate::resources::Lookup;
-use crate::stack::Stack;
+use crate::stack::{RUN_TAG, Stack, run_id};
 use crate::vocabulary::{Planned, Summary};
 
 /// Lets the function write to CloudWatch Logs, and nothing more.
@@ -30,6 +33,8 @@ pub struct RoleState {
     pub attached_policies: Vec<String>,
     /// Names of policies written into the role itself; `up` makes none.
     pub inline_policies: Vec<String>,
+    /// The `up` run that made it, when known.
+    pub made_by_run: Option<String>,
 }
 
 impl RoleState {
@@ -42,15 +47,21 @@ impl RoleState {
 
 pub const KIND: &str = "IAM role";
 
-/// The stack's role, looked up by name and checked for our tag.
+/// The stack's role, looked up by name and checked for our tag. The role and its policies are
+/// read side by side: for a role that does not exist, the listings say so too.
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
     let name = stack.role_name();
-    let found = aws.iam.get_role().role_name(&name).send().await;
+    let (found, attached, inline) = tokio::join!(
+        aws.iam.get_role().role_name(&name).send(),
+        aws.iam.list_attached_role_policies().role_name(&name).send(),
+        aws.iam.list_role_policies().role_name(&name).send(),
+    );
     let Some(role) = found.or_absent(IAM_NOT_FOUND, format!("reading IAM role {name}"))?.and_then(|o| o.role)
     else {
         return Ok(Lookup::Absent);
     };
-    let tags = role.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
+    let tags: HashMap<String, String> =
+        role.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect();
     if !stack.owns(&tags) {
         return Ok(Lookup::Foreign);
     }
@@ -59,20 +70,20 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
         .assume_role_policy_document()
         .and_then(|doc| urlencoding::decode(doc).ok())
         .and_then(|doc| serde_json::from_str(&doc).ok());
-    let attached = aws.iam.list_attached_role_policies().role_name(&name).send();
-    let inline = aws.iam.list_role_policies().role_name(&name).send();
-    let (attached, inline) = tokio::join!(attached, inline);
-    let attached = attached.aws_context(format!("listing the policies of IAM role {name}"))?;
-    let inline = inline.aws_context(format!("listing the inline policies of IAM role {name}"))?;
+    // Deleted between the calls: as good as no policies; the plan then makes it again.
+    let attached = attached.or_absent(IAM_NOT_FOUND, format!("listing the policies of IAM role {name}"))?;
+    let inline =
+        inline.or_absent(IAM_NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?;
     Ok(Lookup::Ours(RoleState {
         arn: role.arn().to_string(),
         trust_policy,
         attached_policies: attached
-            .attached_policies()
             .iter()
+            .flat_map(|a| a.attached_policies())
             .filter_map(|p| p.policy_arn().map(str::to_string))
             .collect(),
-        inline_policies: inline.policy_names().to_vec(),
+        inline_policies: inline.map(|i| i.policy_names().to_vec()).unwrap_or_default(),
+        made_by_run: tags.get(RUN_TAG).cloned(),
     }))
 }
 
@@ -143,8 +154,15 @@ pub fn plan(observed: Option<&RoleState>) -> RoleChange {
 }
 
 /// Carries out `change`; returns the role's ARN. A role made meanwhile (by a twin run, or by
-/// our own call whose answer was lost) is read and brought to what `up` grants.
-pub async fn apply(aws: &Aws, stack: &Stack, change: &RoleChange) -> Result<String> {
+/// our own call whose answer was lost) is read and brought to what `up` grants. On a
+/// [`RoleChange::Create`], `made_by` is told at once which `up` run made the role (when its tag
+/// says): IAM lets only one of several runs make it, so that run may build the rest alone.
+pub async fn apply(
+    aws: &Aws,
+    stack: &Stack,
+    change: &RoleChange,
+    made_by: impl FnOnce(Option<String>),
+) -> Result<String> {
     let name = stack.role_name();
     match change {
         RoleChange::Unchanged { arn } => Ok(arn.clone()),
@@ -154,11 +172,14 @@ pub async fn apply(aws: &Aws, stack: &Stack, change: &RoleChange) -> Result<Stri
         }
         RoleChange::Create => match create(aws, stack).await? {
             Some(arn) => {
+                made_by(Some(run_id().to_string()));
                 attach_basic_policy(aws, &name).await?;
                 Ok(arn)
             }
             None => {
                 let adopted = find_made_elsewhere(aws, stack).await?;
+                // Our own call's, whose answer was lost and the call retried, or a twin run's.
+                made_by(adopted.made_by_run.clone());
                 if let RoleChange::Update { fixes, .. } = plan(Some(&adopted)) {
                     fix(aws, &name, &fixes).await?;
                 }
@@ -205,6 +226,7 @@ async fn create(aws: &Aws, stack: &Stack) -> Result<Option<String>> {
     let tags = stack
         .tags()
         .into_iter()
+        .chain([(RUN_TAG.to_string(), run_id().to_string())])
         .map(|(key, value)| Tag::builder().key(key).value(value).build())
         .collect::<Result<Vec<_>, _>>()?;
     let created = aws
@@ -239,21 +261,20 @@ async fn attach_basic_policy(aws: &Aws, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Detaches the `managed` policies and deletes the `inline` ones. Gone already is fine.
+/// Detaches the `managed` policies and deletes the `inline` ones, all side by side. Gone
+/// already is fine.
 async fn remove_policies(aws: &Aws, name: &str, managed: &[&str], inline: &[String]) -> Result<()> {
-    for policy in managed {
+    let detach = managed.iter().map(|policy| async move {
         let detached = aws.iam.detach_role_policy().role_name(name).policy_arn(*policy).send().await;
-        detached.or_absent(IAM_NOT_FOUND, format!("detaching {policy} from IAM role {name}"))?;
-    }
-    for policy in inline {
-        aws.iam
-            .delete_role_policy()
-            .role_name(name)
-            .policy_name(policy)
-            .send()
-            .await
-            .or_absent(IAM_NOT_FOUND, format!("deleting inline policy {policy} of IAM role {name}"))?;
-    }
+        detached.or_absent(IAM_NOT_FOUND, format!("detaching {policy} from IAM role {name}")).map(drop)
+    });
+    let delete = inline.iter().map(|policy| async move {
+        let deleted = aws.iam.delete_role_policy().role_name(name).policy_name(policy).send().await;
+        deleted
+            .or_absent(IAM_NOT_FOUND, format!("deleting inline policy {policy} of IAM role {name}"))
+            .map(drop)
+    });
+    tokio::try_join!(try_join_all(detach), try_join_all(delete))?;
     Ok(())
 }
 
@@ -261,15 +282,17 @@ async fn remove_policies(aws: &Aws, name: &str, managed: &[&str], inline: &[Stri
 /// fine.
 pub async fn delete(aws: &Aws, stack: &Stack, observed: &RoleState) -> Result<()> {
     let name = stack.role_name();
-    // Inline policies listed again: one added since `find` would make DeleteRole fail.
-    let inline = aws.iam.list_role_policies().role_name(&name).send().await;
-    let Some(inline) =
-        inline.or_absent(IAM_NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?
-    else {
-        return Ok(());
-    };
     let managed: Vec<&str> = observed.attached_policies.iter().map(String::as_str).collect();
-    remove_policies(aws, &name, &managed, inline.policy_names()).await?;
+    let detach = remove_policies(aws, &name, &managed, &[]);
+    // Inline policies listed again: one added since `find` would make DeleteRole fail.
+    let inline = async {
+        let listed = aws.iam.list_role_policies().role_name(&name).send().await;
+        let listed =
+            listed.or_absent(IAM_NOT_FOUND, format!("listing the inline policies of IAM role {name}"))?;
+        let names = listed.map(|l| l.policy_names().to_vec()).unwrap_or_default();
+        remove_policies(aws, &name, &[], &names).await
+    };
+    tokio::try_join!(detach, inline)?;
     let deleted = aws.iam.delete_role().role_name(&name).send().await;
     deleted.or_absent(IAM_NOT_FOUND, format!("deleting IAM role {name}")).map(drop)
 }
@@ -284,6 +307,7 @@ mod tests {
             trust_policy: Some(trust),
             attached_policies: policies.iter().map(|p| p.to_string()).collect(),
             inline_policies: vec![],
+            made_by_run: None,
         }
     }
 

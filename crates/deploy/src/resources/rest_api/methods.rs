@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation, Resource};
+use futures::future::try_join_all;
 use tokendeploy_config::METHODS;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code};
@@ -107,38 +108,31 @@ pub fn extra(resources: &[Resource], root_id: &str, proxy_id: Option<&str>) -> V
     extra
 }
 
-/// The wanted methods found on `{proxy+}`, by HTTP method.
-pub async fn read(aws: &Aws, api_id: &str, proxy_id: &str) -> Result<BTreeMap<String, MethodState>> {
+/// The wanted methods found on `{proxy+}`, by HTTP method, from the resources as read with
+/// their methods embedded (integrations included): no call per method.
+pub fn found(resources: &[Resource], proxy_id: &str) -> BTreeMap<String, MethodState> {
+    let proxy = resources.iter().find(|r| r.id() == Some(proxy_id));
+    let on_proxy = proxy.and_then(|p| p.resource_methods());
     let mut methods = BTreeMap::new();
     for spec in wanted() {
-        let method = spec.http_method;
-        let found = aws
-            .apigateway
-            .get_method()
-            .rest_api_id(api_id)
-            .resource_id(proxy_id)
-            .http_method(method)
-            .send()
-            .await;
-        let doing = format!("reading method {method} of REST API {api_id}");
-        let Some(output) = found.or_absent(APIGATEWAY_NOT_FOUND, doing)? else {
+        let Some(method) = on_proxy.and_then(|all| all.get(spec.http_method)) else {
             continue;
         };
-        let integration = output.method_integration().map(|i| IntegrationState {
+        let integration = method.method_integration().map(|i| IntegrationState {
             kind: i.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
             http_method: i.http_method().unwrap_or_default().to_string(),
             uri: i.uri().unwrap_or_default().to_string(),
         });
         methods.insert(
-            method.to_string(),
+            spec.http_method.to_string(),
             MethodState {
-                authorization: output.authorization_type().unwrap_or_default().to_string(),
-                api_key_required: output.api_key_required().unwrap_or_default(),
+                authorization: method.authorization_type().unwrap_or_default().to_string(),
+                api_key_required: method.api_key_required().unwrap_or_default(),
                 integration,
             },
         );
     }
-    Ok(methods)
+    methods
 }
 
 /// What `up` does to the methods (not their integrations: [`IntegrationChange`]).
@@ -202,7 +196,9 @@ pub async fn apply(
             format!("removing method {method} {path} from REST API {api_id}"),
         )?;
     }
-    for spec in &change.update {
+    // Each method on its own, side by side (API Gateway's refusals of concurrent changes to one
+    // API are waited out).
+    let update = change.update.iter().map(|spec| async move {
         let replace = |path: &str, value: String| {
             PatchOperation::builder().op(Op::Replace).path(path).value(value).build()
         };
@@ -217,9 +213,10 @@ pub async fn apply(
         };
         retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, update)
             .await
-            .aws_context(format!("updating method {} in REST API {api_id}", spec.http_method))?;
-    }
-    for spec in &change.put {
+            .aws_context(format!("updating method {} in REST API {api_id}", spec.http_method))
+            .map(drop)
+    });
+    let put = change.put.iter().map(|spec| async move {
         let put = || {
             api.put_method()
                 .rest_api_id(api_id)
@@ -232,10 +229,14 @@ pub async fn apply(
         let put = retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, put).await;
         // There already: our own call whose answer was lost, retried; the integration is put
         // over it either way.
-        if !matches!(&put, Err(e) if error_code(e) == Some(APIGATEWAY_CONFLICT)) {
-            put.aws_context(format!("adding method {} to REST API {api_id}", spec.http_method))?;
+        match put {
+            Err(e) if error_code(&e) == Some(APIGATEWAY_CONFLICT) => Ok(()),
+            put => {
+                put.aws_context(format!("adding method {} to REST API {api_id}", spec.http_method)).map(drop)
+            }
         }
-    }
+    });
+    tokio::try_join!(try_join_all(update), try_join_all(put))?;
     Ok(())
 }
 
@@ -277,7 +278,7 @@ pub async fn apply_integrations(
     progress: &dyn Progress,
 ) -> Result<()> {
     let note = |message: &str| progress.note(Step::Integrations, message);
-    for spec in &change.put {
+    let put = change.put.iter().map(|spec| async move {
         let method = spec.http_method;
         let wanted = spec.integration.state(desired);
         let put = || {
@@ -293,8 +294,10 @@ pub async fn apply_integrations(
         };
         retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, put)
             .await
-            .aws_context(format!("integrating method {method} of REST API {api_id} with the function"))?;
-    }
+            .aws_context(format!("integrating method {method} of REST API {api_id} with the function"))
+            .map(drop)
+    });
+    try_join_all(put).await?;
     Ok(())
 }
 

@@ -18,8 +18,10 @@ use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
 use crate::desired::Desired;
 use crate::error::ConcurrentRun;
 use crate::resources::Lookup;
-use crate::retry::{Backoff, apigateway_deletion_refused, retrying};
-use crate::stack::Stack;
+use crate::retry::{
+    APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_deletion_refused, apigateway_passing_failure, retrying,
+};
+use crate::stack::{RUN_TAG, Stack, run_id};
 use crate::vocabulary::{Action, Planned, Progress, Step, Summary};
 
 use methods::{ExtraMethod, IntegrationChange, MethodChange, MethodState};
@@ -56,24 +58,6 @@ impl ApiState {
         let another = |made: &ApiSummary| made.run.as_deref() != Some(run_id());
         !self.is_built() && self.made.as_ref().is_some_and(|made| recent(made) && another(made))
     }
-}
-
-/// Marks the REST API with the `up` run that made it, so a run can tell a copy of its own
-/// (a lost answer, retried) from one a twin run made at the same moment.
-const RUN_TAG: &str = "tokendeploy:run";
-
-/// This process's run id: random enough that two runs never share one.
-fn run_id() -> &'static str {
-    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ID.get_or_init(|| {
-        use std::hash::{BuildHasher, Hasher};
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u32(std::process::id());
-        hasher.write_u128(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
-        );
-        format!("{:016x}", hasher.finish())
-    })
 }
 
 /// One REST API named as the stack's.
@@ -131,28 +115,45 @@ pub async fn list(aws: &Aws, stack: &Stack) -> Result<ApiList> {
     bail!("listing REST APIs: API Gateway still had more after {MAX_PAGES} pages")
 }
 
-/// The stack's REST API with its resources, methods and stage, and the list of all named as
-/// the stack's. With several of ours, the one the stage serves is kept (or the oldest) and the
-/// others are listed as duplicates; with none of ours, another's of that name is foreign.
-pub async fn find(aws: &Aws, stack: &Stack) -> Result<(Lookup<ApiState>, ApiList)> {
+/// Every REST API named as the stack's, with ours read whole (side by side).
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    pub list: ApiList,
+    ours: Vec<ApiState>,
+}
+
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Found> {
     let list = list(aws, stack).await?;
-    if list.ours.is_empty() {
-        let found = if list.foreign.is_empty() { Lookup::Absent } else { Lookup::Foreign };
-        return Ok((found, list));
+    let read_all = list.ours.iter().map(|api| async move {
+        let state = read(aws, &api.id).await?;
+        anyhow::Ok(ApiState { made: Some(api.clone()), ..state })
+    });
+    let ours = futures::future::try_join_all(read_all).await?;
+    Ok(Found { list, ours })
+}
+
+impl Found {
+    /// The stack's API, of several of ours the one to keep: the one made by the run that made
+    /// the role (`role_maker`: it won the stack), else the one traffic reaches (the stage serves
+    /// it), else the oldest. The others are its duplicates, to remove, but for those another
+    /// run is building now: that run removes its own if it must. With none of ours, another's of
+    /// that name is foreign.
+    pub fn stack_api(&self, role_maker: Option<&str>) -> Lookup<ApiState> {
+        let rank = |state: &ApiState| {
+            let made = state.made.as_ref();
+            let by_maker = role_maker.is_some() && made.and_then(|m| m.run.as_deref()) == role_maker;
+            (!by_maker, state.stages.deployed.is_none(), made.map(|m| m.created), state.id.clone())
+        };
+        let Some(kept) = self.ours.iter().min_by_key(|state| rank(state)) else {
+            return if self.list.foreign.is_empty() { Lookup::Absent } else { Lookup::Foreign };
+        };
+        // An API that names the run building it is left to that run.
+        let named_run = |state: &ApiState| state.made.as_ref().is_some_and(|made| made.run.is_some());
+        let left_to_its_run = |state: &ApiState| named_run(state) && state.being_built_by_another_run();
+        let others = self.ours.iter().filter(|state| state.id != kept.id && !left_to_its_run(state));
+        let duplicates = others.map(|state| state.id.clone()).collect();
+        Lookup::Ours(ApiState { duplicates, ..kept.clone() })
     }
-    let mut states = Vec::new();
-    for api in &list.ours {
-        states.push((api, read(aws, &api.id).await?));
-    }
-    // Keep the one traffic reaches (the stage serves it), else the oldest.
-    let rank = |(api, state): &(&ApiSummary, ApiState)| {
-        (state.stages.deployed.is_none(), api.created, api.id.clone())
-    };
-    let keep = (0..states.len()).min_by_key(|i| rank(&states[*i])).unwrap_or(0);
-    let (made, mut kept) = states.swap_remove(keep);
-    kept.made = Some(made.clone());
-    kept.duplicates = states.into_iter().map(|(api, _)| api.id.clone()).collect();
-    Ok((Lookup::Ours(kept), list))
 }
 
 /// The API with its resources, methods and stages.
@@ -160,7 +161,7 @@ pub async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
     let (resources, stages) = tokio::try_join!(resource::read(aws, id), stage::read(aws, id))?;
     let extra_methods = methods::extra(&resources.all, &resources.root_id, resources.proxy_id.as_deref());
     let methods = match &resources.proxy_id {
-        Some(proxy_id) => methods::read(aws, id, proxy_id).await?,
+        Some(proxy_id) => methods::found(&resources.all, proxy_id),
         None => BTreeMap::new(),
     };
     Ok(ApiState {
@@ -258,27 +259,89 @@ pub fn plan_parts(desired: &Desired, observed: Option<&ApiState>, api_changes: b
     PartsPlan { resources, methods, integrations, stage }
 }
 
-/// Carries out the API object's change; returns the API as it now is (read back: a new one
-/// may be a copy made by a lost answer, not empty, and one being built by another run is
-/// waited for).
+/// Whether a new API must be settled with twin runs that may have made one at the same moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    WithTwins,
+    NotNeeded,
+}
+
+/// How long a run that found the role made by another waits for that run's API to appear.
+const TWIN_API_WAIT: Duration = Duration::from_secs(10);
+
+/// Carries out the API object's change; returns the API as it now is: a new one as made, or
+/// the one found once any other run building it is done; and whether to [`settle`].
+///
+/// A new API is made beside the role; `role_maker` then says which run made the role, when
+/// this run tried to make it (IAM lets only one of several runs make it). The run that made it
+/// keeps its API. Another run waits for that run's API, removes its own, and goes on from
+/// theirs. Without a maker (the role was there already, or untagged), or when the maker's API
+/// does not come, a run keeps its own and settles.
 pub async fn apply(
     aws: &Aws,
     stack: &Stack,
     change: &ApiChange,
     observed: Option<&ApiState>,
+    role_maker: impl Future<Output = Option<String>>,
     progress: &dyn Progress,
-) -> Result<ApiState> {
-    match (change, observed) {
-        (ApiChange::Create, _) | (_, None) => read(aws, &create_api(aws, stack, progress).await?).await,
+) -> Result<(ApiState, Settle)> {
+    let state = match (change, observed) {
+        (ApiChange::Create, _) | (_, None) => {
+            // Made beside the role, not after it: the role's maker decides only what happens next.
+            let (made, role_maker) = tokio::join!(create(aws, stack, progress), role_maker);
+            let Made { state: made, retried } = made?;
+            let maker = match role_maker {
+                Some(maker) if maker == run_id() => {
+                    if retried {
+                        remove_own_copies(aws, stack, Some(&made.id), progress).await?;
+                    }
+                    return Ok((made, Settle::NotNeeded));
+                }
+                Some(maker) => maker,
+                // The settling removes this run's copies too.
+                None => return Ok((made, Settle::WithTwins)),
+            };
+            let Some(theirs) = await_api_of(aws, stack, &maker, progress).await? else {
+                return Ok((made, Settle::WithTwins));
+            };
+            progress.note(Step::RestApi, &format!("going on with the other run's REST API {}", theirs.id));
+            match retried {
+                true => remove_own_copies(aws, stack, None, progress).await?,
+                false => delete(aws, &made.id, progress).await?,
+            }
+            theirs
+        }
         (ApiChange::RemoveDuplicates { remove, .. }, Some(state)) => {
             for duplicate in remove {
                 progress.note(Step::RestApi, &format!("removing duplicate REST API {duplicate}"));
                 delete(aws, duplicate, progress).await?;
             }
-            wait_for_its_builder(aws, state.clone(), progress).await
+            state.clone()
         }
-        (ApiChange::Unchanged, Some(state)) => wait_for_its_builder(aws, state.clone(), progress).await,
+        (ApiChange::Unchanged, Some(state)) => state.clone(),
+    };
+    Ok((wait_for_its_builder(aws, state, progress).await?, Settle::NotNeeded))
+}
+
+/// The stack's API the run `maker` is making, once it appears; `None` if it does not in
+/// [`TWIN_API_WAIT`] (that run died before making it).
+async fn await_api_of(
+    aws: &Aws,
+    stack: &Stack,
+    maker: &str,
+    progress: &dyn Progress,
+) -> Result<Option<ApiState>> {
+    let started = std::time::Instant::now();
+    progress.note(Step::RestApi, "another run made the role: waiting for its REST API");
+    while started.elapsed() < TWIN_API_WAIT {
+        let list = list(aws, stack).await?;
+        if let Some(theirs) = list.ours.iter().find(|api| api.run.as_deref() == Some(maker)) {
+            let state = read(aws, &theirs.id).await?;
+            return Ok(Some(ApiState { made: Some(theirs.clone()), ..state }));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    Ok(None)
 }
 
 /// How long a run waits for another to finish building the API, and how long that other may
@@ -310,36 +373,91 @@ async fn wait_for_its_builder(aws: &Aws, mut state: ApiState, progress: &dyn Pro
 /// seconds, so by then any API made in the same second is listed too.
 const SETTLE: Duration = Duration::from_millis(1200);
 
-/// Makes the stack's REST API, then settles with any twin run: of all the stack's APIs, the
-/// oldest stays. A run whose own is not the oldest removes its own and, when the oldest is a
-/// twin's, stops with [`ConcurrentRun`]; a copy from our own lost answer is simply adopted.
-async fn create_api(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<String> {
+/// Makes the stack's REST API; returns it as made: its root resource from the answer, nothing
+/// else yet. [`settle`] then settles with any twin run.
+async fn create(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<Made> {
     let name = stack.api_name();
     let mut tags: HashMap<String, String> = stack.tags().into_iter().collect();
     tags.insert(RUN_TAG.into(), run_id().into());
-    aws.apigateway
-        .create_rest_api()
-        .name(name)
-        .description(format!("tokendeploy token server {}", stack.name))
-        .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
-        .set_tags(Some(tags))
-        .send()
+    // Our own retry, not the SDK's: a retried call may have made a copy (a lost answer), to
+    // remove once the run knows which API it keeps.
+    let attempts = std::cell::Cell::new(0);
+    let call = || {
+        attempts.set(attempts.get() + 1);
+        let once = aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled());
+        aws.apigateway
+            .create_rest_api()
+            .name(name)
+            .description(format!("tokendeploy token server {}", stack.name))
+            .endpoint_configuration(EndpointConfiguration::builder().types(EndpointType::Regional).build())
+            .set_tags(Some(tags.clone()))
+            .customize()
+            .config_override(once)
+            .send()
+    };
+    let note = |message: &str| progress.note(Step::RestApi, message);
+    let made = retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_passing_failure, note, call)
         .await
         .aws_context(format!("creating REST API {name}"))?;
+    let id = made.id().with_context(|| format!("API Gateway made REST API {name} without an id"))?;
+    let root_id =
+        made.root_resource_id().with_context(|| format!("API Gateway made REST API {id} without a root"))?;
+    let created = made.created_date().map(|d| d.secs()).unwrap_or_default();
+    let state = ApiState {
+        id: id.to_string(),
+        resources: Resources { root_id: root_id.to_string(), proxy_id: None, extra: vec![], all: vec![] },
+        methods: BTreeMap::new(),
+        extra_methods: vec![],
+        stages: Stages { deployed: None, extra: vec![] },
+        duplicates: vec![],
+        made: Some(ApiSummary { id: id.to_string(), created, run: Some(run_id().to_string()) }),
+    };
+    Ok(Made { state, retried: attempts.get() > 1 })
+}
+
+/// A REST API this run made.
+struct Made {
+    state: ApiState,
+    /// The call was made more than once: a copy of it may exist.
+    retried: bool,
+}
+
+/// Removes this run's REST APIs but `keep`: copies a retried call made.
+async fn remove_own_copies(
+    aws: &Aws,
+    stack: &Stack,
+    keep: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let list = list(aws, stack).await?;
+    let copies =
+        list.ours.iter().filter(|api| api.run.as_deref() == Some(run_id()) && Some(api.id.as_str()) != keep);
+    for copy in copies {
+        delete(aws, &copy.id, progress).await?;
+    }
+    Ok(())
+}
+
+/// Settles with any twin run once this one has made `made` (side by side with building it): of
+/// all the stack's APIs, the oldest decides. When it is this run's, `made` stays and this run's
+/// other copies (made by a lost answer, retried) go; when it is a twin's, this run removes all
+/// its own and stops with [`ConcurrentRun`].
+pub async fn settle(aws: &Aws, stack: &Stack, made: &str, progress: &dyn Progress) -> Result<()> {
     progress.note(Step::RestApi, "checking that no other run made one at the same moment");
     tokio::time::sleep(SETTLE).await;
     let list = list(aws, stack).await?;
+    let name = stack.api_name();
     let oldest = list.oldest().cloned().with_context(|| format!("REST API {name} vanished once made"))?;
-    let ours = |api: &&ApiSummary| api.run.as_deref() == Some(run_id());
-    let removed: Vec<String> =
-        list.ours.iter().filter(ours).filter(|api| api.id != oldest.id).map(|api| api.id.clone()).collect();
+    let won = oldest.run.as_deref() == Some(run_id());
+    let ours = list.ours.iter().filter(|api| api.run.as_deref() == Some(run_id()));
+    let removed: Vec<String> = ours.filter(|api| !won || api.id != made).map(|api| api.id.clone()).collect();
     for id in &removed {
         delete(aws, id, progress).await?;
     }
-    if oldest.run.as_deref() != Some(run_id()) {
-        return Err(ConcurrentRun { stack: stack.name.clone(), kept: oldest.id, removed }.into());
+    match won {
+        true => Ok(()),
+        false => Err(ConcurrentRun { stack: stack.name.clone(), kept: oldest.id, removed }.into()),
     }
-    Ok(oldest.id)
 }
 
 /// API Gateway allows about one DeleteRestApi every 30 seconds per account.

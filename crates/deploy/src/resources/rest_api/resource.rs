@@ -2,10 +2,13 @@
 //! path. Any other resource is one `up` did not make (a route added by hand): removed.
 
 use anyhow::{Context, Result, bail};
+use aws_config::retry::RetryConfig;
 use aws_sdk_apigateway::types::Resource;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES, error_code};
-use crate::retry::{APIGATEWAY_BUSY_LIMIT, APIGATEWAY_CONFLICT, Backoff, apigateway_busy, retrying};
+use crate::retry::{
+    APIGATEWAY_BUSY_LIMIT, APIGATEWAY_CONFLICT, Backoff, apigateway_passing_failure, retrying,
+};
 use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 pub const PROXY_PATH: &str = "/{proxy+}";
@@ -115,18 +118,27 @@ pub async fn apply(
     if let (false, Some(proxy_id)) = (change.create_proxy, &observed.proxy_id) {
         return Ok(proxy_id.clone());
     }
+    // Our own retry, not the SDK's: a retried call may have made a copy (a lost answer; API
+    // Gateway refuses the second with a conflict, moto makes it), so only then is the API read
+    // again to keep the one `read` picks and remove the others.
+    let attempts = std::cell::Cell::new(0);
     let create = || {
-        let resource = aws.apigateway.create_resource().rest_api_id(api_id);
-        resource.parent_id(&observed.root_id).path_part(PROXY_PART).send()
+        attempts.set(attempts.get() + 1);
+        let resource = aws.apigateway.create_resource().rest_api_id(api_id).parent_id(&observed.root_id);
+        let once = aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled());
+        resource.path_part(PROXY_PART).customize().config_override(once).send()
     };
     let note = |message: &str| progress.note(Step::ProxyResource, message);
-    let created = retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, create).await;
-    // A lost answer, retried, makes a second one (API Gateway refuses it with a conflict, moto
-    // makes it): keep the one `read` picks, remove any other.
-    if let Err(e) = &created
-        && error_code(e) != Some(APIGATEWAY_CONFLICT)
-    {
-        created.aws_context(format!("creating resource {PROXY_PATH} in REST API {api_id}"))?;
+    let created =
+        retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_passing_failure, note, create).await;
+    match created {
+        Ok(made) if attempts.get() == 1 => {
+            return made.id().map(str::to_string).with_context(|| format!("{PROXY_PATH} made without an id"));
+        }
+        Err(e) if error_code(&e) != Some(APIGATEWAY_CONFLICT) => {
+            return Err(e).aws_context(format!("creating resource {PROXY_PATH} in REST API {api_id}"));
+        }
+        _ => {}
     }
     let now = read(aws, api_id).await?;
     for copy in now.extra.iter().filter(|e| e.path == PROXY_PATH) {

@@ -27,28 +27,32 @@ pub struct Stages {
     pub extra: Vec<String>,
 }
 
+/// The stages, and the deployments read side by side (one page holds them: `up` makes one a
+/// change), so the description of the one `prod` serves is known without another call.
 pub async fn read(aws: &Aws, api_id: &str) -> Result<Stages> {
-    let stages = aws
-        .apigateway
-        .get_stages()
-        .rest_api_id(api_id)
-        .send()
-        .await
-        .aws_context(format!("reading the stages of REST API {api_id}"))?;
+    let api = &aws.apigateway;
+    let (stages, deployments) = tokio::join!(
+        api.get_stages().rest_api_id(api_id).send(),
+        api.get_deployments().rest_api_id(api_id).limit(500).send(),
+    );
+    let stages = stages.aws_context(format!("reading the stages of REST API {api_id}"))?;
+    let deployments = deployments.aws_context(format!("reading the deployments of REST API {api_id}"))?;
     let prod = stages.item().iter().find(|s| s.stage_name() == Some(STAGE));
     let extra = stages.item().iter().filter_map(|s| s.stage_name()).filter(|name| *name != STAGE);
-    let deployed = match prod {
-        Some(stage) => Some(deployment_of(aws, api_id, stage.deployment_id()).await?),
+    let deployed = match prod.map(|stage| stage.deployment_id()) {
         None => None,
+        Some(None) => Some(String::new()),
+        Some(Some(id)) => match deployments.items().iter().find(|d| d.id() == Some(id)) {
+            Some(listed) => Some(listed.description().unwrap_or_default().to_string()),
+            // Beyond the first page: asked for by itself.
+            None => Some(deployment_of(aws, api_id, id).await?),
+        },
     };
     Ok(Stages { deployed, extra: extra.map(str::to_string).collect() })
 }
 
-/// The description of the deployment a stage serves (empty when it serves none).
-async fn deployment_of(aws: &Aws, api_id: &str, deployment_id: Option<&str>) -> Result<String> {
-    let Some(deployment_id) = deployment_id else {
-        return Ok(String::new());
-    };
+/// The description of one deployment.
+async fn deployment_of(aws: &Aws, api_id: &str, deployment_id: &str) -> Result<String> {
     let deployment = aws
         .apigateway
         .get_deployment()
