@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Measures the release bootstrap as Lambda runs it (see bench/src/main.rs). Prints JSON.
+# Measures the release bootstrap as Lambda runs it (bench/src/main.rs), then the deployer's
+# calls, depth and IAM-propagation lag against a moto server (bench/src/deploy.rs). Prints JSON.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo build --release --locked --target x86_64-unknown-linux-musl -p tokendeploy-function --bin bootstrap
-cargo run --quiet --locked -p tokendeploy-bench -- target/x86_64-unknown-linux-musl/release/bootstrap
+cargo run --quiet --locked -p tokendeploy-bench --bin function-bench -- target/x86_64-unknown-linux-musl/release/bootstrap
+cargo run --quiet --locked -p tokendeploy-bench --bin deploy-bench

@@ -1,0 +1,146 @@
+//! `cargo run -p tokendeploy-bench --bin deploy-bench`: how many AWS calls `up`, `status` and
+//! `down` make, how many change something, and how many calls deep each waits: a loopback
+//! proxy in front of a moto server adds a fixed delay to every call, and wall time divided by
+//! that delay is the depth. Then IAM propagation: the proxy answers CreateFunction with
+//! Lambda's "cannot be assumed" error for the first T seconds, and the time `up` takes past T
+//! is how long it lags behind the role becoming usable. Prints JSON.
+//!
+//! Timing goals live here, never in tests: the numbers depend on the machine.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use serde_json::{Value, json};
+use tokendeploy_deploy::down::down;
+use tokendeploy_deploy::status::status;
+use tokendeploy_deploy::up::{prepare, up};
+use tokendeploy_deploy::{Aws, FunctionEnvironment, Silent, Stack, snapshot};
+use tokendeploy_package::{Artifact, zip_bootstrap};
+use tokendeploy_testkit::fault_proxy::{Call, Effect, ErrorKind, FaultProxy, Rule};
+use tokendeploy_testkit::moto::Moto;
+
+const REGION: &str = "us-west-1";
+/// The delay each call gets: about a real AWS call's round trip.
+const LATENCY: Duration = Duration::from_millis(100);
+const ROUNDS: usize = 5;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let moto = Moto::start()?;
+    let mut measured: BTreeMap<&str, Vec<(f64, usize, usize)>> = BTreeMap::new();
+    for round in 0..ROUNDS {
+        let stack = Stack::new(&format!("bench-{round}"), REGION)?;
+        for (name, command) in [
+            ("fresh up", Command::Up),
+            ("converged up", Command::Up),
+            ("status", Command::Status),
+            ("down", Command::Down),
+        ] {
+            let proxy = FaultProxy::with_latency(&moto.endpoint(), LATENCY).await?;
+            let aws = aws_at(&proxy.endpoint()).await?;
+            let started = Instant::now();
+            command.run(&aws, &stack).await?;
+            let depth = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
+            let calls = proxy.calls();
+            let mutating = calls.iter().filter(|call| call.mutating).count();
+            measured.entry(name).or_default().push((depth, calls.len(), mutating));
+        }
+    }
+    let report: BTreeMap<&str, Value> = measured
+        .into_iter()
+        .map(|(name, runs)| {
+            let mut depths: Vec<f64> = runs.iter().map(|(depth, ..)| *depth).collect();
+            depths.sort_by(f64::total_cmp);
+            let (_, calls, mutating) = runs[0];
+            let median = depths[depths.len() / 2];
+            let spread = [depths[0], depths[depths.len() - 1]];
+            (name, json!({ "depth_median": round(median), "depth_range": spread.map(round), "calls": calls, "mutating": mutating }))
+        })
+        .collect();
+    let propagation = propagation(&moto).await?;
+    let report = json!({
+        "latency_ms": LATENCY.as_millis() as u64,
+        "rounds": ROUNDS,
+        "commands": report,
+        "iam_propagation": propagation,
+    });
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// For each T, how long after the role becomes assumable (T seconds in) a fresh `up` ends.
+async fn propagation(moto: &Moto) -> Result<Value> {
+    let mut lags = serde_json::Map::new();
+    for seconds in [3, 8, 15] {
+        let assumable_after = Duration::from_secs(seconds);
+        let started = Instant::now();
+        let not_yet = move |call: &Call| {
+            call.is("lambda", "POST /2015-03-31/functions") && started.elapsed() < assumable_after
+        };
+        let refusal = ErrorKind::custom(
+            400,
+            "InvalidParameterValueException",
+            "The role defined for the function cannot be assumed by Lambda.",
+        );
+        let rule = Rule::first(not_yet, usize::MAX, Effect::Error(refusal));
+        let proxy = FaultProxy::start_with(&moto.endpoint(), vec![rule]).await?;
+        let aws = aws_at(&proxy.endpoint()).await?;
+        let stack = Stack::new(&format!("propagation-{seconds}"), REGION)?;
+        up(&aws, &stack, environment(), || Ok(artifact()), &Silent).await?;
+        let lag = started.elapsed().saturating_sub(assumable_after);
+        let measured = json!({ "seconds_after_T": round(lag.as_secs_f64()), "refusals": proxy.injected() });
+        lags.insert(format!("T={seconds}s"), measured);
+    }
+    Ok(Value::Object(lags))
+}
+
+fn round(depth: f64) -> f64 {
+    (depth * 10.0).round() / 10.0
+}
+
+enum Command {
+    Up,
+    Status,
+    Down,
+}
+
+impl Command {
+    async fn run(&self, aws: &Aws, stack: &Stack) -> Result<()> {
+        match self {
+            Command::Up => drop(up(aws, stack, environment(), || Ok(artifact()), &Silent).await?),
+            Command::Status => {
+                let prepared = prepare(aws, stack, |_| environment(), || Ok(artifact()), &Silent).await?;
+                anyhow::ensure!(status(&prepared).in_sync, "status after up: not in sync");
+            }
+            Command::Down => {
+                let found = snapshot::read(aws, stack).await?;
+                drop(down(aws, stack, &found, &Silent).await?);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn aws_at(endpoint: &str) -> Result<Aws> {
+    let credentials = aws_sdk_sts::config::Credentials::new("bench", "bench", None, None, "bench");
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    Aws::from_config(&config)
+}
+
+fn environment() -> FunctionEnvironment {
+    let variables =
+        [("ALLOWED_ORIGINS", "https://app.example"), ("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "s")];
+    let variables = variables.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    FunctionEnvironment::new(variables, &["ALLOWED_ORIGINS", "CONSUMER_KEY", "CONSUMER_SECRET"])
+}
+
+/// Moto stores the code without running it: any bytes serve.
+fn artifact() -> Artifact {
+    zip_bootstrap(b"\x7fELF bench stand-in").expect("zipping a few bytes")
+}
