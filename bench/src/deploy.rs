@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tokendeploy_deploy::down::down;
 use tokendeploy_deploy::status::status;
@@ -59,11 +59,13 @@ async fn main() -> Result<()> {
         })
         .collect();
     let propagation = propagation(&moto).await?;
+    let versus_script = versus_script(&moto).await?;
     let report = json!({
         "latency_ms": LATENCY.as_millis() as u64,
         "rounds": ROUNDS,
         "commands": report,
         "iam_propagation": propagation,
+        "versus_tutorial_script": versus_script,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -93,6 +95,74 @@ async fn propagation(moto: &Moto) -> Result<Value> {
         lags.insert(format!("T={seconds}s"), measured);
     }
     Ok(Value::Object(lags))
+}
+
+/// `tokendeploy up` and `down` (the binary in `TOKENDEPLOY_BIN`, default the release build)
+/// against the tutorial's steps as an aws CLI script (bench/tutorial/deploy.sh), same zip, same
+/// moto server, no added latency, alternating A B A B with fresh stack names.
+async fn versus_script(moto: &Moto) -> Result<Value> {
+    let cli = std::env::var("TOKENDEPLOY_BIN").unwrap_or_else(|_| "target/release/tokendeploy".into());
+    let bootstrap = std::fs::read("target/x86_64-unknown-linux-musl/release/bootstrap")
+        .context("reading the release bootstrap; build it with scripts/bench.sh")?;
+    let zip = std::env::temp_dir().join(format!("deploy-bench-{}.zip", std::process::id()));
+    zip_bootstrap(&bootstrap)?.write_to(&zip)?;
+    let zip = zip.to_str().context("a temporary path that is text")?.to_string();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_ACCESS_KEY_ID", "bench".into()),
+        ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_DEFAULT_REGION", REGION.into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_PAGER", String::new()),
+        ("CONSUMER_KEY", "key".into()),
+        ("CONSUMER_SECRET", "secret".into()),
+        ("ALLOWED_ORIGINS", "*".into()),
+    ];
+    let timed = |program: &str, args: Vec<String>| {
+        let started = Instant::now();
+        let output = std::process::Command::new(program).args(&args).envs(env.clone()).output()?;
+        anyhow::ensure!(
+            output.status.success(),
+            "{program} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        anyhow::Ok(started.elapsed().as_secs_f64())
+    };
+    let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for round in 0..ROUNDS {
+        let ours = format!("ours-{round}");
+        let script = format!("script-{round}");
+        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        let up_ours = args(&["up", "--quiet", "--zip", &zip, "--name", &ours]);
+        times.entry("tokendeploy up").or_default().push(timed(&cli, up_ours)?);
+        let up_script = args(&["bench/tutorial/deploy.sh", "up", &script, &zip]);
+        times.entry("script up").or_default().push(timed("bash", up_script)?);
+        let down_ours = args(&["down", "--quiet", "--yes", "--name", &ours]);
+        times.entry("tokendeploy down").or_default().push(timed(&cli, down_ours)?);
+        let down_script = args(&["bench/tutorial/deploy.sh", "down", &script]);
+        times.entry("script down").or_default().push(timed("bash", down_script)?);
+    }
+    let median = |name: &str| {
+        let mut all = times[name].clone();
+        all.sort_by(f64::total_cmp);
+        all[all.len() / 2]
+    };
+    let seconds: BTreeMap<&str, Value> = times
+        .keys()
+        .map(|name| {
+            let all = &times[name];
+            let low = all.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = all.iter().copied().fold(0.0, f64::max);
+            (*name, json!({ "median_s": median(name), "range_s": [low, high] }))
+        })
+        .collect();
+    Ok(json!({
+        "seconds": seconds,
+        "up_ratio": median("script up") / median("tokendeploy up"),
+        "down_ratio": median("script down") / median("tokendeploy down"),
+    }))
 }
 
 fn round(depth: f64) -> f64 {
