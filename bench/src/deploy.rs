@@ -60,12 +60,14 @@ async fn main() -> Result<()> {
         .collect();
     let propagation = propagation(&moto).await?;
     let versus_script = versus_script(&moto).await?;
+    let at_scale = at_scale().await?;
     let report = json!({
         "latency_ms": LATENCY.as_millis() as u64,
         "rounds": ROUNDS,
         "commands": report,
         "iam_propagation": propagation,
         "versus_tutorial_script": versus_script,
+        "in_a_full_account": at_scale,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -163,6 +165,54 @@ async fn versus_script(moto: &Moto) -> Result<Value> {
         "up_ratio": median("script up") / median("tokendeploy up"),
         "down_ratio": median("script down") / median("tokendeploy down"),
     }))
+}
+
+/// `up`, `status` and `down` in an account that already holds 600 REST APIs, 100 functions
+/// and 200 roles: their calls must not grow with the account beyond the listing pages.
+async fn at_scale() -> Result<Value> {
+    let moto = Moto::start()?;
+    let aws = aws_at(&moto.endpoint()).await?;
+    let zip = aws_sdk_lambda::primitives::Blob::new(artifact().bytes);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    for n in 0..200 {
+        aws.iam
+            .create_role()
+            .role_name(format!("other-{n}"))
+            .assume_role_policy_document(trust)
+            .send()
+            .await?;
+    }
+    let role = "arn:aws:iam::123456789012:role/other-0";
+    for n in 0..100 {
+        let code = aws_sdk_lambda::types::FunctionCode::builder().zip_file(zip.clone()).build();
+        let create = aws.lambda.create_function().function_name(format!("other-{n}")).role(role);
+        create
+            .runtime(aws_sdk_lambda::types::Runtime::from("provided.al2023"))
+            .handler("bootstrap")
+            .code(code)
+            .send()
+            .await?;
+    }
+    for n in 0..600 {
+        aws.apigateway.create_rest_api().name(format!("other-{n}")).send().await?;
+    }
+    let stack = Stack::new("crowded", REGION)?;
+    let mut calls = serde_json::Map::new();
+    for (name, command) in [
+        ("fresh up", Command::Up),
+        ("converged up", Command::Up),
+        ("status", Command::Status),
+        ("down", Command::Down),
+    ] {
+        let recorder = FaultProxy::recording(&moto.endpoint()).await?;
+        let started = Instant::now();
+        command.run(&aws_at(&recorder.endpoint()).await?, &stack).await?;
+        let listing_pages =
+            recorder.calls().iter().filter(|call| call.is("apigateway", "GET /restapis")).count();
+        let measured = json!({ "calls": recorder.calls().len(), "rest_api_listing_pages": listing_pages, "seconds": started.elapsed().as_secs_f64() });
+        calls.insert(name.to_string(), measured);
+    }
+    Ok(json!({ "rest_apis": 600, "functions": 100, "roles": 200, "commands": calls }))
 }
 
 fn round(depth: f64) -> f64 {
