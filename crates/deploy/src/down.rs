@@ -6,7 +6,7 @@ use crate::aws::Aws;
 use crate::error::Result;
 use crate::resources::{Lookup, function, log_group, rest_api, role};
 use crate::snapshot::Snapshot;
-use crate::stack::Stack;
+use crate::stack::{STACK_TAG, Stack};
 use crate::steps::run_step;
 use crate::vocabulary::{Action, Progress, Step};
 
@@ -41,7 +41,7 @@ pub fn to_delete(snapshot: &Snapshot, stack: &Stack) -> Vec<Resource> {
 
 /// Resources with the stack's names that are not ours, left alone.
 fn skipped(snapshot: &Snapshot, stack: &Stack) -> Vec<Skipped> {
-    let reason = Snapshot::not_ours_reason(stack);
+    let reason = format!("not tagged {STACK_TAG}={}", stack.name);
     let foreign = snapshot.found(stack).into_iter().filter(|found| !found.ours);
     foreign.map(|found| Skipped { kind: found.step.name(), id: found.id, reason: reason.clone() }).collect()
 }

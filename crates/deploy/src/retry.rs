@@ -32,9 +32,6 @@ impl Backoff {
     pub const LONG: Backoff = Backoff { first: Duration::from_secs(5), max: Duration::from_secs(30) };
 }
 
-/// A classifier: why `error` is worth waiting out, or `None`.
-pub type Classifier<E> = fn(&SdkError<E, HttpResponse>) -> Option<&'static str>;
-
 /// Makes `call` until it succeeds, fails in a way `retry_on` does not name, or `limit` has
 /// passed; each wait is told to `waiting`, so a person sees it.
 pub async fn retrying<T, E, Fut>(

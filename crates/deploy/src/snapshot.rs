@@ -11,7 +11,7 @@ use crate::resources::log_group::{self, LogGroupState};
 use crate::resources::permission::{self, PolicyState};
 use crate::resources::rest_api::{self, ApiList, ApiState};
 use crate::resources::role::{self, RoleState};
-use crate::stack::{STACK_TAG, Stack};
+use crate::stack::Stack;
 use crate::vocabulary::Step;
 
 #[derive(Debug, Clone)]
@@ -93,10 +93,5 @@ impl Snapshot {
             Some(foreign) => Err(foreign.into()),
             None => Ok(()),
         }
-    }
-
-    /// Why a resource is left alone by `down`.
-    pub fn not_ours_reason(stack: &Stack) -> String {
-        format!("not tagged {STACK_TAG}={}", stack.name)
     }
 }

@@ -339,7 +339,8 @@ async fn await_api_of(
             let state = read(aws, &theirs.id).await?;
             return Ok(Some(ApiState { made: Some(theirs.clone()), ..state }));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        // Twice a second: well within API Gateway's account-wide rate for reads.
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(None)
 }
