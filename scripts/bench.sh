@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
-# Measures the release bootstrap as Lambda runs it (bench/src/main.rs), then the deployer's
-# calls, depth and IAM-propagation lag against a moto server (bench/src/deploy.rs). Prints JSON.
+# Measures the release bootstrap as Lambda runs it beside the tutorial's Node.js function
+# (bench/src/main.rs, bench/node), then the deployer's calls, depth and IAM-propagation lag
+# against a moto server (bench/src/deploy.rs). Prints JSON; bench/RESULTS.md records it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 cargo build --release --locked --target x86_64-unknown-linux-musl -p tokendeploy-function --bin bootstrap
-cargo run --quiet --locked -p tokendeploy-bench --bin function-bench -- target/x86_64-unknown-linux-musl/release/bootstrap
+# The Node.js baseline: Node itself, axios for the function, and AWS's Runtime Interface Client,
+# whose native part builds with cmake and autotools.
+command -v npm >/dev/null || apt_install nodejs npm
+command -v cmake >/dev/null && command -v autoreconf >/dev/null && command -v libtoolize >/dev/null ||
+  apt_install cmake autoconf automake libtool make g++
+[ -d bench/node/function/node_modules ] || npm ci --prefix bench/node/function --omit=dev --no-audit --no-fund
+[ -d bench/node/runtime/node_modules ] || npm ci --prefix bench/node/runtime --no-audit --no-fund
+cargo build --release --locked -p tokendeploy -p tokendeploy-bench
+target/release/function-bench target/x86_64-unknown-linux-musl/release/bootstrap
 # The baseline: the tutorial's steps as an aws CLI script (bench/tutorial/deploy.sh).
 "$PYTHON" -c 'import awscli' 2>/dev/null || "$PYTHON" -m pip install --quiet --disable-pip-version-check awscli
 export PATH="$(dirname "$PYTHON"):$PATH"
-cargo build --release --locked -p tokendeploy
-cargo run --quiet --locked -p tokendeploy-bench --bin deploy-bench
+target/release/deploy-bench

@@ -101,9 +101,12 @@ async fn propagation(moto: &Moto) -> Result<Value> {
 
 /// `tokendeploy up` and `down` (the binary in `TOKENDEPLOY_BIN`, default the release build)
 /// against the tutorial's steps as an aws CLI script (bench/tutorial/deploy.sh), same zip, same
-/// moto server, no added latency, alternating A B A B with fresh stack names.
+/// moto server, no added latency, alternating A B A B with fresh stack names. With
+/// `TOKENDEPLOY_BASELINE_BIN` (an earlier release), that binary takes its turn in the same loop
+/// (A B C A B C), so its ratio to the script is measured under the same conditions as ours.
 async fn versus_script(moto: &Moto) -> Result<Value> {
     let cli = std::env::var("TOKENDEPLOY_BIN").unwrap_or_else(|_| "target/release/tokendeploy".into());
+    let baseline = std::env::var("TOKENDEPLOY_BASELINE_BIN").ok();
     let bootstrap = std::fs::read("target/x86_64-unknown-linux-musl/release/bootstrap")
         .context("reading the release bootstrap; build it with scripts/bench.sh")?;
     let zip = std::env::temp_dir().join(format!("deploy-bench-{}.zip", std::process::id()));
@@ -132,39 +135,49 @@ async fn versus_script(moto: &Moto) -> Result<Value> {
         );
         anyhow::Ok(started.elapsed().as_secs_f64())
     };
-    let mut times: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut times: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
     for round in 0..ROUNDS {
-        let ours = format!("ours-{round}");
+        let mut contenders = vec![("tokendeploy", cli.as_str())];
+        contenders.extend(baseline.as_deref().map(|bin| ("baseline", bin)));
         let script = format!("script-{round}");
-        let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        let up_ours = args(&["up", "--quiet", "--zip", &zip, "--name", &ours]);
-        times.entry("tokendeploy up").or_default().push(timed(&cli, up_ours)?);
+        for (who, bin) in &contenders {
+            let name = format!("{who}-{round}");
+            let up = args(&["up", "--quiet", "--zip", &zip, "--name", &name]);
+            times.entry(format!("{who} up")).or_default().push(timed(bin, up)?);
+        }
         let up_script = args(&["bench/tutorial/deploy.sh", "up", &script, &zip]);
-        times.entry("script up").or_default().push(timed("bash", up_script)?);
-        let down_ours = args(&["down", "--quiet", "--yes", "--name", &ours]);
-        times.entry("tokendeploy down").or_default().push(timed(&cli, down_ours)?);
+        times.entry("script up".into()).or_default().push(timed("bash", up_script)?);
+        for (who, bin) in &contenders {
+            let down = args(&["down", "--quiet", "--yes", "--name", &format!("{who}-{round}")]);
+            times.entry(format!("{who} down")).or_default().push(timed(bin, down)?);
+        }
         let down_script = args(&["bench/tutorial/deploy.sh", "down", &script]);
-        times.entry("script down").or_default().push(timed("bash", down_script)?);
+        times.entry("script down".into()).or_default().push(timed("bash", down_script)?);
     }
     let median = |name: &str| {
         let mut all = times[name].clone();
         all.sort_by(f64::total_cmp);
         all[all.len() / 2]
     };
-    let seconds: BTreeMap<&str, Value> = times
+    let seconds: BTreeMap<&String, Value> = times
         .keys()
         .map(|name| {
             let all = &times[name];
             let low = all.iter().copied().fold(f64::INFINITY, f64::min);
             let high = all.iter().copied().fold(0.0, f64::max);
-            (*name, json!({ "median_s": median(name), "range_s": [low, high] }))
+            (name, json!({ "median_s": median(name), "range_s": [low, high] }))
         })
         .collect();
-    Ok(json!({
-        "seconds": seconds,
+    let mut ratios = json!({
         "up_ratio": median("script up") / median("tokendeploy up"),
         "down_ratio": median("script down") / median("tokendeploy down"),
-    }))
+    });
+    if baseline.is_some() {
+        ratios["baseline_up_ratio"] = json!(median("script up") / median("baseline up"));
+        ratios["baseline_down_ratio"] = json!(median("script down") / median("baseline down"));
+    }
+    Ok(json!({ "seconds": seconds, "ratios": ratios }))
 }
 
 /// `up`, `status` and `down` in an account that already holds 600 REST APIs, 100 functions
