@@ -30,6 +30,12 @@ fi
 if ! "$venv/bin/python" -c 'import moto.server, flask' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
 fi
+# Twilio's and LiveKit's own token libraries, pinned: tests/minted_tokens.rs checks the tokens
+# the function mints against them.
+if ! "$venv/bin/python" -c 'import twilio.jwt.access_token, livekit.api, importlib.metadata as m
+assert [m.version("twilio"), m.version("livekit-api")] == ["9.13.0", "1.2.2"]' 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'twilio==9.13.0' 'livekit-api==1.2.2'
+fi
 export PYTHON="$venv/bin/python"
 # The test harness starts moto with this interpreter.
 export TOKENDEPLOY_TEST_PYTHON="$PYTHON"

@@ -1,7 +1,7 @@
 //! Lambda invocation events in, Lambda answers out.
 //!
 //! The function reads the events itself rather than through a general HTTP adapter: it needs
-//! only the method, the path, the stage and the `Origin` header, and an adapter that rebuilds
+//! only the method, the path, the stage, two headers, the query and the body, and an adapter that rebuilds
 //! a full HTTP request (URI from `Host`, `X-Forwarded-Proto`, query string, body) can fail on
 //! inputs the token server does not even look at. Here every JSON value is accepted: an event
 //! we cannot read as an HTTP request gets a `400` answer, never an error or a panic.
@@ -73,8 +73,59 @@ pub fn parse(event: &Value) -> Result<(EventKind, Request), NotARequest> {
         EventKind::Alb { .. } => None,
         _ => text(context.and_then(|context| context.get("stage"))),
     };
-    let request = Request { method, path, stage, origin: header(event, "origin") };
+    let request = Request {
+        method,
+        path,
+        stage,
+        origin: header(event, "origin"),
+        authorization: header(event, "authorization"),
+        query: query(event, kind),
+        body: body(event),
+    };
     Ok((kind, request))
+}
+
+/// The query parameters, decoded. API Gateway REST events carry them decoded (every value in
+/// `multiValueQueryStringParameters`); HTTP API events as sent in `rawQueryString`; ALB events
+/// as sent, in either map. Anything that is not text is left out: it names nothing.
+fn query(event: &Map<String, Value>, kind: EventKind) -> Vec<(String, String)> {
+    if kind == EventKind::HttpApi
+        && let Some(raw) = event.get("rawQueryString").and_then(Value::as_str)
+    {
+        return url::form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+    }
+    let pairs: Vec<(String, String)> = ["multiValueQueryStringParameters", "queryStringParameters"]
+        .iter()
+        .find_map(|field| event.get(*field).and_then(Value::as_object).filter(|map| !map.is_empty()))
+        .into_iter()
+        .flatten()
+        .flat_map(|(name, value)| {
+            let values = match value {
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                Value::String(text) => vec![text.as_str()],
+                _ => vec![],
+            };
+            values.into_iter().map(move |value| (name.clone(), value.to_string()))
+        })
+        .collect();
+    if matches!(kind, EventKind::Alb { .. }) {
+        let raw: Vec<String> = pairs.iter().map(|(name, value)| format!("{name}={value}")).collect();
+        return url::form_urlencoded::parse(raw.join("&").as_bytes()).into_owned().collect();
+    }
+    pairs
+}
+
+/// The body's bytes: base64-decoded when `isBase64Encoded` says so (undecodable base64 stands
+/// as no JSON at all, so the request is refused as malformed, not read as empty).
+fn body(event: &Map<String, Value>) -> Option<Vec<u8>> {
+    let text = event.get("body").and_then(Value::as_str)?;
+    if event.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        use base64::Engine;
+        return Some(
+            base64::engine::general_purpose::STANDARD.decode(text).unwrap_or_else(|_| b"\xff".to_vec()),
+        );
+    }
+    Some(text.as_bytes().to_vec())
 }
 
 /// The value of header `name` (case-insensitive), from `multiValueHeaders` if the event has
@@ -203,6 +254,47 @@ mod tests {
                 Request::new("GET", "/token").with_origin("https://a.example, https://b.example")
             )
         );
+    }
+
+    #[test]
+    fn reads_the_query_authorization_and_body_of_each_shape() {
+        let rest = json!({
+            "httpMethod": "GET", "path": "/token",
+            "headers": { "Authorization": "Bearer t" },
+            "queryStringParameters": { "identity": "only-the-last" },
+            "multiValueQueryStringParameters": { "identity": ["a b", "a b"], "room": ["r"] },
+        });
+        let (_, request) = parse(&rest).unwrap();
+        assert_eq!(request.authorization.as_deref(), Some("Bearer t"));
+        assert_eq!(
+            request.query,
+            [
+                ("identity".into(), "a b".into()),
+                ("identity".into(), "a b".into()),
+                ("room".into(), "r".into())
+            ]
+        );
+        let v2 = json!({
+            "version": "2.0", "rawPath": "/token", "rawQueryString": "identity=a%20b&room=r%2B1",
+            "queryStringParameters": { "identity": "ignored" },
+            "requestContext": { "http": { "method": "POST" } },
+            "body": "eyJpZGVudGl0eSI6ImJvYiJ9", "isBase64Encoded": true,
+        });
+        let (_, request) = parse(&v2).unwrap();
+        assert_eq!(request.query, [("identity".into(), "a b".into()), ("room".into(), "r+1".into())]);
+        assert_eq!(request.body.as_deref(), Some(br#"{"identity":"bob"}"#.as_slice()));
+        let alb = json!({
+            "httpMethod": "GET", "path": "/token", "requestContext": { "elb": {} },
+            "queryStringParameters": { "identity": "a%20b", "room": "x+y" },
+        });
+        let (_, request) = parse(&alb).unwrap();
+        assert_eq!(request.query, [("identity".into(), "a b".into()), ("room".into(), "x y".into())]);
+        let bad_base64 =
+            json!({ "httpMethod": "POST", "path": "/token", "body": "!!", "isBase64Encoded": true });
+        assert!(parse(&bad_base64).unwrap().1.parameters().unwrap_err().contains("JSON object"));
+        let odd = json!({ "httpMethod": "GET", "path": "/", "queryStringParameters": { "identity": 5 }, "body": 7 });
+        let (_, request) = parse(&odd).unwrap();
+        assert!(request.query.is_empty() && request.body.is_none());
     }
 
     #[test]

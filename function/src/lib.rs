@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod event;
+pub mod identity;
 pub mod logging;
 pub mod provider;
 pub mod request;

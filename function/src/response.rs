@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use crate::cache::IssuedToken;
-use crate::config::allowed_methods;
 use crate::config::origins::OriginCheck;
 use crate::request::Response;
 
@@ -39,12 +38,7 @@ pub fn token(token: &IssuedToken, cors: &OriginCheck) -> Response {
 /// An error answer, with the CORS headers when `cors` allows the origin: a browser can then
 /// read why it got no token instead of seeing a bare CORS failure.
 pub fn error(error: &ApiError, cors: &OriginCheck) -> Response {
-    let mut response =
-        json_response(error.status, &json!({ "error": error.code, "message": error.message }), cors);
-    if error.status == 405 {
-        response.set_header("allow", allowed_methods());
-    }
-    response
+    json_response(error.status, &json!({ "error": error.code, "message": error.message }), cors)
 }
 
 /// The answer to an event that is no HTTP request: nobody to send CORS headers to.
@@ -59,11 +53,12 @@ pub fn bad_request(reason: &str) -> Response {
     )
 }
 
-pub fn preflight(cors: &OriginCheck) -> Response {
+/// `methods`: the `Allow` header's value.
+pub fn preflight(cors: &OriginCheck, methods: &str) -> Response {
     let mut response = with_common_headers(Response::new(204, ""), cors);
-    response.set_header("allow", allowed_methods());
+    response.set_header("allow", methods);
     if matches!(cors, OriginCheck::Allowed { .. }) {
-        response.set_header("access-control-allow-methods", allowed_methods());
+        response.set_header("access-control-allow-methods", methods);
         response.set_header("access-control-allow-headers", ALLOWED_HEADERS);
         response.set_header("access-control-max-age", PREFLIGHT_MAX_AGE);
     }

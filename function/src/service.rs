@@ -6,9 +6,10 @@ use tokio::sync::OnceCell;
 
 use crate::cache::{CacheOutcome, Clock, SystemClock, TokenCache};
 use crate::config::origins::OriginCheck;
-use crate::config::{Config, ConfigError, TOKEN_PATH, allowed_methods};
+use crate::config::{Config, ConfigError, IdentitySettings, TOKEN_PATH};
+use crate::identity::IdentityCheck;
 use crate::provider::{self, SetupError, TokenProvider, TokenRequest, UpstreamError};
-use crate::request::{Request, Response};
+use crate::request::{Request, Response, valid_name};
 use crate::response::{self, ApiError};
 
 /// The most of a request's method or path a log line repeats.
@@ -26,6 +27,9 @@ pub struct TokenService {
     /// tries again: what set-up fetches may be back by then.
     provider: OnceCell<Box<dyn TokenProvider>>,
     setup: ProviderSetup,
+    /// Verifies callers' bearer tokens (`IDENTITY_MODE=jwt`); set up, like the provider, on
+    /// the first request that needs it, and again after a failure.
+    identity_check: OnceCell<IdentityCheck>,
     cache: TokenCache,
 }
 
@@ -43,7 +47,13 @@ impl TokenService {
 
     /// As [`Self::new`], with the provider built by `setup`.
     fn with_setup(config: Result<Config, ConfigError>, clock: Arc<dyn Clock>, setup: ProviderSetup) -> Self {
-        Self { config, provider: OnceCell::new(), setup, cache: TokenCache::new(clock) }
+        Self {
+            config,
+            provider: OnceCell::new(),
+            setup,
+            identity_check: OnceCell::new(),
+            cache: TokenCache::new(clock),
+        }
     }
 
     /// Answers one request. Every answer but `204` has a JSON body.
@@ -93,22 +103,29 @@ impl TokenService {
             );
             return (response::error(&error, &cors), None);
         }
+        let methods = config.provider.allowed_methods();
         match request.method.as_str() {
-            "OPTIONS" => (response::preflight(&cors), None),
-            "GET" => self.serve_token(config, &cors).await,
+            "OPTIONS" => (response::preflight(&cors, &methods), None),
+            method if config.provider.methods().contains(&method) => {
+                self.serve_token(config, request, &cors).await
+            }
             _ => {
-                let error = ApiError::new(
-                    405,
-                    "method_not_allowed",
-                    format!("{TOKEN_PATH} answers {}", allowed_methods()),
-                );
-                (response::error(&error, &cors), None)
+                let error =
+                    ApiError::new(405, "method_not_allowed", format!("{TOKEN_PATH} answers {methods}"));
+                let mut answer = response::error(&error, &cors);
+                answer.set_header("allow", methods);
+                (answer, None)
             }
         }
     }
 
     /// A token for the caller through the cache, the provider set up first if it is not yet.
-    async fn serve_token(&self, config: &Config, cors: &OriginCheck) -> (Response, Option<CacheOutcome>) {
+    async fn serve_token(
+        &self,
+        config: &Config,
+        request: &Request,
+        cors: &OriginCheck,
+    ) -> (Response, Option<CacheOutcome>) {
         let provider = match self.provider.get_or_try_init(|| async { (self.setup)(config) }).await {
             Ok(provider) => provider,
             Err(setup_error) => {
@@ -117,14 +134,74 @@ impl TokenService {
                 return (response::error(&error, cors), None);
             }
         };
-        // Requests name no identity or room yet: every one asks as nobody in particular.
-        match self.cache.get_or_fetch(provider.as_ref(), &TokenRequest::default()).await {
+        let token_request = match self.token_request(config, request).await {
+            Ok(token_request) => token_request,
+            Err((error, www_authenticate)) => {
+                let mut answer = response::error(&error, cors);
+                if let Some(challenge) = www_authenticate {
+                    answer.set_header("www-authenticate", challenge);
+                }
+                return (answer, None);
+            }
+        };
+        match self.cache.get_or_fetch(provider.as_ref(), &token_request).await {
             Ok((token, outcome)) => (response::token(&token, cors), Some(outcome)),
             Err(upstream) => {
                 tracing::warn!(error = %upstream, "token API call failed");
                 (response::error(&upstream_error(&upstream), cors), None)
             }
         }
+    }
+}
+
+impl TokenService {
+    /// Who the token is for. A client-credentials token is the app's: nobody in particular.
+    /// A minted one is for the caller's identity, as `IDENTITY_MODE` establishes it; the
+    /// error comes with a `WWW-Authenticate` challenge where one is due.
+    async fn token_request(
+        &self,
+        config: &Config,
+        request: &Request,
+    ) -> Result<TokenRequest, (ApiError, Option<String>)> {
+        let Some(identity_settings) = &config.identity else {
+            return Ok(TokenRequest::default());
+        };
+        let parameters =
+            request.parameters().map_err(|reason| (ApiError::new(400, "bad_request", reason), None))?;
+        let identity = match identity_settings {
+            IdentitySettings::Trust => parameters.identity.ok_or_else(|| {
+                let message =
+                    "name the identity the token is for: ?identity=... on GET, {\"identity\": ...} on POST";
+                (ApiError::new(400, "identity_required", message), None)
+            })?,
+            IdentitySettings::Jwt(settings) => {
+                let check = self
+                    .identity_check
+                    .get_or_try_init(|| async { IdentityCheck::new(settings, config.upstream_timeout) })
+                    .await
+                    .map_err(|setup| (ApiError::new(503, "identity_unavailable", setup.to_string()), None))?;
+                let verified = check.verify(request.authorization.as_deref()).await.map_err(|error| {
+                    let code =
+                        if error.status() == 401 { "invalid_identity" } else { "identity_unavailable" };
+                    (ApiError::new(error.status(), code, error.to_string()), error.www_authenticate())
+                })?;
+                if !valid_name(&verified) {
+                    let message = "the token's identity is not one a token can be minted for";
+                    let challenge = r#"Bearer error="invalid_token", error_description="unusable identity""#;
+                    return Err((ApiError::new(401, "invalid_identity", message), Some(challenge.into())));
+                }
+                if parameters.identity.is_some_and(|named| named != verified) {
+                    let message = "the request names another identity than its bearer token proves";
+                    return Err((ApiError::new(403, "identity_mismatch", message), None));
+                }
+                verified
+            }
+        };
+        if config.provider.needs_room() && parameters.room.is_none() {
+            let message = "name the room the token admits to: ?room=... on GET, {\"room\": ...} on POST";
+            return Err((ApiError::new(400, "room_required", message), None));
+        }
+        Ok(TokenRequest { identity: Some(identity), room: parameters.room })
     }
 }
 

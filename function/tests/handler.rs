@@ -703,5 +703,58 @@ async fn a_plain_http_token_url_on_loopback_is_accepted() {
         ("TOKEN_URL", "http://127.0.0.1:8080/token"),
     ]);
     let config = Config::from_lookup(|name| env.get(name).map(|v| v.to_string())).unwrap();
-    assert_eq!(config.token_url, "http://127.0.0.1:8080/token");
+    let token_function::config::ProviderSettings::ClientCredentials(settings) = config.settings else {
+        panic!("dolby is a client-credentials provider: {config:?}")
+    };
+    assert_eq!(settings.token_url, "http://127.0.0.1:8080/token");
+}
+
+#[tokio::test]
+async fn oauth2_sends_scope_and_audience_and_authenticates_the_client_as_configured() {
+    use wiremock::matchers::{body_string, header, header_exists, method, path};
+    let upstream = MockServer::start().await;
+    let form = "grant_type=client_credentials&scope=video+chat&audience=https%3A%2F%2Fapi.example";
+    wiremock::Mock::given(method("POST"))
+        .and(path("/basic"))
+        .and(header("authorization", basic_auth().as_str()))
+        .and(body_string(form))
+        .respond_with(voxeet_token("by-basic"))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    let in_body = format!("{form}&client_id={KEY}&client_secret={SECRET}");
+    wiremock::Mock::given(method("POST"))
+        .and(path("/body"))
+        .and(body_string(in_body))
+        .respond_with(voxeet_token("by-body"))
+        .expect(1)
+        .mount(&upstream)
+        .await;
+    wiremock::Mock::given(header_exists("authorization"))
+        .and(path("/body"))
+        .respond_with(ResponseTemplate::new(400))
+        .with_priority(1)
+        .mount(&upstream)
+        .await;
+    for (client_auth, endpoint, token) in [("basic", "/basic", "by-basic"), ("BODY", "/body", "by-body")] {
+        let env = [
+            ("TOKEN_PROVIDER", "oauth2".to_string()),
+            ("CONSUMER_KEY", KEY.to_string()),
+            ("CONSUMER_SECRET", SECRET.to_string()),
+            ("TOKEN_URL", format!("{}{endpoint}", upstream.uri())),
+            ("TOKEN_SCOPE", "video chat".to_string()),
+            ("TOKEN_AUDIENCE", "https://api.example".to_string()),
+            ("TOKEN_CLIENT_AUTH", client_auth.to_string()),
+            ("ALLOWED_ORIGINS", ORIGIN.to_string()),
+        ];
+        let env = env.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let response = get_token(&service_with(env, ManualClock::new())).await;
+        assert_eq!((response.status, json_body(&response)["access_token"].as_str()), (200, Some(token)));
+    }
+    let no_url = Config::from_lookup(|name| match name {
+        "TOKEN_PROVIDER" => Some("oauth2".into()),
+        "CONSUMER_KEY" | "CONSUMER_SECRET" | "ALLOWED_ORIGINS" => Some("x".into()),
+        _ => None,
+    });
+    assert_eq!(no_url.unwrap_err().to_string(), "the function's environment variable TOKEN_URL is not set");
 }

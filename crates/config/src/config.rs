@@ -7,10 +7,8 @@ use std::time::Duration;
 use url::{Host, Url};
 
 use crate::origins::AllowedOrigins;
-use crate::providers::{
-    ALLOWED_ORIGINS, CONSUMER_KEY, CONSUMER_SECRET, ProviderKind, TOKEN_PROVIDER, TOKEN_URL,
-    UPSTREAM_TIMEOUT_MS, Variable,
-};
+use crate::providers::{ALLOWED_ORIGINS, ProviderKind, TOKEN_PROVIDER, UPSTREAM_TIMEOUT_MS, Variable};
+use crate::settings::{IdentitySettings, ProviderSettings};
 use crate::{DEFAULT_UPSTREAM_TIMEOUT, UPSTREAM_TIMEOUT_CEILING};
 
 /// A value that must never be printed: `Debug` shows a placeholder.
@@ -42,8 +40,9 @@ pub struct Credentials {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub provider: ProviderKind,
-    pub credentials: Credentials,
-    pub token_url: String,
+    pub settings: ProviderSettings,
+    /// How callers prove who they are: only for providers that mint per identity.
+    pub identity: Option<IdentitySettings>,
     pub allowed_origins: AllowedOrigins,
     pub upstream_timeout: Duration,
 }
@@ -80,42 +79,23 @@ impl Config {
     /// Every required variable of the provider is checked for presence first, in the order
     /// the provider declares them, then each value.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        // An empty value is as good as none: `KEY=` in a dotenv file must not pass as a key.
-        let get = |variable: Variable| {
-            lookup(variable.name)
-                .filter(|v| !v.trim().is_empty())
-                .or_else(|| variable.default.map(str::to_string))
-        };
-        let provider = ProviderKind::parse(&get(TOKEN_PROVIDER).unwrap_or_default()).ok_or_else(|| {
-            ConfigError::Invalid { variable: TOKEN_PROVIDER.name, expected: ProviderKind::choices() }
-        })?;
-        if let Some(missing) = provider.variables().find(|v| v.required && get(*v).is_none()) {
+        let reader = Reader(&lookup);
+        let provider = ProviderKind::parse(&reader.get(TOKEN_PROVIDER).unwrap_or_default())
+            .ok_or_else(|| reader.invalid(TOKEN_PROVIDER, &ProviderKind::choices()))?;
+        if let Some(missing) = provider.variables().find(|v| v.required && reader.get(*v).is_none()) {
             return Err(ConfigError::Missing(missing.name));
         }
-        let require = |variable: Variable| get(variable).ok_or(ConfigError::Missing(variable.name));
-        let invalid = |variable: Variable, expected: &str| ConfigError::Invalid {
-            variable: variable.name,
-            expected: expected.to_string(),
-        };
-
-        let key = require(CONSUMER_KEY)?;
-        let secret = Secret::new(require(CONSUMER_SECRET)?);
-        let allowed_origins = AllowedOrigins::parse(&require(ALLOWED_ORIGINS)?).ok_or_else(|| {
-            invalid(
+        let settings = ProviderSettings::read(provider, &reader)?;
+        let identity =
+            if provider.mints_per_identity() { Some(IdentitySettings::read(&reader)?) } else { None };
+        let allowed_origins = AllowedOrigins::parse(&reader.require(ALLOWED_ORIGINS)?).ok_or_else(|| {
+            reader.invalid(
                 ALLOWED_ORIGINS,
                 "`*` or a comma-separated list of origins such as https://app.example.com",
             )
         })?;
-        let token_url = require(TOKEN_URL)?;
-        if !is_valid_token_url(&token_url) {
-            return Err(invalid(
-                TOKEN_URL,
-                "an https URL with a host and no user name or password \
-                 (plain http only to localhost, 127.0.0.0/8 or [::1], for local tests)",
-            ));
-        }
         let ceiling = UPSTREAM_TIMEOUT_CEILING.as_millis() as u64;
-        let upstream_timeout = match get(UPSTREAM_TIMEOUT_MS) {
+        let upstream_timeout = match reader.get(UPSTREAM_TIMEOUT_MS) {
             None => DEFAULT_UPSTREAM_TIMEOUT,
             Some(ms) => ms
                 .trim()
@@ -124,7 +104,7 @@ impl Config {
                 .filter(|ms| (1..=ceiling).contains(ms))
                 .map(Duration::from_millis)
                 .ok_or_else(|| {
-                    invalid(
+                    reader.invalid(
                         UPSTREAM_TIMEOUT_MS,
                         &format!(
                             "a whole number of milliseconds from 1 to {ceiling}: the function has {} s to answer, and keeps {} s to answer its own 504",
@@ -134,20 +114,35 @@ impl Config {
                     )
                 })?,
         };
-
-        Ok(Self {
-            provider,
-            credentials: Credentials { key, secret },
-            token_url,
-            allowed_origins,
-            upstream_timeout,
-        })
+        Ok(Self { provider, settings, identity, allowed_origins, upstream_timeout })
     }
 }
 
-/// Whether `raw` may be the upstream's token URL: https (the secret travels in it), or http to
-/// this machine only; a host; no credentials of its own; no blank or control character.
-fn is_valid_token_url(raw: &str) -> bool {
+/// Reads variables, each with its declared default; an empty value is as good as none
+/// (`KEY=` in a dotenv file must not pass as a key).
+pub(crate) struct Reader<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Reader<'_> {
+    pub(crate) fn get(&self, variable: Variable) -> Option<String> {
+        (self.0)(variable.name)
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| variable.default.map(str::to_string))
+    }
+
+    pub(crate) fn require(&self, variable: Variable) -> Result<String, ConfigError> {
+        self.get(variable).ok_or(ConfigError::Missing(variable.name))
+    }
+
+    /// `variable` holds something else than `expected`; the value itself is never repeated.
+    pub(crate) fn invalid(&self, variable: Variable, expected: &str) -> ConfigError {
+        ConfigError::Invalid { variable: variable.name, expected: expected.to_string() }
+    }
+}
+
+/// Whether `raw` may be an upstream the function calls (a token endpoint, a key set): https
+/// (secrets and keys travel over it), or http to this machine only; a host; no credentials of
+/// its own; no blank or control character.
+pub(crate) fn is_valid_upstream_url(raw: &str) -> bool {
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }
@@ -193,7 +188,9 @@ mod tests {
     fn defaults_to_dolby_communications_endpoint() {
         let config = Config::from_lookup(lookup(COMPLETE)).unwrap();
         assert_eq!(config.provider, ProviderKind::Dolby);
-        assert_eq!(config.token_url, DEFAULT_TOKEN_URL);
+        let ProviderSettings::ClientCredentials(settings) = config.settings else { panic!("{config:?}") };
+        assert_eq!(settings.token_url, DEFAULT_TOKEN_URL);
+        assert!(config.identity.is_none());
         assert_eq!(config.upstream_timeout, DEFAULT_UPSTREAM_TIMEOUT);
     }
 
@@ -290,6 +287,78 @@ mod tests {
         ] {
             assert_eq!(token_url_error(good), None, "{good:?}");
         }
+    }
+
+    const TWILIO: &[(&str, &str)] = &[
+        ("TOKEN_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
+        ("TWILIO_API_SECRET", "tw-s3cr3t"),
+        ("IDENTITY_MODE", "trust"),
+        ("ALLOWED_ORIGINS", "*"),
+    ];
+
+    fn twilio_with(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut pairs: Vec<_> =
+            TWILIO.iter().copied().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).collect();
+        pairs.extend_from_slice(extra);
+        Config::from_lookup(lookup(&pairs))
+    }
+
+    #[test]
+    fn twilio_reads_its_grants_and_lifetime_and_names_what_is_wrong() {
+        use crate::settings::{Twilio, TwilioGrants, VoiceGrant};
+        let config = twilio_with(&[
+            ("TWILIO_GRANTS", "video, chat,VOICE"),
+            ("TWILIO_CHAT_SERVICE_SID", "IS0123456789abcdef0123456789abcdef"),
+            ("TWILIO_INCOMING_ALLOW", "true"),
+            ("TOKEN_TTL_SECONDS", "86400"),
+        ])
+        .unwrap();
+        let ProviderSettings::Twilio(Twilio { grants, ttl, .. }) = config.settings else { panic!() };
+        let voice = Some(VoiceGrant { outgoing_application_sid: None, incoming_allow: true });
+        let chat = Some("IS0123456789abcdef0123456789abcdef".to_string());
+        assert_eq!(grants, TwilioGrants { video: true, chat_service_sid: chat, voice });
+        assert_eq!(ttl, Duration::from_secs(86400));
+        assert!(matches!(config.identity, Some(IdentitySettings::Trust)));
+        for (extra, variable) in [
+            (&[("TWILIO_GRANTS", "video,sms")][..], "TWILIO_GRANTS"),
+            (&[("TWILIO_GRANTS", "chat")][..], "TWILIO_CHAT_SERVICE_SID"),
+            (&[("TWILIO_GRANTS", "voice")][..], "TWILIO_OUTGOING_APPLICATION_SID"),
+            (&[("TWILIO_GRANTS", "voice"), ("TWILIO_INCOMING_ALLOW", "yes")][..], "TWILIO_INCOMING_ALLOW"),
+            (&[("TOKEN_TTL_SECONDS", "86401")][..], "TOKEN_TTL_SECONDS"),
+            (&[("TOKEN_TTL_SECONDS", "59")][..], "TOKEN_TTL_SECONDS"),
+            (&[("TWILIO_ACCOUNT_SID", "SK0123456789abcdef0123456789abcdef")][..], "TWILIO_ACCOUNT_SID"),
+            (&[("TWILIO_API_KEY", "SK0123")][..], "TWILIO_API_KEY"),
+            (&[("IDENTITY_MODE", "anyone")][..], "IDENTITY_MODE"),
+        ] {
+            let message = twilio_with(extra).unwrap_err().to_string();
+            assert!(message.contains(variable), "{extra:?}: {message}");
+            assert!(!message.contains("tw-s3cr3t"), "{message}");
+        }
+    }
+
+    #[test]
+    fn jwt_identity_needs_one_key_source_an_issuer_and_an_audience() {
+        let jwt = |extra: &[(&str, &str)]| {
+            let mut all = vec![("IDENTITY_MODE", "jwt")];
+            all.extend_from_slice(extra);
+            twilio_with(&all)
+        };
+        let jwks = ("IDENTITY_JWKS_URL", "https://issuer.example/.well-known/jwks.json");
+        let issuer = ("IDENTITY_ISSUER", "https://issuer.example/");
+        let audience = ("IDENTITY_AUDIENCE", "app");
+        assert!(matches!(jwt(&[jwks, issuer, audience]).unwrap().identity, Some(IdentitySettings::Jwt(_))));
+        assert_eq!(jwt(&[issuer, audience]).unwrap_err(), ConfigError::Missing("IDENTITY_JWKS_URL"));
+        assert_eq!(jwt(&[jwks, audience]).unwrap_err(), ConfigError::Missing("IDENTITY_ISSUER"));
+        assert_eq!(jwt(&[jwks, issuer]).unwrap_err(), ConfigError::Missing("IDENTITY_AUDIENCE"));
+        let short = ("IDENTITY_HS256_SECRET", "too-short");
+        let message = jwt(&[short, issuer, audience]).unwrap_err().to_string();
+        assert!(message.contains("at least 32 bytes") && !message.contains("too-short"), "{message}");
+        let long = ("IDENTITY_HS256_SECRET", "0123456789abcdef0123456789abcdef");
+        assert!(jwt(&[long, jwks, issuer, audience]).unwrap_err().to_string().contains("not both"));
+        let plain = ("IDENTITY_JWKS_URL", "http://issuer.example/jwks.json");
+        assert!(jwt(&[plain, issuer, audience]).unwrap_err().to_string().contains("IDENTITY_JWKS_URL"));
     }
 
     #[test]

@@ -5,23 +5,16 @@
 mod config;
 pub mod origins;
 mod providers;
+pub mod settings;
 
 use std::time::Duration;
 
 pub use config::{Config, ConfigError, Credentials, Secret};
 pub use providers::{DEFAULT_TOKEN_URL, ProviderKind, Variable, all_variables};
+pub use settings::{IdentitySettings, ProviderSettings};
 
 /// The one path the function serves tokens at, after any stage prefix.
 pub const TOKEN_PATH: &str = "/token";
-
-/// The methods the function answers: GET serves tokens, OPTIONS answers CORS preflights.
-/// API Gateway routes exactly these to it.
-pub const METHODS: [&str; 2] = ["GET", "OPTIONS"];
-
-/// The `Allow` header's value: the methods the function answers.
-pub fn allowed_methods() -> String {
-    METHODS.join(", ")
-}
 
 /// How long Lambda lets the function run (`tokendeploy up` sets it): under API Gateway's 29 s
 /// integration limit.

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use tokendeploy_config::TOKEN_PATH;
+use tokendeploy_config::{ProviderKind, TOKEN_PATH};
 
 use crate::stack::{STAGE, Stack};
 
@@ -40,6 +40,17 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// The provider the function is deployed with (`up` always sets `TOKEN_PROVIDER`).
+    pub fn provider(&self) -> ProviderKind {
+        let named = self.environment.variables.get("TOKEN_PROVIDER");
+        named.and_then(|name| ProviderKind::parse(name)).unwrap_or(ProviderKind::Dolby)
+    }
+
+    /// The methods API Gateway routes to the function.
+    pub fn methods(&self) -> &'static [&'static str] {
+        self.provider().methods()
+    }
+
     pub fn role_arn(&self) -> String {
         format!("arn:aws:iam::{}:role/{}", self.account, self.stack.role_name())
     }

@@ -134,3 +134,67 @@ async fn code_that_cannot_be_packaged_is_a_package_error() {
     assert_eq!(error.kind(), ErrorKind::Package, "{error}");
     assert!(snapshot::read(&aws, &stack("unbuilt")).await.unwrap().found(&stack("unbuilt")).is_empty());
 }
+
+/// The methods on `{proxy+}` and the statement ids on the function's policy, as AWS has them.
+async fn routed(
+    aws: &tokendeploy_deploy::Aws,
+    api_id: &str,
+    stack: &tokendeploy_deploy::Stack,
+) -> (Vec<String>, Vec<String>) {
+    let resources = aws.apigateway.get_resources().rest_api_id(api_id).embed("methods").send().await.unwrap();
+    let proxy = resources.items().iter().find(|r| r.path() == Some("/{proxy+}")).unwrap();
+    let mut methods: Vec<String> = proxy.resource_methods().unwrap().keys().cloned().collect();
+    methods.sort();
+    let policy = aws.lambda.get_policy().function_name(stack.function_name()).send().await.unwrap();
+    let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+    let mut sids: Vec<String> = policy["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Sid"].as_str().unwrap().to_string())
+        .collect();
+    sids.sort();
+    (methods, sids)
+}
+
+#[tokio::test]
+async fn a_minting_provider_routes_post_too_and_switching_back_removes_it() {
+    let moto = Moto::start().unwrap();
+    let aws = aws_at(&moto.endpoint()).await;
+    let stack = stack("minting");
+    let mut twilio = environment();
+    twilio.variables.insert("TOKEN_PROVIDER".into(), "twilio".into());
+    twilio.managed.insert("TOKEN_PROVIDER".into());
+
+    let made = up(&aws, &stack, twilio.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let (methods, sids) = routed(&aws, &made.api_id, &stack).await;
+    assert_eq!(methods, ["GET", "OPTIONS", "POST"]);
+    assert_eq!(
+        sids,
+        ["tokendeploy-apigateway-get", "tokendeploy-apigateway-options", "tokendeploy-apigateway-post"]
+    );
+    let again = prepare(&aws, &stack, |_| twilio.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    assert!(again.plan.is_unchanged(), "{:?}", again.plan.summaries());
+
+    // Back to a client-credentials provider: POST is no longer routed, nor allowed to invoke.
+    let mut dolby = twilio.clone();
+    dolby.variables.insert("TOKEN_PROVIDER".into(), "dolby".into());
+    let switched = prepare(&aws, &stack, |_| dolby.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let changed: Vec<(Step, String)> = switched
+        .plan
+        .summaries()
+        .into_iter()
+        .filter(|(_, s)| s.action != Action::Unchanged)
+        .map(|(step, s)| (step, s.reason))
+        .collect();
+    let steps: Vec<Step> = changed.iter().map(|(step, _)| *step).collect();
+    assert_eq!(steps, [Step::Environment, Step::Methods, Step::Deployment, Step::Permission], "{changed:?}");
+    assert!(changed[1].1.contains("POST /{proxy+}"), "{changed:?}");
+    assert!(changed[3].1.contains("tokendeploy-apigateway-post"), "{changed:?}");
+    up(&aws, &stack, dolby.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let (methods, sids) = routed(&aws, &made.api_id, &stack).await;
+    assert_eq!(methods, ["GET", "OPTIONS"]);
+    assert_eq!(sids, ["tokendeploy-apigateway-get", "tokendeploy-apigateway-options"]);
+    let settled = prepare(&aws, &stack, |_| dolby.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    assert!(settled.plan.is_unchanged(), "{:?}", settled.plan.summaries());
+}

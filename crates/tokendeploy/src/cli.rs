@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokendeploy_config::ProviderKind;
 use tokendeploy_deploy::stack::DEFAULT_STACK_NAME;
 
 #[derive(Debug, Parser)]
@@ -57,6 +58,10 @@ pub struct DeployArgs {
     /// in the environment take precedence.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
+    /// The token provider: dolby, oauth2, twilio or livekit [default: TOKEN_PROVIDER, else
+    /// dolby]. Its variables come from the environment or --env-file, never from flags.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
     /// The zip to deploy (from `tokendeploy package`) instead of a build of function/.
     #[arg(long)]
     pub zip: Option<PathBuf>,
@@ -98,4 +103,8 @@ pub struct OutputArgs {
 pub enum OutputFormat {
     Text,
     Json,
+}
+
+fn parse_provider(name: &str) -> Result<ProviderKind, String> {
+    ProviderKind::parse(name).ok_or_else(|| format!("must be {}", ProviderKind::choices()))
 }

@@ -5,52 +5,96 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use tokendeploy_config::{Config, ConfigError, Variable, all_variables};
+use tokendeploy_config::{Config, ConfigError, IdentitySettings, ProviderKind, Variable, all_variables};
 use tokendeploy_deploy::FunctionEnvironment;
 
 use crate::UsageError;
 
-/// The variables `up` passes to the function (any provider's); the rest of the environment
-/// stays local.
-fn passed() -> Vec<&'static str> {
+/// Every variable any provider reads: the names `up` manages on the function, so those of
+/// another provider left from an earlier `up` are removed.
+fn managed() -> Vec<&'static str> {
     all_variables().into_iter().map(|variable| variable.name).collect()
 }
 
-/// The names every deployed function has: required, or given a default by `up`.
-pub fn always_set() -> Vec<&'static str> {
-    all_variables().into_iter().filter(Variable::always_set).map(|variable| variable.name).collect()
+/// The names every function deployed with `provider` has: required, or given a default by `up`.
+pub fn always_set(provider: ProviderKind) -> Vec<&'static str> {
+    provider.variables().filter(Variable::always_set).map(|variable| variable.name).collect()
+}
+
+/// The provider `variables` name; Dolby when none is named (the function's own default).
+pub fn provider_of(variables: &BTreeMap<String, String>) -> ProviderKind {
+    variables.get("TOKEN_PROVIDER").and_then(|name| ProviderKind::parse(name)).unwrap_or(ProviderKind::Dolby)
 }
 
 /// For `up` and `plan`: complete and valid, or a usage error naming what is wrong.
-pub fn function_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
-    validated(known_variables(env_file)?)
+/// `provider`: `--provider`, over `TOKEN_PROVIDER`.
+pub fn function_environment(
+    env_file: Option<&Path>,
+    provider: Option<ProviderKind>,
+) -> Result<FunctionEnvironment> {
+    validated(known_variables(env_file, provider)?)
 }
 
 /// For `status`: whatever is at hand (secrets may not be), with `up`'s defaults.
-pub fn known_environment(env_file: Option<&Path>) -> Result<FunctionEnvironment> {
-    let mut known = known_variables(env_file)?;
+pub fn known_environment(
+    env_file: Option<&Path>,
+    provider: Option<ProviderKind>,
+) -> Result<FunctionEnvironment> {
+    let mut known = known_variables(env_file, provider)?;
     with_defaults(&mut known);
-    Ok(FunctionEnvironment::new(known, &passed()))
+    Ok(FunctionEnvironment::new(known, &managed()))
 }
 
-/// The passed variables set in the environment or, failing that, in the env file.
-fn known_variables(env_file: Option<&Path>) -> Result<BTreeMap<String, String>> {
+/// What `up` should say before it deploys: a function that mints a token for whoever a
+/// request names gives anyone a token for anyone.
+pub fn warnings(environment: &FunctionEnvironment) -> Vec<String> {
+    let config = Config::from_lookup(|name| environment.variables.get(name).cloned());
+    match config.map(|config| config.identity) {
+        Ok(Some(IdentitySettings::Trust)) => vec![
+            "warning: IDENTITY_MODE=trust: the function mints a token for whatever identity a request names, so anyone can get a token as anyone; for demos only, use IDENTITY_MODE=jwt in production".into(),
+        ],
+        _ => vec![],
+    }
+}
+
+/// The variables of the provider in force set in the environment or, failing that, in the
+/// env file: another provider's variables (and secrets) stay on this machine.
+fn known_variables(
+    env_file: Option<&Path>,
+    provider: Option<ProviderKind>,
+) -> Result<BTreeMap<String, String>> {
     let from_file = match env_file {
         Some(path) => read_env_file(path)?,
         None => BTreeMap::new(),
     };
-    Ok(pick(|name| std::env::var(name).ok().or_else(|| from_file.get(name).cloned())))
+    let lookup = |name: &str| -> Option<String> {
+        if name == "TOKEN_PROVIDER"
+            && let Some(provider) = provider
+        {
+            return Some(provider.name().into());
+        }
+        std::env::var(name).ok().or_else(|| from_file.get(name).cloned())
+    };
+    Ok(pick(lookup))
 }
 
-/// The passed variables `lookup` has; an empty value is as good as none.
+/// The variables of the provider `lookup` names that it has; an empty value is as good as
+/// none. An unknown provider picks only `TOKEN_PROVIDER`, for the configuration check to refuse.
 fn pick(lookup: impl Fn(&str) -> Option<String>) -> BTreeMap<String, String> {
     let value = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-    passed().into_iter().filter_map(|name| value(name).map(|v| (name.to_string(), v))).collect()
+    let named = value("TOKEN_PROVIDER");
+    let names: Vec<&str> = match named.as_deref().map(ProviderKind::parse) {
+        Some(None) => vec!["TOKEN_PROVIDER"],
+        Some(Some(provider)) => provider.variables().map(|variable| variable.name).collect(),
+        None => ProviderKind::Dolby.variables().map(|variable| variable.name).collect(),
+    };
+    names.into_iter().filter_map(|name| value(name).map(|v| (name.to_string(), v))).collect()
 }
 
-/// The defaults `up` sets, so the deployed function states all it runs with.
+/// The defaults `up` sets for the provider in force, so the deployed function states all it
+/// runs with.
 fn with_defaults(variables: &mut BTreeMap<String, String>) {
-    for variable in all_variables() {
+    for variable in provider_of(variables).variables() {
         if let Some(default) = variable.default {
             variables.entry(variable.name.into()).or_insert_with(|| default.into());
         }
@@ -150,7 +194,7 @@ fn validated(mut known: BTreeMap<String, String>) -> Result<FunctionEnvironment>
         ))
         .into());
     }
-    Ok(FunctionEnvironment::new(known, &passed()))
+    Ok(FunctionEnvironment::new(known, &managed()))
 }
 
 /// Lambda's limit on a function's environment, names and values together.
@@ -176,6 +220,51 @@ mod tests {
         let map: HashMap<String, String> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         validated(pick(|name| map.get(name).cloned()))
+    }
+
+    #[test]
+    fn every_example_env_file_is_a_complete_configuration_of_its_provider() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+        for (file, provider) in [
+            ("token.env", ProviderKind::Dolby),
+            ("oauth2.env", ProviderKind::Oauth2),
+            ("twilio.env", ProviderKind::Twilio),
+            ("livekit.env", ProviderKind::Livekit),
+        ] {
+            let variables = read_env_file(&examples.join(file)).unwrap();
+            let environment = validated(pick(|name| variables.get(name).cloned())).unwrap();
+            assert_eq!(provider_of(&environment.variables), provider, "{file}");
+            assert!(warnings(&environment).is_empty(), "{file}");
+        }
+    }
+
+    #[test]
+    fn only_the_provider_in_force_has_its_variables_passed_and_trust_is_warned_about() {
+        let env = from(&[
+            ("TOKEN_PROVIDER", "livekit"),
+            ("LIVEKIT_API_KEY", "k"),
+            ("LIVEKIT_API_SECRET", "s"),
+            ("IDENTITY_MODE", "trust"),
+            ("ALLOWED_ORIGINS", "*"),
+            ("CONSUMER_KEY", "dolby-key"),
+            ("TWILIO_API_SECRET", "twilio-secret"),
+        ])
+        .unwrap();
+        assert_eq!(
+            env.variables.keys().collect::<Vec<_>>(),
+            [
+                "ALLOWED_ORIGINS",
+                "IDENTITY_CLAIM",
+                "IDENTITY_MODE",
+                "LIVEKIT_API_KEY",
+                "LIVEKIT_API_SECRET",
+                "TOKEN_PROVIDER",
+                "TOKEN_TTL_SECONDS"
+            ]
+        );
+        assert!(env.managed.contains("CONSUMER_KEY") && env.managed.contains("TWILIO_API_SECRET"));
+        assert!(warnings(&env)[0].contains("IDENTITY_MODE=trust"));
+        assert_eq!(always_set(ProviderKind::Livekit).len(), 7);
     }
 
     #[test]

@@ -430,3 +430,58 @@ fn unzip_bootstrap(zip: &[u8]) -> Vec<u8> {
 fn urlencoding_decode(text: &str) -> String {
     urlencoding::decode(text).unwrap().into_owned()
 }
+
+#[tokio::test]
+async fn up_with_a_provider_sets_exactly_its_variables_and_refuses_a_missing_one_before_any_aws_call() {
+    let harness = Harness::start();
+    let mut env = harness.moto.aws_environment(REGION);
+    let twilio_secret = "twilio-api-secret-never-shown";
+    env.extend(
+        [
+            ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+            ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
+            ("TWILIO_GRANTS", "video"),
+            ("IDENTITY_MODE", "trust"),
+            ("ALLOWED_ORIGINS", "https://app.example"),
+            // Another provider's settings on the same machine stay there.
+            ("CONSUMER_KEY", "dolby-key"),
+            ("CONSUMER_SECRET", SECRET),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let refused = harness.up_with(&["--provider", "twilio"], &env);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert_eq!(
+        refused.stderr.trim(),
+        "error: TWILIO_API_SECRET is not set: export it or put it in a file passed with --env-file (see README: Configuration); nothing was deployed"
+    );
+    let aws = harness.aws(REGION).await;
+    assert!(role_names(&aws).await.is_empty() && function_names(&aws).await.is_empty());
+
+    env.push(("TWILIO_API_SECRET".into(), twilio_secret.into()));
+    let run = harness.up_with(&["--provider", "twilio"], &env);
+    run.assert_success().assert_no_secret();
+    assert!(!run.stdout.contains(twilio_secret) && !run.stderr.contains(twilio_secret));
+    assert!(run.stderr.contains("warning: IDENTITY_MODE=trust"), "{}", run.stderr);
+    let config = aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
+    let mut names: Vec<&String> = config.environment().unwrap().variables().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ALLOWED_ORIGINS",
+            "IDENTITY_CLAIM",
+            "IDENTITY_MODE",
+            "TOKEN_PROVIDER",
+            "TOKEN_TTL_SECONDS",
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_API_KEY",
+            "TWILIO_API_SECRET",
+            "TWILIO_GRANTS"
+        ]
+    );
+
+    let unknown = harness.up_with(&["--provider", "acme"], &env);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("must be one of: dolby, oauth2, twilio, livekit"), "{}", unknown.stderr);
+}

@@ -6,23 +6,25 @@
 //! [`from_config`].
 
 mod client_credentials;
+mod livekit;
+mod minted;
 mod oauth2;
 #[cfg(test)]
 pub(crate) mod stand_in;
+mod twilio;
 
 use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::config::{Config, ProviderKind};
+use crate::config::{Config, ProviderSettings};
 
 pub use oauth2::{MAX_BODY_BYTES, MAX_TOKEN_BYTES, lifetime_seconds, parse_token};
 
 /// Who asks for a token: what a provider mints a token for, and what the cache keys it by.
-///
-/// Requests name no identity or room yet; the providers that mint per identity will bring how
-/// a request names them (and who may name which).
+/// For minting providers the identity is always there, and established by `IDENTITY_MODE`
+/// before the provider is asked; client-credentials providers get an empty request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TokenRequest {
     /// The user the token is for.
@@ -115,8 +117,12 @@ pub trait TokenProvider: Send + Sync {
 
 /// Builds the provider `config` names.
 pub fn from_config(config: &Config) -> Result<Box<dyn TokenProvider>, SetupError> {
-    Ok(match config.provider {
-        ProviderKind::Dolby => Box::new(client_credentials::ClientCredentials::new(config)?),
+    Ok(match &config.settings {
+        ProviderSettings::ClientCredentials(settings) => {
+            Box::new(client_credentials::ClientCredentials::new(settings, config.upstream_timeout)?)
+        }
+        ProviderSettings::Twilio(settings) => Box::new(twilio::Twilio::new(settings)),
+        ProviderSettings::Livekit(settings) => Box::new(livekit::Livekit::new(settings)),
     })
 }
 

@@ -8,7 +8,7 @@ use anyhow::Result;
 use futures::future::try_join_all;
 use serde_json::Value;
 
-use tokendeploy_config::METHODS;
+use tokendeploy_config::ProviderKind;
 
 use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
 use crate::desired::Desired;
@@ -42,7 +42,8 @@ pub fn statement_id(method: &str) -> String {
 
 /// What each statement should allow: this API, stage `prod`, one method, any path.
 pub fn wanted(desired: &Desired, api_id: &str) -> Statements {
-    METHODS
+    desired
+        .methods()
         .iter()
         .map(|method| {
             let source = format!(
@@ -67,7 +68,7 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<PolicyState> {
 
 fn parse_policy(policy: &str) -> PolicyState {
     let policy: Value = serde_json::from_str(policy).unwrap_or_default();
-    let ours: Vec<String> = METHODS.iter().map(|m| statement_id(m)).collect();
+    let ours: Vec<String> = ProviderKind::every_method().iter().map(|m| statement_id(m)).collect();
     let mut state = PolicyState::default();
     for statement in policy["Statement"].as_array().into_iter().flatten() {
         let sid = statement["Sid"].as_str().unwrap_or_default().to_string();
@@ -96,6 +97,8 @@ pub struct PermissionChange {
     pub replace: Vec<String>,
     /// Statement ids to add, ours all.
     pub add: Vec<String>,
+    /// Ours for methods the function no longer answers (POST, after a minting provider): removed.
+    pub retire: Vec<String>,
     /// Nothing of ours on the policy yet.
     first_grant: bool,
 }
@@ -105,6 +108,12 @@ impl Planned for PermissionChange {
         let mut wrong = Vec::new();
         if !self.remove_others.is_empty() {
             wrong.push(format!("statements up did not make: {}", self.remove_others.join(", ")));
+        }
+        if !self.retire.is_empty() {
+            wrong.push(format!(
+                "statements for methods the function no longer answers: {}",
+                self.retire.join(", ")
+            ));
         }
         if self.first_grant {
             if wrong.is_empty() {
@@ -122,12 +131,15 @@ impl Planned for PermissionChange {
 /// an API that is gone.
 pub fn plan(desired: &Desired, api_id: Option<&str>, observed: &PolicyState) -> PermissionChange {
     let wanted = api_id.map(|api_id| wanted(desired, api_id)).unwrap_or_default();
-    let add: Vec<String> = METHODS
+    let add: Vec<String> = desired
+        .methods()
         .iter()
         .map(|method| statement_id(method))
         .filter(|sid| wanted.get(sid).is_none_or(|source| observed.ours.get(sid) != Some(source)))
         .collect();
+    let wanted_ids: Vec<String> = desired.methods().iter().map(|method| statement_id(method)).collect();
     PermissionChange {
+        retire: observed.ours.keys().filter(|sid| !wanted_ids.contains(sid)).cloned().collect(),
         remove_others: observed.others.clone(),
         replace: add.iter().filter(|sid| observed.ours.contains_key(*sid)).cloned().collect(),
         add,
@@ -144,8 +156,8 @@ pub async fn apply(
     progress: &dyn Progress,
 ) -> Result<()> {
     let name = desired.stack.function_name();
-    try_join_all(change.remove_others.iter().chain(&change.replace).map(|sid| remove(aws, name, sid)))
-        .await?;
+    let removed = change.remove_others.iter().chain(&change.replace).chain(&change.retire);
+    try_join_all(removed.map(|sid| remove(aws, name, sid))).await?;
     let wanted = wanted(desired, api_id);
     // One statement a method, side by side (Lambda's refusals of concurrent policy changes are
     // waited out).

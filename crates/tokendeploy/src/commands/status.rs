@@ -7,7 +7,7 @@ use crate::Outcome;
 use crate::cli::DeployArgs;
 use crate::commands::{code_source, connect};
 use crate::display::{Console, print_result};
-use crate::settings::{always_set, known_environment};
+use crate::settings::{always_set, known_environment, provider_of};
 
 /// What `status --output json` prints when a resource with the stack's name is not the
 /// stack's: there is nothing `up` could bring in sync.
@@ -23,11 +23,12 @@ struct NotOurs {
 /// Exits 0 when complete and in sync, 3 when not (incomplete, drifted, or blocked by a
 /// resource that is someone else's), 1 when it could not find out.
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
-    let known = known_environment(args.env_file.as_deref())?;
+    let known = known_environment(args.env_file.as_deref(), args.provider)?;
+    let always_set = always_set(provider_of(&known.variables));
     let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
-    let environment = |observed: &_| environment_to_compare(known, &always_set(), observed);
+    let environment = |observed: &_| environment_to_compare(known, &always_set, observed);
     let prepared = prepare(&aws, &stack, environment, move || source.artifact(), &console).await;
     console.clear();
     let prepared = prepared?;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation, Resource};
 use futures::future::try_join_all;
-use tokendeploy_config::METHODS;
+use tokendeploy_config::ProviderKind;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code};
 use crate::desired::Desired;
@@ -32,14 +32,14 @@ pub enum Integration {
 
 /// The methods the function answers, each open and sent to the function: the function itself
 /// decides who gets a token, and answers CORS preflights.
-pub fn wanted() -> Vec<MethodSpec> {
+pub fn wanted(desired: &Desired) -> Vec<MethodSpec> {
     let open = |http_method| MethodSpec {
         http_method,
         authorization: "NONE",
         api_key_required: false,
         integration: Integration::LambdaProxy,
     };
-    METHODS.into_iter().map(open).collect()
+    desired.methods().iter().copied().map(open).collect()
 }
 
 impl Integration {
@@ -89,13 +89,14 @@ impl std::fmt::Display for ExtraMethod {
     }
 }
 
-/// The methods on the root and on `{proxy+}` beyond the wanted ones (on the root, any).
+/// The methods on the root, and on `{proxy+}` those no provider's function answers. (Which
+/// of the others are wanted depends on the provider: [`plan`] decides.)
 pub fn extra(resources: &[Resource], root_id: &str, proxy_id: Option<&str>) -> Vec<ExtraMethod> {
-    let wanted: Vec<&str> = wanted().iter().map(|spec| spec.http_method).collect();
+    let known = ProviderKind::every_method();
     let mut extra = Vec::new();
     for resource in resources {
         let id = resource.id().unwrap_or_default();
-        let allowed: &[&str] = if Some(id) == proxy_id { &wanted } else { &[] };
+        let allowed: &[&str] = if Some(id) == proxy_id { &known } else { &[] };
         if id != root_id && Some(id) != proxy_id {
             continue; // the whole resource goes
         }
@@ -108,14 +109,14 @@ pub fn extra(resources: &[Resource], root_id: &str, proxy_id: Option<&str>) -> V
     extra
 }
 
-/// The wanted methods found on `{proxy+}`, by HTTP method, from the resources as read with
-/// their methods embedded (integrations included): no call per method.
+/// The methods any provider's function answers found on `{proxy+}`, by HTTP method, from the
+/// resources as read with their methods embedded (integrations included): no call per method.
 pub fn found(resources: &[Resource], proxy_id: &str) -> BTreeMap<String, MethodState> {
     let proxy = resources.iter().find(|r| r.id() == Some(proxy_id));
     let on_proxy = proxy.and_then(|p| p.resource_methods());
     let mut methods = BTreeMap::new();
-    for spec in wanted() {
-        let Some(method) = on_proxy.and_then(|all| all.get(spec.http_method)) else {
+    for http_method in ProviderKind::every_method() {
+        let Some(method) = on_proxy.and_then(|all| all.get(http_method)) else {
             continue;
         };
         let integration = method.method_integration().map(|i| IntegrationState {
@@ -124,7 +125,7 @@ pub fn found(resources: &[Resource], proxy_id: &str) -> BTreeMap<String, MethodS
             uri: i.uri().unwrap_or_default().to_string(),
         });
         methods.insert(
-            spec.http_method.to_string(),
+            http_method.to_string(),
             MethodState {
                 authorization: method.authorization_type().unwrap_or_default().to_string(),
                 api_key_required: method.api_key_required().unwrap_or_default(),
@@ -166,16 +167,34 @@ impl Planned for MethodChange {
     }
 }
 
-pub fn plan(observed: &BTreeMap<String, MethodState>, extra: &[ExtraMethod]) -> MethodChange {
+/// `proxy`: `{proxy+}`'s id and path, where it exists: methods found there that this provider's
+/// function does not answer (POST, after a minting provider) are removed.
+pub fn plan(
+    desired: &Desired,
+    observed: &BTreeMap<String, MethodState>,
+    extra: &[ExtraMethod],
+    proxy: Option<(&str, &str)>,
+) -> MethodChange {
+    let wanted = wanted(desired);
     let (mut put, mut update) = (Vec::new(), Vec::new());
-    for spec in wanted() {
+    for spec in &wanted {
         match observed.get(spec.http_method) {
-            None => put.push(spec),
-            Some(state) if !state.is_as(&spec) => update.push(spec),
+            None => put.push(*spec),
+            Some(state) if !state.is_as(spec) => update.push(*spec),
             Some(_) => {}
         }
     }
-    MethodChange { remove: extra.to_vec(), none_yet: observed.is_empty(), put, update }
+    let mut remove = extra.to_vec();
+    if let Some((resource_id, path)) = proxy {
+        let unwanted =
+            observed.keys().filter(|method| !wanted.iter().any(|spec| spec.http_method == *method));
+        remove.extend(unwanted.map(|method| ExtraMethod {
+            resource_id: resource_id.into(),
+            path: path.into(),
+            method: method.clone(),
+        }));
+    }
+    MethodChange { remove, none_yet: observed.is_empty(), put, update }
 }
 
 pub async fn apply(
@@ -263,9 +282,13 @@ impl Planned for IntegrationChange {
 
 pub fn plan_integrations(desired: &Desired, observed: &BTreeMap<String, MethodState>) -> IntegrationChange {
     let current = |spec: &MethodSpec| observed.get(spec.http_method).and_then(|m| m.integration.as_ref());
-    let put: Vec<MethodSpec> =
-        wanted().into_iter().filter(|spec| current(spec) != Some(&spec.integration.state(desired))).collect();
-    let none_yet = wanted().iter().all(|spec| current(spec).is_none());
+    let wanted = wanted(desired);
+    let put: Vec<MethodSpec> = wanted
+        .iter()
+        .copied()
+        .filter(|spec| current(spec) != Some(&spec.integration.state(desired)))
+        .collect();
+    let none_yet = wanted.iter().all(|spec| current(spec).is_none());
     IntegrationChange { put, none_yet }
 }
 
@@ -301,7 +324,8 @@ pub async fn apply_integrations(
     Ok(())
 }
 
-/// Every wanted method is there with its integration: nothing is left to build.
+/// GET and every other method found are there with their integrations: nothing is left to
+/// build (whichever provider the run that builds it deploys).
 pub fn all_integrated(observed: &BTreeMap<String, MethodState>) -> bool {
-    wanted().iter().all(|spec| observed.get(spec.http_method).is_some_and(|m| m.integration.is_some()))
+    observed.contains_key("GET") && observed.values().all(|method| method.integration.is_some())
 }

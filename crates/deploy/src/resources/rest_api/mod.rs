@@ -249,7 +249,9 @@ pub fn plan_parts(desired: &Desired, observed: Option<&ApiState>, api_changes: b
     let found = observed.map_or(&none, |api| &api.methods);
     let extra = observed.map(|api| api.extra_methods.as_slice()).unwrap_or_default();
     let resources = resource::plan(observed.map(|api| &api.resources));
-    let methods = methods::plan(found, extra);
+    let proxy =
+        observed.and_then(|api| api.resources.proxy_id.as_deref()).map(|id| (id, resource::PROXY_PATH));
+    let methods = methods::plan(desired, found, extra, proxy);
     let integrations = methods::plan_integrations(desired, found);
     let changes = api_changes
         || [resources.action(), methods.action(), integrations.action()]
@@ -511,7 +513,10 @@ mod tests {
                 extra: vec![],
                 all: vec![],
             },
-            methods: wanted().iter().map(|spec| (spec.http_method.to_string(), method.clone())).collect(),
+            methods: wanted(desired)
+                .iter()
+                .map(|spec| (spec.http_method.to_string(), method.clone()))
+                .collect(),
             extra_methods: vec![],
             stages: Stages { deployed: Some(stage::deployment_description(desired)), extra: vec![] },
             duplicates: vec![],

@@ -6,7 +6,6 @@ use anyhow::Result;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt};
 use crate::desired::Desired;
-use crate::resources::rest_api::methods::wanted;
 use crate::resources::rest_api::resource::PROXY_PATH;
 use crate::retry::{APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_busy, retrying};
 use crate::stack::STAGE;
@@ -14,8 +13,7 @@ use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 /// What the `prod` deployment records.
 pub fn deployment_description(desired: &Desired) -> String {
-    let methods: Vec<&str> = wanted().iter().map(|spec| spec.http_method).collect();
-    format!("tokendeploy: {} {PROXY_PATH} -> {}", methods.join(", "), desired.function_arn())
+    format!("tokendeploy: {} {PROXY_PATH} -> {}", desired.methods().join(", "), desired.function_arn())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
