@@ -6,4 +6,10 @@ source scripts/setup.sh
 # The musl build of the function is what `tokendeploy up` ships; build it once up front so the
 # CLI tests that package it find it fresh.
 cargo build --release --locked --target x86_64-unknown-linux-musl -p tokendeploy-function --bin bootstrap
+# The browser test (crates/tokendeploy/tests/browser.rs): Debian's Chromium, driven by
+# playwright-core from npm (which downloads no browser of its own).
+command -v chromium >/dev/null || apt_install chromium
+command -v npm >/dev/null || apt_install nodejs npm
+browser_driver=crates/tokendeploy/tests/browser
+[ -d "$browser_driver/node_modules/playwright-core" ] || npm ci --prefix "$browser_driver" --no-audit --no-fund
 cargo test --workspace --locked --no-fail-fast "$@"

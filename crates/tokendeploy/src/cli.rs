@@ -31,6 +31,11 @@ pub enum Command {
     Down(DownArgs),
     /// Build the token function and write the deterministic zip that `up --zip` deploys.
     Package(PackageArgs),
+    /// Serve tokens on this machine with the function's own handler, before anything touches AWS.
+    ///
+    /// The same variables (environment or --env-file), routes (/token, /prod/token), CORS,
+    /// errors and cache as the deployed function. Ctrl-C stops it.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +72,26 @@ pub struct DeployArgs {
     pub zip: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The port to listen on (0: any free one, printed at start).
+    #[arg(long, default_value_t = 3001)]
+    pub port: u16,
+    /// The address to listen on: loopback unless told otherwise.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// A dotenv file with the function's variables; variables already in the environment take
+    /// precedence.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// The token provider, as for `up`.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
+    /// Also serve the example client page (examples/client) at /.
+    #[arg(long)]
+    pub client: bool,
 }
 
 #[derive(Debug, Args)]

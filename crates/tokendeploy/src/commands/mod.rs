@@ -3,6 +3,7 @@
 mod down;
 mod package;
 mod plan;
+mod serve;
 mod status;
 mod up;
 
@@ -22,6 +23,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Status(args) => status::run(args).await,
         Command::Down(args) => down::run(args).await,
         Command::Package(args) => package::run(args).await,
+        Command::Serve(args) => serve::run(args).await,
     }
 }
 

@@ -244,3 +244,38 @@ pub async fn assert_one_of_everything(harness: &Harness, name: &str, context: &s
     let roles = role_names(&aws).await.into_iter().filter(|r| r.starts_with(&format!("{name}-"))).count();
     assert_eq!(roles, 1, "{context}");
 }
+
+/// What `serve` writes on stderr, line by line.
+pub type ServeLog = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>;
+
+/// `tokendeploy serve` with `env` and `args` (on a free loopback port unless they name one),
+/// and its base URL once it listens.
+pub async fn serve(env: &[(String, String)], args: &[&str]) -> (tokio::process::Child, String, ServeLog) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let port: &[&str] = if args.contains(&"--port") { &[] } else { &["--port", "0"] };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokendeploy"))
+        .arg("serve")
+        .args(port)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(rest) = line.split("serving tokens at ").nth(1) {
+                return (line.clone(), rest.split("/token").next().unwrap().to_string());
+            }
+        }
+        panic!("serve stopped before it listened");
+    })
+    .await
+    .expect("serve listens within 30 s");
+    let (line, base) = started;
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    (child, base, lines)
+}
