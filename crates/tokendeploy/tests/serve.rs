@@ -246,7 +246,21 @@ async fn serve_logs_one_line_a_request_never_the_secret_and_serves_the_client_pa
     assert_eq!(request_lines.len(), 1, "{seen:#?}");
     assert!(request_lines[0].contains("status=502") && request_lines[0].contains("/token"), "{seen:#?}");
     assert!(seen.iter().all(|line| !line.contains(SECRET)), "{seen:#?}");
+    // Ctrl-C: it stops listening, says so, and exits 0.
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let exited =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("stops within 10 s");
+    assert!(exited.unwrap().success());
+    let mut tail = Vec::new();
+    while let Ok(Some(line)) = logs.next_line().await {
+        tail.push(line);
+    }
+    assert_eq!(tail.last().map(String::as_str), Some("stopped"), "{tail:#?}");
+    assert!(reqwest::get(format!("{base}/token")).await.is_err(), "nothing listens any more");
+
     // Nobody reads its log any more (`serve 2>&1 | head`): it still answers.
+    let (mut child, base, logs) = serve(&dolby_env(&upstream), &[]).await;
     drop(logs);
     for _ in 0..3 {
         assert_eq!(reqwest::get(format!("{base}/token")).await.unwrap().status(), 502);
