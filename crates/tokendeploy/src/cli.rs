@@ -67,6 +67,10 @@ pub struct DeployArgs {
     /// dolby]. Its variables come from the environment or --env-file, never from flags.
     #[arg(long, value_parser = parse_provider)]
     pub provider: Option<ProviderKind>,
+    /// A web origin that may ask for tokens, such as https://app.example.com (repeatable;
+    /// instead of ALLOWED_ORIGINS). `*` allows any, with a warning.
+    #[arg(long = "allow-origin", value_name = "URL")]
+    pub allow_origins: Vec<String>,
     /// The zip to deploy (from `tokendeploy package`) instead of a build of function/.
     #[arg(long)]
     pub zip: Option<PathBuf>,
@@ -89,6 +93,9 @@ pub struct ServeArgs {
     /// The token provider, as for `up`.
     #[arg(long, value_parser = parse_provider)]
     pub provider: Option<ProviderKind>,
+    /// A web origin that may ask for tokens (repeatable; instead of ALLOWED_ORIGINS).
+    #[arg(long = "allow-origin", value_name = "URL")]
+    pub allow_origins: Vec<String>,
     /// Also serve the example client page (examples/client) at /.
     #[arg(long)]
     pub client: bool,
@@ -132,4 +139,16 @@ pub enum OutputFormat {
 
 fn parse_provider(name: &str) -> Result<ProviderKind, String> {
     ProviderKind::parse(name).ok_or_else(|| format!("must be {}", ProviderKind::choices()))
+}
+
+impl DeployArgs {
+    pub fn flags(&self) -> crate::settings::Flags<'_> {
+        crate::settings::Flags { provider: self.provider, allow_origins: &self.allow_origins }
+    }
+}
+
+impl ServeArgs {
+    pub fn flags(&self) -> crate::settings::Flags<'_> {
+        crate::settings::Flags { provider: self.provider, allow_origins: &self.allow_origins }
+    }
 }

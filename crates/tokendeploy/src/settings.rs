@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
+use tokendeploy_config::origins::AllowedOrigins;
 use tokendeploy_config::{Config, ConfigError, IdentitySettings, ProviderKind, Variable, all_variables};
 use tokendeploy_deploy::FunctionEnvironment;
 
@@ -26,21 +27,22 @@ pub fn provider_of(variables: &BTreeMap<String, String>) -> ProviderKind {
     variables.get("TOKEN_PROVIDER").and_then(|name| ProviderKind::parse(name)).unwrap_or(ProviderKind::Dolby)
 }
 
+/// What the command line says about the function's variables, over the environment and the
+/// env file: `--provider` and `--allow-origin`.
+#[derive(Debug, Clone, Copy)]
+pub struct Flags<'a> {
+    pub provider: Option<ProviderKind>,
+    pub allow_origins: &'a [String],
+}
+
 /// For `up` and `plan`: complete and valid, or a usage error naming what is wrong.
-/// `provider`: `--provider`, over `TOKEN_PROVIDER`.
-pub fn function_environment(
-    env_file: Option<&Path>,
-    provider: Option<ProviderKind>,
-) -> Result<FunctionEnvironment> {
-    validated(known_variables(env_file, provider)?)
+pub fn function_environment(env_file: Option<&Path>, flags: Flags) -> Result<FunctionEnvironment> {
+    validated(known_variables(env_file, flags)?)
 }
 
 /// For `status`: whatever is at hand (secrets may not be), with `up`'s defaults.
-pub fn known_environment(
-    env_file: Option<&Path>,
-    provider: Option<ProviderKind>,
-) -> Result<FunctionEnvironment> {
-    let mut known = known_variables(env_file, provider)?;
+pub fn known_environment(env_file: Option<&Path>, flags: Flags) -> Result<FunctionEnvironment> {
+    let mut known = known_variables(env_file, flags)?;
     with_defaults(&mut known);
     Ok(FunctionEnvironment::new(known, &managed()))
 }
@@ -49,33 +51,48 @@ pub fn known_environment(
 /// request names gives anyone a token for anyone.
 pub fn warnings(environment: &FunctionEnvironment) -> Vec<String> {
     let config = Config::from_lookup(|name| environment.variables.get(name).cloned());
-    match config.map(|config| config.identity) {
-        Ok(Some(IdentitySettings::Trust)) => vec![
-            "warning: IDENTITY_MODE=trust: the function mints a token for whatever identity a request names, so anyone can get a token as anyone; for demos only, use IDENTITY_MODE=jwt in production".into(),
-        ],
-        _ => vec![],
+    let mut warnings = Vec::new();
+    if let Ok(Some(IdentitySettings::Trust)) = config.map(|config| config.identity) {
+        warnings.push("warning: IDENTITY_MODE=trust: the function mints a token for whatever identity a request names, so anyone can get a token as anyone; for demos only, use IDENTITY_MODE=jwt in production".into());
     }
+    if environment.variables.get("ALLOWED_ORIGINS").is_some_and(|origins| origins.trim() == "*") {
+        warnings.push("warning: any web page may ask for tokens (allowed origins: *); name your app's origins with --allow-origin or ALLOWED_ORIGINS".into());
+    }
+    warnings
 }
 
 /// The variables of the provider in force set in the environment or, failing that, in the
 /// env file: another provider's variables (and secrets) stay on this machine.
-fn known_variables(
-    env_file: Option<&Path>,
-    provider: Option<ProviderKind>,
-) -> Result<BTreeMap<String, String>> {
+fn known_variables(env_file: Option<&Path>, flags: Flags) -> Result<BTreeMap<String, String>> {
+    let allowed_origins = allowed_origins(flags.allow_origins)?;
     let from_file = match env_file {
         Some(path) => read_env_file(path)?,
         None => BTreeMap::new(),
     };
     let lookup = |name: &str| -> Option<String> {
-        if name == "TOKEN_PROVIDER"
-            && let Some(provider) = provider
-        {
-            return Some(provider.name().into());
-        }
-        std::env::var(name).ok().or_else(|| from_file.get(name).cloned())
+        let flag = match name {
+            "TOKEN_PROVIDER" => flags.provider.map(|provider| provider.name().to_string()),
+            "ALLOWED_ORIGINS" => allowed_origins.clone(),
+            _ => None,
+        };
+        flag.or_else(|| std::env::var(name).ok()).or_else(|| from_file.get(name).cloned())
     };
     Ok(pick(lookup))
+}
+
+/// `--allow-origin` values as `ALLOWED_ORIGINS` holds them, each checked on its own so the
+/// error names the one that is wrong (an origin is no secret: it may be shown).
+fn allowed_origins(flags: &[String]) -> Result<Option<String>> {
+    for origin in flags {
+        let star = origin.trim() == "*";
+        if origin.contains(',') || (star && flags.len() > 1) || AllowedOrigins::parse(origin).is_none() {
+            return Err(UsageError(format!(
+                "--allow-origin {origin:?} is not an origin: give scheme://host[:port] such as https://app.example.com, once per origin (or * alone, for any)"
+            ))
+            .into());
+        }
+    }
+    Ok((!flags.is_empty()).then(|| flags.iter().map(|origin| origin.trim()).collect::<Vec<_>>().join(",")))
 }
 
 /// The variables of the provider `lookup` names that it has; an empty value is as good as
@@ -265,6 +282,27 @@ mod tests {
         assert!(env.managed.contains("CONSUMER_KEY") && env.managed.contains("TWILIO_API_SECRET"));
         assert!(warnings(&env)[0].contains("IDENTITY_MODE=trust"));
         assert_eq!(always_set(ProviderKind::Livekit).len(), 7);
+    }
+
+    #[test]
+    fn allow_origin_flags_become_the_allowed_origins_and_a_bad_one_is_named() {
+        let flags = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+        let two = allowed_origins(&flags(&["https://app.example.com", " http://localhost:8080 "])).unwrap();
+        assert_eq!(two.as_deref(), Some("https://app.example.com,http://localhost:8080"));
+        assert_eq!(allowed_origins(&[]).unwrap(), None);
+        assert_eq!(allowed_origins(&flags(&["*"])).unwrap().as_deref(), Some("*"));
+        for bad in [
+            &["app.example.com"][..],
+            &["https://a.example,https://b.example"],
+            &["*", "https://a.example"],
+            &["https://a.example/path"],
+        ] {
+            let message = allowed_origins(&flags(bad)).unwrap_err().to_string();
+            assert!(message.starts_with("--allow-origin \""), "{message}");
+            assert!(message.contains("is not an origin"), "{message}");
+        }
+        let env = from(&[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "s"), ("ALLOWED_ORIGINS", "*")]).unwrap();
+        assert!(warnings(&env)[0].contains("any web page may ask for tokens"), "{:?}", warnings(&env));
     }
 
     #[test]

@@ -485,3 +485,27 @@ async fn up_with_a_provider_sets_exactly_its_variables_and_refuses_a_missing_one
     assert_eq!(unknown.code, 2);
     assert!(unknown.stderr.contains("must be one of: dolby, oauth2, twilio, livekit"), "{}", unknown.stderr);
 }
+
+#[tokio::test]
+async fn allow_origin_flags_replace_allowed_origins_and_a_bad_one_is_refused_before_any_aws_call() {
+    let harness = Harness::start();
+    let aws = harness.aws(REGION).await;
+    let refused = harness.up(&["--allow-origin", "app.example.com"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.starts_with("error: --allow-origin \"app.example.com\" is not an origin"),
+        "{}",
+        refused.stderr
+    );
+    assert!(role_names(&aws).await.is_empty());
+
+    let run =
+        harness.up(&["--allow-origin", "https://one.example", "--allow-origin", "http://localhost:8080"]);
+    run.assert_success().assert_no_secret();
+    let config = aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
+    let variables = config.environment().unwrap().variables().unwrap();
+    assert_eq!(variables["ALLOWED_ORIGINS"], "https://one.example,http://localhost:8080");
+    let any = harness.up(&["--allow-origin", "*"]);
+    any.assert_success();
+    assert!(any.stderr.contains("warning: any web page may ask for tokens"), "{}", any.stderr);
+}
