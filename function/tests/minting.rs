@@ -237,3 +237,72 @@ async fn the_built_bootstrap_mints_twilio_and_livekit_tokens_for_a_caller_proven
         let _ = child.wait().await;
     }
 }
+
+#[tokio::test]
+async fn hostile_queries_bodies_and_headers_never_break_a_minting_function() {
+    let services = [
+        service_with(twilio_env(SHARED_SECRET_MODE), ManualClock::new()),
+        service_with(livekit_env(&[("IDENTITY_MODE", "trust")]), ManualClock::new()),
+    ];
+    let huge = "x".repeat(70 * 1024);
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let bodies: [&str; 9] = [
+        "",
+        "null",
+        "{}",
+        r#"{"identity":{"a":1},"room":[1]}"#,
+        r#"{"identity":"\u0000","room":"\ud800"}"#,
+        r#"{"identity":"Zoë","room":"r","identity":"mallory"}"#,
+        &deep,
+        &huge,
+        "\u{feff}{\"identity\":\"a\"}",
+    ];
+    let authorizations: [&str; 8] = [
+        "Bearer",
+        "Bearer ",
+        "bearer a.b.c",
+        "Bearer ....",
+        "Bearer eyJhbGciOiJub25lIn0.e30.",
+        "Bearer e30.e30.e30",
+        &huge,
+        "Bearer ü.ü.ü",
+    ];
+    let queries: [&[(&str, &str)]; 6] = [
+        &[("identity", "")],
+        &[("identity", "a"), ("identity", "b")],
+        &[("room", &huge)],
+        &[("identity", "../../etc/passwd"), ("room", "r")],
+        &[("identity", "Zoë"), ("room", "東京")],
+        &[("IDENTITY", "a"), ("Room", "r")],
+    ];
+    let mut answered = std::collections::BTreeSet::new();
+    let mut events = Vec::new();
+    for body in bodies {
+        let mut post = event("POST", None);
+        post["body"] = json!(body);
+        events.push(post.clone());
+        post["isBase64Encoded"] = json!(true);
+        events.push(post);
+    }
+    for authorization in authorizations {
+        events.push(with_query(event("GET", Some(authorization)), &[("room", "r")]));
+    }
+    for query in queries {
+        events.push(with_query(event("GET", None), query));
+    }
+    events.extend(aws_fixtures().into_iter().map(|(_, event)| event));
+    for service in &services {
+        for hostile in &events {
+            let raw = token_function::event::handle(service, hostile).await;
+            if let Some(problem) = answer_problem(&raw) {
+                panic!("{problem}: {raw}");
+            }
+            let answer = Answer::from_lambda(raw);
+            assert!([200, 204, 400, 401, 403, 404, 405].contains(&answer.status), "{}", answer.body);
+            assert!(!answer.body.contains(TWILIO_SECRET) && !answer.body.contains(LIVEKIT_SECRET));
+            assert!(!answer.body.contains("xxxxxxxxxx"), "a huge input is not echoed");
+            answered.insert(answer.status);
+        }
+    }
+    assert!(answered.contains(&400) && answered.contains(&401) && answered.contains(&200), "{answered:?}");
+}
