@@ -13,7 +13,24 @@ pub struct Moto {
 }
 
 impl Moto {
+    /// A moto server on a free loopback port, its IAM and STS loaded. Tried afresh, on another
+    /// port, up to three times: tests start servers side by side, and two may be handed the
+    /// same free port (the loser's first calls then reach a server that is not its own).
     pub fn start() -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Ok(moto) => return Ok(moto),
+                Err(error) if attempt < 3 => {
+                    eprintln!("moto did not start cleanly ({error:#}); trying another port");
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self> {
         let port = free_port()?;
         let python = std::env::var("TOKENDEPLOY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let mut process = Command::new(&python)
@@ -37,8 +54,11 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let moto = Self { port, process };
+        let mut moto = Self { port, process };
         moto.warm_up()?;
+        if let Some(status) = moto.process.try_wait()? {
+            bail!("moto exited at start ({status}): its port was taken");
+        }
         Ok(moto)
     }
 
