@@ -59,18 +59,8 @@ pub struct AwsArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
-    /// A dotenv file with CONSUMER_KEY, CONSUMER_SECRET, ALLOWED_ORIGINS, ...; variables already
-    /// in the environment take precedence.
-    #[arg(long)]
-    pub env_file: Option<PathBuf>,
-    /// The token provider: dolby, oauth2, twilio or livekit [default: TOKEN_PROVIDER, else
-    /// dolby]. Its variables come from the environment or --env-file, never from flags.
-    #[arg(long, value_parser = parse_provider)]
-    pub provider: Option<ProviderKind>,
-    /// A web origin that may ask for tokens, such as https://app.example.com (repeatable;
-    /// instead of ALLOWED_ORIGINS). `*` allows any, with a warning.
-    #[arg(long = "allow-origin", value_name = "URL")]
-    pub allow_origins: Vec<String>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// The zip to deploy (from `tokendeploy package`) instead of a build of function/.
     #[arg(long)]
     pub zip: Option<PathBuf>,
@@ -86,16 +76,8 @@ pub struct ServeArgs {
     /// The address to listen on: loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: std::net::IpAddr,
-    /// A dotenv file with the function's variables; variables already in the environment take
-    /// precedence.
-    #[arg(long)]
-    pub env_file: Option<PathBuf>,
-    /// The token provider, as for `up`.
-    #[arg(long, value_parser = parse_provider)]
-    pub provider: Option<ProviderKind>,
-    /// A web origin that may ask for tokens (repeatable; instead of ALLOWED_ORIGINS).
-    #[arg(long = "allow-origin", value_name = "URL")]
-    pub allow_origins: Vec<String>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
     /// Also serve the example client page (examples/client) at /.
     #[arg(long)]
     pub client: bool,
@@ -141,13 +123,24 @@ fn parse_provider(name: &str) -> Result<ProviderKind, String> {
     ProviderKind::parse(name).ok_or_else(|| format!("must be {}", ProviderKind::choices()))
 }
 
-impl DeployArgs {
-    pub fn flags(&self) -> crate::settings::Flags<'_> {
-        crate::settings::Flags { provider: self.provider, allow_origins: &self.allow_origins }
-    }
+/// Where the function's variables come from: shared by `up`, `plan`, `status` and `serve`.
+#[derive(Debug, Args)]
+pub struct SettingsArgs {
+    /// A dotenv file with CONSUMER_KEY, CONSUMER_SECRET, ALLOWED_ORIGINS, ...; variables already
+    /// in the environment take precedence.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// The token provider: dolby, oauth2, twilio or livekit [default: TOKEN_PROVIDER, else
+    /// dolby]. Its variables come from the environment or --env-file, never from flags.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: Option<ProviderKind>,
+    /// A web origin that may ask for tokens, such as https://app.example.com (repeatable;
+    /// instead of ALLOWED_ORIGINS). `*` allows any, with a warning.
+    #[arg(long = "allow-origin", value_name = "URL")]
+    pub allow_origins: Vec<String>,
 }
 
-impl ServeArgs {
+impl SettingsArgs {
     pub fn flags(&self) -> crate::settings::Flags<'_> {
         crate::settings::Flags { provider: self.provider, allow_origins: &self.allow_origins }
     }

@@ -29,7 +29,7 @@ struct PlannedStep {
 
 /// `up`'s own preparation, stopped before the first change: the two cannot disagree.
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
-    let environment = function_environment(args.env_file.as_deref(), args.flags())?;
+    let environment = function_environment(args.settings.env_file.as_deref(), args.settings.flags())?;
     let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);

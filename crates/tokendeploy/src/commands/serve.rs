@@ -30,7 +30,7 @@ const CLIENT_SCRIPT: &str = include_str!("../../../../examples/client/token-clie
 
 pub async fn run(args: ServeArgs) -> Result<Outcome> {
     // The same checks as `up`, before anything listens.
-    let environment = function_environment(args.env_file.as_deref(), args.flags())?;
+    let environment = function_environment(args.settings.env_file.as_deref(), args.settings.flags())?;
     for warning in warnings(&environment) {
         say(&warning);
     }

@@ -23,7 +23,7 @@ struct NotOurs {
 /// Exits 0 when complete and in sync, 3 when not (incomplete, drifted, or blocked by a
 /// resource that is someone else's), 1 when it could not find out.
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
-    let known = known_environment(args.env_file.as_deref(), args.flags())?;
+    let known = known_environment(args.settings.env_file.as_deref(), args.settings.flags())?;
     let always_set = always_set(provider_of(&known.variables));
     let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;

@@ -9,7 +9,7 @@ use crate::settings::{function_environment, warnings};
 
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
     // Everything the user can get wrong is checked before the first AWS call.
-    let environment = function_environment(args.env_file.as_deref(), args.flags())?;
+    let environment = function_environment(args.settings.env_file.as_deref(), args.settings.flags())?;
     let source = code_source(args.zip.as_deref())?;
     for warning in warnings(&environment) {
         eprintln!("{warning}");
