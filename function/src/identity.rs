@@ -36,6 +36,7 @@ use tokio::sync::Mutex;
 
 use crate::cache::{Clock, SystemClock};
 use crate::config::settings::{JwtKeys, JwtSettings};
+use crate::http::CappedReadError;
 use crate::provider::SetupError;
 
 /// The longest `Authorization` header read: an OIDC ID or access token is one to two KiB.
@@ -574,21 +575,12 @@ fn transport_problem(error: reqwest::Error) -> KeySetProblem {
     if error.is_timeout() { KeySetProblem::Timeout } else { KeySetProblem::Unreachable }
 }
 
-/// The body, read as it streams in, up to [`MAX_KEY_SET_BYTES`]: a larger one is refused as
-/// soon as it is known to be larger. (`provider::oauth2::read_capped` is the same for the
-/// token API, out of reach here, and its errors speak of the token API.)
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, KeySetProblem> {
-    if response.content_length().is_some_and(|length| length > MAX_KEY_SET_BYTES as u64) {
-        return Err(KeySetProblem::TooLarge);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_problem)? {
-        if body.len() + chunk.len() > MAX_KEY_SET_BYTES {
-            return Err(KeySetProblem::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// The key set's body up to [`MAX_KEY_SET_BYTES`] (see [`crate::http::read_capped`]).
+async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, KeySetProblem> {
+    crate::http::read_capped(response, MAX_KEY_SET_BYTES).await.map_err(|error| match error {
+        CappedReadError::TooLarge => KeySetProblem::TooLarge,
+        CappedReadError::Transport(error) => transport_problem(error),
+    })
 }
 
 /// The usable keys of a JWKS (RFC 7517, section 5) by `kid`. A key this function cannot or

@@ -6,12 +6,15 @@
 //! `tokendeploy serve` building a [`Request`] from its own HTTP server).
 
 pub mod cache;
+mod configuration;
 pub mod event;
+mod http;
 pub mod identity;
 pub mod logging;
 pub mod provider;
 pub mod request;
 mod response;
+mod secrets_manager;
 mod service;
 
 pub use request::{Request, Response};

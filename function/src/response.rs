@@ -6,7 +6,8 @@ use crate::cache::IssuedToken;
 use crate::config::origins::OriginCheck;
 use crate::request::Response;
 
-const ALLOWED_HEADERS: &str = "Authorization, Content-Type";
+/// `X-Api-Key`: API Gateway reads a usage plan's API key from it.
+const ALLOWED_HEADERS: &str = "Authorization, Content-Type, X-Api-Key";
 /// Browsers may reuse a preflight answer this many seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 

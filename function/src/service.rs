@@ -7,6 +7,7 @@ use tokio::sync::OnceCell;
 use crate::cache::{CacheOutcome, Clock, SystemClock, TokenCache};
 use crate::config::origins::OriginCheck;
 use crate::config::{Config, ConfigError, IdentitySettings, TOKEN_PATH};
+use crate::configuration::{Configuration, ConfigurationError};
 use crate::identity::IdentityCheck;
 use crate::provider::{self, SetupError, TokenProvider, TokenRequest, UpstreamError};
 use crate::request::{Request, Response, valid_name};
@@ -21,8 +22,7 @@ type ProviderSetup = Box<dyn Fn(&Config) -> Result<Box<dyn TokenProvider>, Setup
 
 /// Everything a warm function keeps between invocations.
 pub struct TokenService {
-    /// Read once: a warm instance's environment never changes, so an error in it stands.
-    config: Result<Config, ConfigError>,
+    configuration: Configuration,
     /// Set up on the first token request. A failed set-up leaves it empty and the next request
     /// tries again: what set-up fetches may be back by then.
     provider: OnceCell<Box<dyn TokenProvider>>,
@@ -34,21 +34,23 @@ pub struct TokenService {
 }
 
 impl TokenService {
-    /// Reads the configuration from the process environment.
+    /// Reads the configuration from the process environment, and from the Secrets Manager
+    /// secret `TOKEN_SECRET_ARN` names, if set, on the first request that needs it.
     pub fn from_env() -> Self {
-        Self::new(Config::from_env(), Arc::new(SystemClock))
+        let configuration = Configuration::from_lookup(Box::new(|name| std::env::var(name).ok()));
+        Self::with_setup(configuration, Arc::new(SystemClock), Box::new(provider::from_config))
     }
 
     /// A configuration error is kept, not raised: every request then answers 500 naming the
     /// variable, which tells the operator far more than a function that fails to start.
     pub fn new(config: Result<Config, ConfigError>, clock: Arc<dyn Clock>) -> Self {
-        Self::with_setup(config, clock, Box::new(provider::from_config))
+        Self::with_setup(Configuration::Environment(config), clock, Box::new(provider::from_config))
     }
 
     /// As [`Self::new`], with the provider built by `setup`.
-    fn with_setup(config: Result<Config, ConfigError>, clock: Arc<dyn Clock>, setup: ProviderSetup) -> Self {
+    fn with_setup(configuration: Configuration, clock: Arc<dyn Clock>, setup: ProviderSetup) -> Self {
         Self {
-            config,
+            configuration,
             provider: OnceCell::new(),
             setup,
             identity_check: OnceCell::new(),
@@ -76,24 +78,17 @@ impl TokenService {
     }
 
     async fn respond(&self, request: &Request, path: &str) -> (Response, Option<CacheOutcome>) {
-        // Without a configuration there is no allow-list to check an origin against, so no
-        // answer carries CORS headers; a denied origin gets none either.
-        let cors = match &self.config {
-            Ok(config) => config.allowed_origins.check(request.origin.as_deref()),
-            Err(_) => OriginCheck::NoOrigin,
-        };
+        // Without a valid allow-list there is nothing to check an origin against, so no answer
+        // carries CORS headers; a denied origin gets none either.
+        let cors = self.configuration.cors(request.origin.as_deref());
         if path != TOKEN_PATH {
             let error =
                 ApiError::new(404, "not_found", format!("no such path; tokens are served at {TOKEN_PATH}"));
             return (response::error(&error, &cors), None);
         }
-        let config = match &self.config {
+        let config = match self.configuration.get().await {
             Ok(config) => config,
-            Err(config_error) => {
-                tracing::error!(error = %config_error, "configuration incomplete");
-                let error = ApiError::new(500, "configuration_error", config_error.to_string());
-                return (response::error(&error, &OriginCheck::NoOrigin), None);
-            }
+            Err(unconfigured) => return (response::error(&configuration_error(&unconfigured), &cors), None),
         };
         if cors == OriginCheck::Denied {
             let error = ApiError::new(
@@ -205,6 +200,19 @@ impl TokenService {
     }
 }
 
+fn configuration_error(error: &ConfigurationError) -> ApiError {
+    match error {
+        ConfigurationError::Invalid(message) => {
+            tracing::error!(error = %message, "configuration incomplete");
+            ApiError::new(500, "configuration_error", message.clone())
+        }
+        ConfigurationError::SecretUnavailable(message) => {
+            tracing::warn!(error = %message, "secret unavailable");
+            ApiError::new(503, "secret_unavailable", message.clone())
+        }
+    }
+}
+
 fn upstream_error(error: &UpstreamError) -> ApiError {
     let (status, code) = match error {
         UpstreamError::Rejected { .. } => (502, "upstream_rejected_credentials"),
@@ -259,7 +267,7 @@ mod tests {
             }
             Ok(Box::new(StandIn::new(CachePolicy::Shared, Some(3600))))
         });
-        (TokenService::with_setup(config, Arc::new(SystemClock), setup), attempts)
+        (TokenService::with_setup(Configuration::Environment(config), Arc::new(SystemClock), setup), attempts)
     }
 
     async fn get_token(service: &TokenService) -> Response {
@@ -287,6 +295,34 @@ mod tests {
             );
         }
         assert_eq!(attempts.load(Ordering::SeqCst), 2, "set up once more, then kept");
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_secret_answers_503_and_error_answers_carry_cors_headers_without_it() {
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let arn = "arn:aws:secretsmanager:us-west-1:123456789012:secret:token-AbCdEf";
+        let environment: std::collections::HashMap<&str, String> = [
+            ("TOKEN_SECRET_ARN", arn.to_string()),
+            ("ALLOWED_ORIGINS", ORIGIN.to_string()),
+            ("AWS_REGION", "us-west-1".to_string()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_string()),
+            ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{closed_port}")),
+        ]
+        .into();
+        let configuration = Configuration::from_lookup(Box::new(move |name| environment.get(name).cloned()));
+        let service =
+            TokenService::with_setup(configuration, Arc::new(SystemClock), Box::new(provider::from_config));
+
+        let not_found = service.handle(&Request::new("GET", "/elsewhere").with_origin(ORIGIN)).await;
+        assert_eq!(not_found.status, 404);
+        assert_eq!(not_found.header("access-control-allow-origin"), Some(ORIGIN));
+        let answer = get_token(&service).await;
+        assert_eq!(answer.status, 503);
+        assert!(answer.body.contains(r#""error":"secret_unavailable""#), "{}", answer.body);
+        let message = format!("could not read the secret {arn}: Secrets Manager could not be reached");
+        assert!(answer.body.contains(&message), "{}", answer.body);
+        assert_eq!(answer.header("access-control-allow-origin"), Some(ORIGIN), "the browser may read why");
     }
 
     #[tokio::test]

@@ -8,32 +8,10 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 use tokendeploy_testkit::runtime_api::{Outcome, RuntimeApi};
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use wiremock::MockServer;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Stops the runtime and returns all it wrote to stdout and stderr.
-async fn output_of(mut child: Child) -> String {
-    child.start_kill().unwrap();
-    let _ = child.wait().await;
-    let mut output = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut output).await.unwrap();
-    child.stderr.take().unwrap().read_to_string(&mut output).await.unwrap();
-    output
-}
-
-/// Status, headers (name -> first value) and JSON body of an answer, checked for the shape
-/// API Gateway accepts: REST (v1) answers carry `multiValueHeaders` too, v2 answers `cookies`.
-fn response_body(outcome: &Outcome) -> (u64, Value, Value) {
-    let Outcome::Response { body, .. } = outcome else {
-        panic!("expected a response, got {outcome:?}");
-    };
-    let answer = Answer::from_lambda(body.clone());
-    let payload = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
-    (answer.status.into(), serde_json::to_value(&answer.headers).unwrap(), payload)
-}
 
 #[tokio::test]
 async fn serves_api_gateway_events_through_the_runtime_api() {

@@ -124,7 +124,10 @@ async fn a_verified_caller_gets_a_twilio_token_for_their_own_identity_by_get_or_
     let preflight = call(&service, event("OPTIONS", None)).await;
     assert_eq!(preflight.status, 204);
     assert_eq!(preflight.header("access-control-allow-methods"), Some("GET, POST, OPTIONS"));
-    assert_eq!(preflight.header("access-control-allow-headers"), Some("Authorization, Content-Type"));
+    assert_eq!(
+        preflight.header("access-control-allow-headers"),
+        Some("Authorization, Content-Type, X-Api-Key")
+    );
 }
 
 #[tokio::test]

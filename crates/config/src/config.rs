@@ -94,7 +94,18 @@ impl Config {
                 "`*` or a comma-separated list of origins such as https://app.example.com",
             )
         })?;
-        let ceiling = UPSTREAM_TIMEOUT_CEILING.as_millis() as u64;
+        let reads_secret = reader.0(crate::SECRET_ARN).is_some_and(|arn| !arn.trim().is_empty());
+        let (ceiling, secret_read) = match reads_secret {
+            true => (
+                crate::UPSTREAM_TIMEOUT_CEILING_WITH_SECRET,
+                format!(
+                    ", and a first request may spend {} s reading the secret",
+                    crate::SECRET_READ_TIMEOUT.as_secs()
+                ),
+            ),
+            false => (UPSTREAM_TIMEOUT_CEILING, String::new()),
+        };
+        let ceiling = ceiling.as_millis() as u64;
         let upstream_timeout = match reader.get(UPSTREAM_TIMEOUT_MS) {
             None => DEFAULT_UPSTREAM_TIMEOUT,
             Some(ms) => ms
@@ -107,7 +118,7 @@ impl Config {
                     reader.invalid(
                         UPSTREAM_TIMEOUT_MS,
                         &format!(
-                            "a whole number of milliseconds from 1 to {ceiling}: the function has {} s to answer, and keeps {} s to answer its own 504",
+                            "a whole number of milliseconds from 1 to {ceiling}: the function has {} s to answer, and keeps {} s to answer its own 504{secret_read}",
                             crate::FUNCTION_TIMEOUT.as_secs(),
                             crate::ANSWER_MARGIN.as_secs()
                         ),

@@ -185,6 +185,11 @@ impl ProviderKind {
         COMMON[..1].iter().chain(self.own_variables()).chain(identity).chain(&COMMON[1..]).copied()
     }
 
+    /// The variables whose values must never be shown: what a secrets store holds.
+    pub fn secret_variables(self) -> impl Iterator<Item = Variable> {
+        self.variables().filter(|variable| variable.secret)
+    }
+
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.name().eq_ignore_ascii_case(name.trim()))
     }

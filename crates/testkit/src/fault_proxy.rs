@@ -64,12 +64,13 @@ impl Call {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
     /// HTTP 500: IAM `ServiceFailure`, STS `InternalFailure`, Lambda `ServiceException`,
-    /// API Gateway `InternalFailure`, Logs `ServiceUnavailableException` (Logs models it as 500).
+    /// API Gateway `InternalFailure`, Logs `ServiceUnavailableException` (Logs models it as 500),
+    /// Secrets Manager `InternalServiceError`.
     Internal,
     /// HTTP 503: IAM and STS `ServiceUnavailable`, the others `ServiceUnavailableException`.
     Unavailable,
     /// IAM and STS `Throttling` (400), Lambda and API Gateway `TooManyRequestsException` (429),
-    /// Logs `ThrottlingException` (400).
+    /// Logs and Secrets Manager `ThrottlingException` (400).
     Throttling,
     /// Any other error, in the service's shape.
     Custom { status: u16, code: String, message: String },
@@ -87,11 +88,12 @@ impl ErrorKind {
             (Self::Internal, "iam") => (500, "ServiceFailure", INTERNAL),
             (Self::Internal, "lambda") => (500, "ServiceException", INTERNAL),
             (Self::Internal, "logs") => (500, "ServiceUnavailableException", INTERNAL),
+            (Self::Internal, "secretsmanager") => (500, "InternalServiceError", INTERNAL),
             (Self::Internal, _) => (500, "InternalFailure", INTERNAL),
             (Self::Unavailable, "iam" | "sts") => (503, "ServiceUnavailable", UNAVAILABLE),
             (Self::Unavailable, _) => (503, "ServiceUnavailableException", UNAVAILABLE),
             (Self::Throttling, "iam" | "sts") => (400, "Throttling", "Rate exceeded"),
-            (Self::Throttling, "logs") => (400, "ThrottlingException", "Rate exceeded"),
+            (Self::Throttling, "logs" | "secretsmanager") => (400, "ThrottlingException", "Rate exceeded"),
             (Self::Throttling, "lambda") => (429, "TooManyRequestsException", "Rate exceeded"),
             (Self::Throttling, _) => (429, "TooManyRequestsException", "Too Many Requests"),
         };
@@ -383,8 +385,9 @@ async fn relay(shared: &Shared, parts: axum::http::request::Parts, body: Bytes) 
     Ok(response.body(Body::from(answer.bytes().await?))?)
 }
 
-/// The error as `service` sends it: awsQuery XML for IAM and STS, awsJson 1.1 for Logs,
-/// REST-JSON with `x-amzn-ErrorType` for Lambda, API Gateway and unknown services.
+/// The error as `service` sends it: awsQuery XML for IAM and STS, awsJson 1.1 for Logs and
+/// Secrets Manager, REST-JSON for Lambda, API Gateway and unknown services; `x-amzn-ErrorType`
+/// from all but IAM, STS and Logs.
 fn error_response(shared: &Shared, service: &str, kind: &ErrorKind) -> Response {
     let (status, code, message) = kind.shape(service);
     let request_id = request_id(shared);
@@ -405,7 +408,7 @@ fn error_response(shared: &Shared, service: &str, kind: &ErrorKind) -> Response 
             );
             ("text/xml", body)
         }
-        "logs" => (
+        "logs" | "secretsmanager" => (
             "application/x-amz-json-1.1",
             serde_json::json!({"__type": code, "message": message}).to_string(),
         ),

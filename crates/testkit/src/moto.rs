@@ -17,9 +17,38 @@ impl Moto {
     /// port, up to three times: tests start servers side by side, and two may be handed the
     /// same free port (the loser's first calls then reach a server that is not its own).
     pub fn start() -> Result<Self> {
+        Self::start_as(&["-m", "moto.server"], &[])
+    }
+
+    /// A moto server that checks every call against the caller's IAM policies once
+    /// [`Self::enforce_iam`] is called. Started through `moto_enforcing.py`, which fixes moto's
+    /// signature check of requests without a body (every REST GET and DELETE); see its docstring.
+    /// Each decision it makes is appended to `decisions` as a JSON line (action, allowed).
+    pub fn start_enforcing(decisions: &std::path::Path) -> Result<Self> {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_enforcing.py");
+        let log = decisions.to_str().context("the decisions file's path is not UTF-8")?;
+        Self::start_as(&[script], &[("MOTO_ENFORCING_LOG", log)])
+    }
+
+    /// From now on, every call is checked against its caller's policies: the dummy credentials
+    /// of [`Self::aws_environment`] no longer pass, only an IAM user's access key.
+    pub async fn enforce_iam(&self) -> Result<()> {
+        let answer = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset-auth", self.endpoint()))
+            .header("content-type", "text/plain")
+            .body("0")
+            .send()
+            .await?;
+        if !answer.status().is_success() {
+            bail!("moto refused to turn IAM enforcement on: {}", answer.status());
+        }
+        Ok(())
+    }
+
+    fn start_as(server: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let mut attempt = 1;
         loop {
-            match Self::start_once() {
+            match Self::start_once(server, env) {
                 Ok(moto) => return Ok(moto),
                 Err(error) if attempt < 3 => {
                     eprintln!("moto did not start cleanly ({error:#}); trying another port");
@@ -30,12 +59,14 @@ impl Moto {
         }
     }
 
-    fn start_once() -> Result<Self> {
+    fn start_once(server: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let port = free_port()?;
         let python = std::env::var("TOKENDEPLOY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
         let mut process = Command::new(&python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -72,14 +103,13 @@ impl Moto {
         ] {
             let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
             stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-            // moto reads the service from the credential scope; it checks no signature.
             write!(
                 stream,
-                "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: AWS4-HMAC-SHA256 \
-                 Credential=testing/20260101/us-east-1/{service}/aws4_request, SignedHeaders=host, \
-                 Signature=0\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+                "POST / HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nAuthorization: {}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
                  Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 self.port,
+                unsigned_authorization(service, "us-east-1"),
                 body.len()
             )?;
             let mut answer = String::new();
@@ -92,6 +122,43 @@ impl Moto {
             }
         }
         Ok(())
+    }
+
+    /// Creates a Secrets Manager secret `name` holding `secret_string` in `region`; returns its
+    /// ARN.
+    pub async fn create_secret(&self, region: &str, name: &str, secret_string: &str) -> Result<String> {
+        let body = serde_json::json!({ "Name": name, "SecretString": secret_string });
+        let answer = self.secrets_manager(region, "CreateSecret", body).await?;
+        answer["ARN"].as_str().map(str::to_string).context("moto's CreateSecret answered no ARN")
+    }
+
+    /// Gives secret `secret_id` (its name or ARN) a new current value.
+    pub async fn put_secret_value(&self, region: &str, secret_id: &str, secret_string: &str) -> Result<()> {
+        let body = serde_json::json!({ "SecretId": secret_id, "SecretString": secret_string });
+        self.secrets_manager(region, "PutSecretValue", body).await.map(drop)
+    }
+
+    /// One Secrets Manager (awsJson 1.1) call; its answer's JSON.
+    async fn secrets_manager(
+        &self,
+        region: &str,
+        operation: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value> {
+        let answer = reqwest::Client::new()
+            .post(self.endpoint())
+            .header("authorization", unsigned_authorization("secretsmanager", region))
+            .header("x-amz-target", format!("secretsmanager.{operation}"))
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body.to_string())
+            .send()
+            .await?;
+        let status = answer.status();
+        let text = answer.text().await?;
+        if !status.is_success() {
+            bail!("moto answered {operation} with {status}: {text}");
+        }
+        serde_json::from_str(&text).with_context(|| format!("moto's {operation} answer is not JSON: {text}"))
     }
 
     pub fn endpoint(&self) -> String {
@@ -121,6 +188,15 @@ impl Drop for Moto {
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
+}
+
+/// An `Authorization` header that looks signed: moto reads the service and region from its
+/// credential scope, and checks no signature.
+fn unsigned_authorization(service: &str, region: &str) -> String {
+    format!(
+        "AWS4-HMAC-SHA256 Credential=testing/20260101/{region}/{service}/aws4_request, \
+         SignedHeaders=host, Signature=0"
+    )
 }
 
 fn free_port() -> Result<u16> {

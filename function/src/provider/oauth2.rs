@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::{UpstreamError, UpstreamToken};
+use crate::http::CappedReadError;
 
 /// The most of an upstream answer the function reads: a token answer is well under 8 KiB, and
 /// what the function hands out must stay far below Lambda's 6 MB response limit.
@@ -13,20 +14,12 @@ pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
 const BODY_TOO_LARGE: &str = "the body is larger than 64 KiB";
 const TOKEN_TOO_LONG: &str = "a token is longer than 16 KiB";
 
-/// The upstream's body, read as it streams in, up to [`MAX_BODY_BYTES`]: a larger answer is
-/// refused as soon as it is known to be larger, without reading (or waiting for) the rest.
-pub(super) async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
-    if response.content_length().is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(UpstreamError::InvalidResponse(BODY_TOO_LARGE));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(UpstreamError::InvalidResponse(BODY_TOO_LARGE));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+/// The upstream's body up to [`MAX_BODY_BYTES`] (see [`crate::http::read_capped`]).
+pub(super) async fn read_capped(response: reqwest::Response) -> Result<Vec<u8>, UpstreamError> {
+    crate::http::read_capped(response, MAX_BODY_BYTES).await.map_err(|error| match error {
+        CappedReadError::TooLarge => UpstreamError::InvalidResponse(BODY_TOO_LARGE),
+        CappedReadError::Transport(error) => transport_error(error),
+    })
 }
 
 pub(super) fn transport_error(error: reqwest::Error) -> UpstreamError {

@@ -2,6 +2,8 @@
 #![allow(dead_code)] // each test binary uses its own part of this module
 
 use serde_json::{Value, json};
+use tokendeploy_testkit::runtime_api::Outcome;
+use tokio::io::AsyncReadExt;
 use wiremock::matchers::{body_string, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -324,4 +326,25 @@ pub fn spawn_bootstrap(
         .kill_on_drop(true)
         .spawn()
         .expect("the bootstrap binary starts")
+}
+
+/// Stops the runtime and returns all it wrote to stdout and stderr.
+pub async fn output_of(mut child: tokio::process::Child) -> String {
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    let mut output = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut output).await.unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut output).await.unwrap();
+    output
+}
+
+/// Status, headers (name -> first value) and JSON body of an answer, checked for the shape
+/// API Gateway accepts: REST (v1) answers carry `multiValueHeaders` too, v2 answers `cookies`.
+pub fn response_body(outcome: &Outcome) -> (u64, Value, Value) {
+    let Outcome::Response { body, .. } = outcome else {
+        panic!("expected a response, got {outcome:?}");
+    };
+    let answer = Answer::from_lambda(body.clone());
+    let payload = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    (answer.status.into(), serde_json::to_value(&answer.headers).unwrap(), payload)
 }
