@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
+use tokendeploy_deploy::desired::Security;
 use tokendeploy_deploy::down::down;
 use tokendeploy_deploy::status::status;
 use tokendeploy_deploy::up::{prepare, up};
@@ -91,7 +92,7 @@ async fn propagation(moto: &Moto) -> Result<Value> {
         let proxy = FaultProxy::start_with(&moto.endpoint(), vec![rule]).await?;
         let aws = aws_at(&proxy.endpoint()).await?;
         let stack = Stack::new(&format!("propagation-{seconds}"), REGION)?;
-        up(&aws, &stack, environment(), || Ok(artifact()), &Silent).await?;
+        up(&aws, &stack, environment(), Security::default(), || Ok(artifact()), &Silent).await?;
         let lag = started.elapsed().saturating_sub(assumable_after);
         let measured = json!({ "seconds_after_T": round(lag.as_secs_f64()), "refusals": proxy.injected() });
         lags.insert(format!("T={seconds}s"), measured);
@@ -241,9 +242,13 @@ enum Command {
 impl Command {
     async fn run(&self, aws: &Aws, stack: &Stack) -> Result<()> {
         match self {
-            Command::Up => drop(up(aws, stack, environment(), || Ok(artifact()), &Silent).await?),
+            Command::Up => {
+                drop(up(aws, stack, environment(), Security::default(), || Ok(artifact()), &Silent).await?)
+            }
             Command::Status => {
-                let prepared = prepare(aws, stack, |_| environment(), || Ok(artifact()), &Silent).await?;
+                let prepared =
+                    prepare(aws, stack, |_| environment(), Security::default(), || Ok(artifact()), &Silent)
+                        .await?;
                 anyhow::ensure!(status(&prepared).in_sync, "status after up: not in sync");
             }
             Command::Down => {

@@ -50,6 +50,7 @@ pub struct Aws {
     pub apigateway: aws_sdk_apigateway::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 /// The bounds every call runs under.
@@ -107,6 +108,7 @@ impl Aws {
             apigateway: aws_sdk_apigateway::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
+            secretsmanager: aws_sdk_secretsmanager::Client::new(config),
         })
     }
 
@@ -240,7 +242,10 @@ fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
             Failure::Answered(match (err.code(), err.message()) {
                 (Some(code), Some(message)) => format!("{code}: {message}{request_id}"),
                 (Some(code), None) => format!("{code} (HTTP {}){request_id}", raw.status().as_u16()),
-                _ => format!("HTTP {} with {}{request_id}", raw.status().as_u16(), body_excerpt(raw)),
+                _ => match xml_error(raw) {
+                    Some((code, message)) => format!("{code}: {message} (HTTP {})", raw.status().as_u16()),
+                    None => format!("HTTP {} with {}{request_id}", raw.status().as_u16(), body_excerpt(raw)),
+                },
             })
         }
         SdkError::ResponseError(response) => {
@@ -262,6 +267,19 @@ fn failure<E: ProvideErrorMetadata + std::error::Error + 'static>(
         }
         _ => Failure::Local(causes(error)),
     }
+}
+
+/// The code and message of an XML error the SDK could not read as this service's errors (an
+/// `ErrorResponse` nested otherwise, as moto's IAM enforcement answers every service).
+fn xml_error(raw: &HttpResponse) -> Option<(String, String)> {
+    let text = std::str::from_utf8(raw.body().bytes()?).ok()?;
+    let element = |name: &str| {
+        let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+        let end = start + text[start..].find(&format!("</{name}>"))?;
+        Some(text[start..end].split_whitespace().collect::<Vec<_>>().join(" "))
+    };
+    let message = element("Message")?;
+    Some((element("Code")?, message.chars().take(300).collect()))
 }
 
 /// The start of an answer AWS could not have meant, for a person to recognise (a proxy's
@@ -379,6 +397,11 @@ mod tests {
         assert_eq!(
             page.to_string(),
             "doing X: HTTP 502 with body \"<html> <body>Bad Gateway</body> </html>\""
+        );
+        let denied = "<ErrorResponse><Errors><Error><Code>AccessDenied</Code><Message>User: u is not authorized to perform: lambda:GetFunction</Message></Error></Errors></ErrorResponse>";
+        assert_eq!(
+            answered(403, denied, None).unwrap_err().to_string(),
+            "doing X: AccessDenied: User: u is not authorized to perform: lambda:GetFunction (HTTP 403)"
         );
         let empty = answered(500, "", None).unwrap_err();
         assert_eq!(empty.to_string(), "doing X: HTTP 500 with an empty body");

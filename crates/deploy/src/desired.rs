@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use tokendeploy_config::{ProviderKind, TOKEN_PATH};
+use tokendeploy_config::{ProviderKind, SECRET_ARN, TOKEN_PATH};
 
 use crate::stack::{STAGE, Stack};
 
@@ -30,16 +30,133 @@ impl fmt::Debug for FunctionEnvironment {
     }
 }
 
+/// The provider's secret variables, kept in the stack's Secrets Manager secret instead of the
+/// function's environment. `Debug` shows names only.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretValues(pub BTreeMap<String, String>);
+
+impl SecretValues {
+    /// The secret's `SecretString`: one JSON object of names and values.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&self.0).unwrap_or_default()
+    }
+
+    /// A `SecretString` as `up` writes it; `None` for anything else (not JSON, not all strings).
+    pub fn from_json(text: &str) -> Option<Self> {
+        serde_json::from_str(text).ok().map(Self)
+    }
+
+    /// The names whose values differ between `self` and `other`, or are in one only.
+    pub fn differing(&self, other: &SecretValues) -> Vec<String> {
+        let names: BTreeSet<&String> = self.0.keys().chain(other.0.keys()).collect();
+        names.into_iter().filter(|name| self.0.get(*name) != other.0.get(*name)).cloned().collect()
+    }
+}
+
+impl fmt::Debug for SecretValues {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// Where the function's secret variables are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SecretStore {
+    /// In the function's environment, as the original tutorial does.
+    #[default]
+    Environment,
+    /// In one Secrets Manager secret of the stack; the function gets its ARN.
+    SecretsManager,
+}
+
+/// The stage's request limits, for every method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// Requests a second, sustained.
+    pub rate_limit: f64,
+    /// Requests at once above the rate.
+    pub burst_limit: i32,
+}
+
+// Limits are checked finite before they get here (and read back from AWS as numbers).
+impl Eq for Throttle {}
+
+impl Throttle {
+    /// Sized for a token endpoint: a client asks once per session and again when its token
+    /// expires, so 20 a second (72,000 tokens an hour) is far beyond an app's honest need,
+    /// while a leaked URL in a loop costs at most that, upstream quota included. The burst lets
+    /// a page of 40 clients load at once. (README: "Throttling".)
+    pub const DEFAULT: Throttle = Throttle { rate_limit: 20.0, burst_limit: 40 };
+}
+
+/// How `up` guards the endpoint and the secret.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Security {
+    pub secret_store: SecretStore,
+    /// Requests need an API key (`x-api-key`), issued through a usage plan bound to the stage.
+    pub api_key: bool,
+    pub throttle: Throttle,
+}
+
+impl Default for Security {
+    fn default() -> Self {
+        Self { secret_store: SecretStore::Environment, api_key: false, throttle: Throttle::DEFAULT }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Desired {
     pub stack: Stack,
     pub account: String,
     /// Lambda's `CodeSha256` of the zip to deploy.
     pub code_sha256: String,
+    /// The function's variables, without the secret ones when [`Self::secret`] holds them.
     pub environment: FunctionEnvironment,
+    /// The secret variables, when kept in Secrets Manager.
+    pub secret: Option<SecretValues>,
+    pub security: Security,
 }
 
 impl Desired {
+    /// What `up` wants, from the variables it was given. With Secrets Manager, the secret ones
+    /// move into [`Self::secret`] and the function gets [`SECRET_ARN`]: `secret_arn`, that of the
+    /// existing secret, or a stand-in until the secret is made ([`Self::with_secret_arn`]).
+    pub fn new(
+        stack: Stack,
+        account: String,
+        code_sha256: String,
+        environment: FunctionEnvironment,
+        security: Security,
+        secret_arn: Option<&str>,
+    ) -> Self {
+        let mut desired = Self { stack, account, code_sha256, environment, secret: None, security };
+        if security.secret_store == SecretStore::SecretsManager {
+            let provider = desired.provider();
+            let variables = &mut desired.environment.variables;
+            let secret =
+                provider.secret_variables().filter_map(|variable| variables.remove_entry(variable.name));
+            desired.secret = Some(SecretValues(secret.collect()));
+            variables.insert(SECRET_ARN.into(), secret_arn.unwrap_or(NEW_SECRET_ARN).into());
+        }
+        desired.environment.managed.insert(SECRET_ARN.into());
+        desired
+    }
+
+    /// As wanted once the secret's ARN is known.
+    pub fn with_secret_arn(&self, arn: &str) -> Self {
+        let mut desired = self.clone();
+        if desired.secret.is_some() {
+            desired.environment.variables.insert(SECRET_ARN.into(), arn.into());
+        }
+        desired
+    }
+
+    /// The ARN of the secret the function reads, when known.
+    pub fn secret_arn(&self) -> Option<&str> {
+        let arn = self.environment.variables.get(SECRET_ARN)?;
+        (arn != NEW_SECRET_ARN).then_some(arn.as_str())
+    }
+
     /// The provider the function is deployed with (`up` always sets `TOKEN_PROVIDER`).
     pub fn provider(&self) -> ProviderKind {
         let named = self.environment.variables.get("TOKEN_PROVIDER");
@@ -75,6 +192,9 @@ impl Desired {
     }
 }
 
+/// What a plan shows for the ARN of a secret yet to be made.
+const NEW_SECRET_ARN: &str = "(the new secret's ARN)";
+
 pub fn invoke_url(api_id: &str, region: &str) -> String {
     format!("https://{api_id}.execute-api.{region}.amazonaws.com/{STAGE}{TOKEN_PATH}")
 }
@@ -83,14 +203,26 @@ pub fn invoke_url(api_id: &str, region: &str) -> String {
 impl Desired {
     /// Stack `s` in us-west-1 of account 123456789012, for unit tests.
     pub fn example(code_sha256: &str, environment: &[(&str, &str)]) -> Self {
-        Self {
-            stack: Stack::new("s", "us-west-1").unwrap(),
-            account: "123456789012".into(),
-            code_sha256: code_sha256.into(),
-            environment: FunctionEnvironment::new(
+        Self::secured(code_sha256, environment, Security::default())
+    }
+
+    /// As [`Self::example`], with or without an API key.
+    pub fn keyed(api_key: bool) -> Self {
+        Self::secured("", &[], Security { api_key, ..Security::default() })
+    }
+
+    /// As [`Self::example`], guarded by `security`.
+    pub fn secured(code_sha256: &str, environment: &[(&str, &str)], security: Security) -> Self {
+        Self::new(
+            Stack::new("s", "us-west-1").unwrap(),
+            "123456789012".into(),
+            code_sha256.into(),
+            FunctionEnvironment::new(
                 environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 &["CONSUMER_KEY", "CONSUMER_SECRET", "UPSTREAM_TIMEOUT_MS"],
             ),
-        }
+            security,
+            None,
+        )
     }
 }

@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::aws::Aws;
 use crate::error::Result;
-use crate::resources::{Lookup, function, log_group, rest_api, role};
+use crate::resources::rest_api::{api_key, usage_plan};
+use crate::resources::{Lookup, function, log_group, rest_api, role, secret};
 use crate::snapshot::Snapshot;
 use crate::stack::{STACK_TAG, Stack};
 use crate::steps::run_step;
@@ -46,20 +47,36 @@ fn skipped(snapshot: &Snapshot, stack: &Stack) -> Vec<Skipped> {
     foreign.map(|found| Skipped { kind: found.step.name(), id: found.id, reason: reason.clone() }).collect()
 }
 
-/// Deletes what [`to_delete`] lists, three chains side by side: the APIs (their rate limit is
+/// Deletes what [`to_delete`] lists, four chains side by side: the usage plans (API Gateway
+/// will not delete an API a plan binds), then the APIs and keys (the APIs' rate limit is
 /// slowest); the function (its resource policy, our permissions, goes with it), then its logs;
-/// the role.
+/// the role (its policies go with it); the secret.
 pub async fn down(
     aws: &Aws,
     stack: &Stack,
     snapshot: &Snapshot,
     progress: &dyn Progress,
 ) -> Result<DownReport> {
-    let apis = async {
+    let delete_apis = async {
         for api in &snapshot.apis.ours {
             run_step(progress, Step::RestApi, Action::Delete, rest_api::delete(aws, &api.id, progress))
                 .await?;
         }
+        anyhow::Ok(())
+    };
+    let apis = async {
+        if !snapshot.usage_plans.is_empty() {
+            let plans = usage_plan::delete(aws, &snapshot.usage_plans);
+            run_step(progress, Step::UsagePlan, Action::Delete, plans).await?;
+        }
+        let ids: Vec<String> = snapshot.api_keys.iter().map(|key| key.id.clone()).collect();
+        let keys = async {
+            if !ids.is_empty() {
+                run_step(progress, Step::ApiKey, Action::Delete, api_key::delete(aws, &ids)).await?;
+            }
+            anyhow::Ok(())
+        };
+        tokio::try_join!(keys, delete_apis)?;
         anyhow::Ok(())
     };
     let function_side = async {
@@ -78,7 +95,13 @@ pub async fn down(
         }
         anyhow::Ok(())
     };
-    tokio::try_join!(apis, function_side, role)?;
+    let secret = async {
+        if let Lookup::Ours(secret) = &snapshot.secret {
+            run_step(progress, Step::Secret, Action::Delete, secret::delete(aws, &secret.arn)).await?;
+        }
+        anyhow::Ok(())
+    };
+    tokio::try_join!(apis, function_side, role, secret)?;
     Ok(DownReport {
         name: stack.name.clone(),
         region: stack.region.clone(),

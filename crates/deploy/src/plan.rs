@@ -8,8 +8,12 @@ use crate::desired::Desired;
 use crate::resources::function::{self, CodeChange, EnvironmentChange, FunctionChange};
 use crate::resources::log_group::{self, LogGroupChange};
 use crate::resources::permission::{self, PermissionChange};
+use crate::resources::rest_api::api_key::{self, ApiKeyChange};
+use crate::resources::rest_api::usage_plan::{self, UsagePlanChange};
 use crate::resources::rest_api::{self, ApiPlan};
 use crate::resources::role::{self, RoleChange};
+use crate::resources::secret::{self, SecretChange};
+use crate::resources::secret_access::{self, SecretAccessChange};
 use crate::snapshot::Snapshot;
 use crate::vocabulary::{Action, Planned, Step, Summary};
 
@@ -22,6 +26,10 @@ pub struct Plan {
     pub environment: EnvironmentChange,
     pub api: ApiPlan,
     pub permission: PermissionChange,
+    pub secret: SecretChange,
+    pub secret_access: SecretAccessChange,
+    pub api_key: ApiKeyChange,
+    pub usage_plan: UsagePlanChange,
 }
 
 impl Plan {
@@ -30,6 +38,8 @@ impl Plan {
     pub fn new(desired: &Desired, snapshot: &Snapshot) -> Self {
         let function = snapshot.function.ours();
         let api = snapshot.api.ours();
+        let api_id = api.map(|api| api.id.as_str());
+        let api_key = api_key::plan(desired, &snapshot.api_keys);
         Self {
             role: role::plan(snapshot.role.ours()),
             code: function::plan_code(desired, function),
@@ -37,7 +47,11 @@ impl Plan {
             function: function::plan_function(desired, function),
             environment: function::plan_environment(desired, function),
             api: rest_api::plan(desired, api),
-            permission: permission::plan(desired, api.map(|api| api.id.as_str()), &snapshot.permissions),
+            permission: permission::plan(desired, api_id, &snapshot.permissions),
+            secret: secret::plan(desired, snapshot.secret.ours()),
+            secret_access: secret_access::plan(desired, snapshot.secret_access.as_ref()),
+            api_key: api_key.clone(),
+            usage_plan: usage_plan::plan(desired, api_id, api_key.id(), &snapshot.usage_plans),
         }
     }
 
@@ -50,6 +64,10 @@ impl Plan {
             (Step::Function, self.function.summary()),
             (Step::Environment, self.environment.summary()),
             (Step::Permission, self.permission.summary()),
+            (Step::Secret, self.secret.summary()),
+            (Step::SecretAccess, self.secret_access.summary()),
+            (Step::ApiKey, self.api_key.summary()),
+            (Step::UsagePlan, self.usage_plan.summary()),
         ]);
         summaries.extend(self.api.summaries());
         summaries
@@ -67,23 +85,42 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::desired::{SecretStore, Security};
     use crate::resources::Lookup;
 
-    #[test]
-    fn an_empty_account_plans_a_create_for_every_step() {
-        let desired = Desired::example("sha", &[]);
-        let empty = Snapshot {
+    fn empty() -> Snapshot {
+        Snapshot {
             role: Lookup::Absent,
             log_group: Lookup::Absent,
             function: Lookup::Absent,
             permissions: Default::default(),
             api: Lookup::Absent,
             apis: Default::default(),
-        };
-        let plan = Plan::new(&desired, &empty);
+            secret: Lookup::Absent,
+            secret_access: None,
+            api_keys: vec![],
+            usage_plans: vec![],
+        }
+    }
+
+    /// Made only when asked for.
+    const OPTIONAL: [Step; 4] = [Step::Secret, Step::SecretAccess, Step::ApiKey, Step::UsagePlan];
+
+    #[test]
+    fn an_empty_account_plans_a_create_for_every_step_asked_for() {
+        let plan = Plan::new(&Desired::example("sha", &[]), &empty());
+        for step in Step::ALL {
+            let wanted = if OPTIONAL.contains(&step) { Action::Unchanged } else { Action::Create };
+            assert_eq!(plan.action(step), wanted, "{step}");
+        }
+        assert!(!plan.is_unchanged());
+        let every_flag =
+            Security { secret_store: SecretStore::SecretsManager, api_key: true, ..Security::default() };
+        let everything =
+            Desired::secured("sha", &[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "s")], every_flag);
+        let plan = Plan::new(&everything, &empty());
         for step in Step::ALL {
             assert_eq!(plan.action(step), Action::Create, "{step}");
         }
-        assert!(!plan.is_unchanged());
     }
 }

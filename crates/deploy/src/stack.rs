@@ -15,6 +15,9 @@ const MAX_NAME_LEN: usize = 40;
 /// IAM role names are at most 64 characters.
 const MAX_ROLE_NAME_LEN: usize = 64;
 
+/// The role's one inline policy, when the secret is in Secrets Manager: reading that secret.
+pub const SECRET_POLICY_NAME: &str = "tokendeploy-read-secret";
+
 /// Marks the role and the REST API with the `up` run that made them, so a run can tell a copy
 /// of its own (a lost answer, retried) from one a twin run made at the same moment.
 pub const RUN_TAG: &str = "tokendeploy:run";
@@ -81,6 +84,17 @@ impl Stack {
     }
 
     pub fn api_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Secrets Manager secret holding the provider's secrets (`--secret-store
+    /// secrets-manager`). Regional, like the function: the name need not carry the region.
+    pub fn secret_name(&self) -> String {
+        format!("tokendeploy/{}", self.name)
+    }
+
+    /// The API key and the usage plan that issues it (`--api-key`).
+    pub fn api_key_name(&self) -> &str {
         &self.name
     }
 

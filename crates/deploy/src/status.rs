@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::desired::{FunctionEnvironment, invoke_url};
 use crate::snapshot::Snapshot;
+use crate::stack::SECRET_POLICY_NAME;
 use crate::up::Prepared;
 use crate::vocabulary::{Action, Step};
 
@@ -38,18 +39,23 @@ pub struct StatusReport {
     pub missing: Vec<&'static str>,
 }
 
-/// The variables to compare: those known here, and for the rest the deployed value, so a
-/// secret that is not at hand is checked for presence only.
+/// The variables to compare: those known here, and for the rest the deployed value (in the
+/// function's environment or its secret), so a secret that is not at hand is checked for
+/// presence only.
 pub fn environment_to_compare(
     known: FunctionEnvironment,
     names: &[&str],
     snapshot: &Snapshot,
 ) -> FunctionEnvironment {
     let deployed = snapshot.function.ours().map(|f| &f.environment);
+    let in_secret = snapshot.secret.ours().and_then(|secret| secret.values.as_ref());
     let FunctionEnvironment { mut variables, managed } = known;
     for name in names {
+        let deployed_value = deployed
+            .and_then(|env| env.get(*name))
+            .or_else(|| in_secret.and_then(|secret| secret.0.get(*name)));
         if !variables.contains_key(*name)
-            && let Some(value) = deployed.and_then(|env| env.get(*name))
+            && let Some(value) = deployed_value
         {
             variables.insert(name.to_string(), value.clone());
         }
@@ -72,6 +78,10 @@ pub fn status(prepared: &Prepared) -> StatusReport {
         joined(a.methods.iter().filter(|(_, m)| m.integration.is_some()).map(|(n, _)| n).collect())
     });
     let permissions = joined(snapshot.permissions.ours.keys().collect());
+    let key_ids = joined(snapshot.api_keys.iter().map(|key| &key.id).collect());
+    let plan_ids = joined(snapshot.usage_plans.iter().map(|plan| &plan.id).collect());
+    let limits =
+        api.and_then(|a| a.stages.throttle).map(|t| format!("{}/s, burst {}", t.rate_limit, t.burst_limit));
     let ids = [
         (Step::Role, snapshot.role.ours().map(|r| r.arn.clone())),
         (Step::LogGroup, snapshot.log_group.ours().map(|g| g.name.clone())),
@@ -84,17 +94,31 @@ pub fn status(prepared: &Prepared) -> StatusReport {
             Step::Deployment,
             api.and_then(|a| a.stages.deployed.as_ref()).map(|_| crate::stack::STAGE.to_string()),
         ),
+        (Step::Throttling, limits),
+        (Step::Secret, snapshot.secret.ours().map(|s| s.arn.clone())),
+        (Step::SecretAccess, snapshot.secret_access.as_ref().map(|_| SECRET_POLICY_NAME.to_string())),
+        (Step::ApiKey, key_ids),
+        (Step::UsagePlan, plan_ids),
         (Step::Permission, permissions),
     ];
     let summaries = plan.summaries();
+    // In `up`'s order; a resource only a flag asks for is listed when it exists or is wanted.
+    let mut ids = ids.to_vec();
+    ids.sort_by_key(|(step, _)| *step);
+    let listed =
+        |(step, id): &(Step, Option<String>)| id.is_some() || summaries[step].action != Action::Unchanged;
+    let resources = ids.iter().filter(|entry| listed(entry));
+    let resources: Vec<ResourceStatus> =
+        resources.map(|(step, id)| ResourceStatus { kind: step.name(), id: id.clone() }).collect();
     let missing: Vec<&'static str> = Step::ALL
         .iter()
         .filter(|step| **step != Step::Package && summaries[*step].action == Action::Create)
         .map(|step| step.name())
         .collect();
+    // Something `up` would remove is drift too: made for a flag no longer given.
     let drift = Step::ALL
         .iter()
-        .filter(|step| summaries[*step].action == Action::Update)
+        .filter(|step| matches!(summaries[*step].action, Action::Update | Action::Delete))
         .map(|step| Drift { kind: step.name(), reason: summaries[step].reason.clone() })
         .collect();
     let complete = missing.is_empty();
@@ -104,7 +128,7 @@ pub fn status(prepared: &Prepared) -> StatusReport {
         complete,
         in_sync: complete && plan.is_unchanged(),
         invoke_url: api.filter(|a| a.stages.deployed.is_some()).map(|a| invoke_url(&a.id, &stack.region)),
-        resources: ids.into_iter().map(|(step, id)| ResourceStatus { kind: step.name(), id }).collect(),
+        resources,
         drift,
         missing,
     }

@@ -8,11 +8,12 @@ use tokendeploy_package::Artifact;
 use tokio::sync::oneshot;
 
 use crate::aws::Aws;
-use crate::desired::{Desired, FunctionEnvironment, invoke_url};
+use crate::desired::{Desired, FunctionEnvironment, Security, invoke_url};
 use crate::error::{PackageFailed, Result};
 use crate::plan::Plan;
-use crate::resources::rest_api::{self, ApiState, Settle, methods, resource, stage};
-use crate::resources::{function, log_group, permission, role};
+use crate::resources::rest_api::{self, ApiState, Settle, api_key, methods, resource, stage, usage_plan};
+use crate::resources::secret_access::{self, SecretAccessChange};
+use crate::resources::{function, log_group, permission, role, secret};
 use crate::snapshot::{self, Snapshot};
 use crate::stack::{STAGE, Stack};
 use crate::steps::run_step;
@@ -30,6 +31,15 @@ pub struct UpReport {
     pub api_id: String,
     pub stage: String,
     pub invoke_url: String,
+    /// With `--secret-store secrets-manager`: the secret the function reads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+    /// With `--api-key`: the key's id (its value is shown only when asked for).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key_id: Option<String>,
+    /// The key's value: set by the caller, only when the user asked to see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
     pub steps: Vec<StepReport>,
 }
 
@@ -48,6 +58,7 @@ pub async fn prepare(
     aws: &Aws,
     stack: &Stack,
     environment: impl FnOnce(&Snapshot) -> FunctionEnvironment,
+    security: Security,
     package: impl FnOnce() -> anyhow::Result<Artifact> + Send + 'static,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
@@ -70,8 +81,9 @@ pub async fn prepare(
         packaged.context("the packaging thread failed")?.map_err(|e| anyhow::Error::new(PackageFailed(e)))?;
     let snapshot = snapshot?;
     let environment = environment(&snapshot);
-    let desired =
-        Desired { stack: stack.clone(), account, code_sha256: artifact.code_sha256.clone(), environment };
+    let secret_arn = snapshot.secret.ours().map(|secret| secret.arn.as_str());
+    let code_sha256 = artifact.code_sha256.clone();
+    let desired = Desired::new(stack.clone(), account, code_sha256, environment, security, secret_arn);
     let plan = Plan::new(&desired, &snapshot);
     let package_report = StepReport::new(Step::Package, plan.code.action(), package_time);
     Ok(Prepared { desired, snapshot, artifact, plan, package_report })
@@ -83,17 +95,18 @@ pub async fn up(
     aws: &Aws,
     stack: &Stack,
     environment: FunctionEnvironment,
+    security: Security,
     package: impl FnOnce() -> anyhow::Result<Artifact> + Send + 'static,
     progress: &dyn Progress,
 ) -> Result<UpReport> {
-    let prepared = prepare(aws, stack, |_| environment, package, progress).await?;
+    let prepared = prepare(aws, stack, |_| environment, security, package, progress).await?;
     prepared.snapshot.refuse_foreign(stack)?;
     progress.finished(&prepared.package_report);
     Ok(carry_out(aws, &prepared, progress).await?)
 }
 
 async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> anyhow::Result<UpReport> {
-    let Prepared { desired, snapshot, artifact, plan, package_report } = prepared;
+    let Prepared { desired, artifact, package_report, .. } = prepared;
     let stack = &desired.stack;
     // The function chain and the API chain side by side: the API needs only the function's
     // ARN, known before the function exists. They meet twice: a new API waits to learn whether
@@ -101,12 +114,10 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
     // waits for the API's id.
     let (claim, claimed) = oneshot::channel();
     let (api_known, api_id) = oneshot::channel();
-    let function_chain =
-        Box::pin(function_chain(aws, desired, plan, &artifact.bytes, progress, claim, api_id));
-    let api_chain =
-        Box::pin(api_chain(aws, desired, plan, snapshot.api.ours(), progress, claimed, api_known));
-    let ((role_arn, function_arn, function_reports), (api_id, api_reports)) =
-        tokio::try_join!(function_chain, api_chain)?;
+    let function_chain = Box::pin(function_chain(aws, prepared, &artifact.bytes, progress, claim, api_id));
+    let api_chain = Box::pin(api_chain(aws, prepared, progress, claimed, api_known));
+    let (function_side, (api_id, api_key_id, api_reports)) = tokio::try_join!(function_chain, api_chain)?;
+    let FunctionSide { role_arn, function_arn, secret_arn, reports: function_reports } = function_side;
 
     let mut steps: Vec<StepReport> =
         std::iter::once(package_report.clone()).chain(function_reports).chain(api_reports).collect();
@@ -121,65 +132,142 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         invoke_url: invoke_url(&api_id, &stack.region),
         api_id,
         stage: STAGE.to_string(),
+        secret_arn,
+        api_key_id,
+        api_key: None,
         steps,
     })
 }
 
-/// Role, then function, then its environment, beside the log group (needed only once the
-/// function runs); then, once the API's id is known, the invoke permission. Returns the
-/// role's and the function's ARNs. `claim` is told which run made the role, when this run
-/// tried to make it.
+/// What the function chain made.
+struct FunctionSide {
+    role_arn: String,
+    function_arn: String,
+    secret_arn: Option<String>,
+    reports: Vec<StepReport>,
+}
+
+/// Role and secret, then the secret's read policy, the function and its environment, beside
+/// the log group (needed only once the function runs); then a secret no longer wanted goes, and
+/// once the API's id is known, the invoke permission. `claim` is told which run made the role,
+/// when this run tried to make it.
 async fn function_chain(
     aws: &Aws,
-    desired: &Desired,
-    plan: &Plan,
+    prepared: &Prepared,
     zip: &[u8],
     progress: &dyn Progress,
     claim: oneshot::Sender<Option<String>>,
     api_id: oneshot::Receiver<String>,
-) -> anyhow::Result<(String, String, [StepReport; 5])> {
+) -> anyhow::Result<FunctionSide> {
+    let Prepared { desired, plan, snapshot, .. } = prepared;
     let stack = &desired.stack;
     let function = async {
         let role = role::apply(aws, stack, &plan.role, |made_by| {
             let _ = claim.send(made_by);
         });
-        let (role_arn, role_report) = run_step(progress, Step::Role, plan.role.action(), role).await?;
+        let role = run_step(progress, Step::Role, plan.role.action(), role);
+        // The secret first, so the function never runs without it; one no longer wanted goes
+        // last, once the function no longer reads it.
+        let secret = async {
+            let change = &plan.secret;
+            let kept = (!change.is_delete()).then(|| secret::apply(aws, desired, change));
+            match kept {
+                Some(apply) => run_step(progress, Step::Secret, change.action(), apply).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let ((role_arn, role_report), secret) = tokio::try_join!(role, secret)?;
+        let (secret_arn, secret_report) = secret.unzip();
+        let secret_arn = secret_arn.flatten();
+        // A secret made now has a new ARN: the function and the policy get that one.
+        let made = secret_arn.as_deref().filter(|arn| desired.secret_arn() != Some(*arn));
+        let with_arn = made.map(|arn| desired.with_secret_arn(arn));
+        let desired = with_arn.as_ref().unwrap_or(desired);
+        let access = match made {
+            Some(_) => secret_access::plan(desired, snapshot.secret_access.as_ref()),
+            None => plan.secret_access.clone(),
+        };
+        let access_report = match access.is_delete() {
+            true => None,
+            false => {
+                let put = secret_access::apply(aws, desired, &access);
+                Some(run_step(progress, Step::SecretAccess, access.action(), put).await?.1)
+            }
+        };
         let function = function::apply_function(aws, desired, &plan.function, zip, progress);
         let ((function_arn, adopted), function_report) =
             run_step(progress, Step::Function, plan.function.action(), function).await?;
-        // A function a twin run made carries that run's variables: plan them against ours again.
-        let replanned = adopted.map(|adopted| function::plan_environment(desired, Some(&adopted)));
+        // A function a twin run made carries that run's variables, and a new secret a new ARN:
+        // plan them against ours again.
+        let observed = adopted.as_ref().or(snapshot.function.ours());
+        let replanned =
+            (adopted.is_some() || made.is_some()).then(|| function::plan_environment(desired, observed));
         let environment = replanned.as_ref().unwrap_or(&plan.environment);
         let set = function::apply_environment(aws, desired, environment, progress);
         let ((), environment_report) =
             run_step(progress, Step::Environment, environment.action(), set).await?;
+        let removed = remove_secret(aws, desired, plan, &access, progress).await?;
         // No id: the API chain failed, and its error is the one to tell.
         let api_id = api_id.await.context("the REST API was not made")?;
         let change = &plan.permission;
         let grant = permission::apply(aws, desired, change, &api_id, progress);
         let ((), permission_report) = run_step(progress, Step::Permission, change.action(), grant).await?;
-        let reports = [role_report, function_report, environment_report, permission_report];
-        anyhow::Ok((role_arn, function_arn, reports))
+        let reports = [Some(role_report), secret_report, access_report, Some(function_report)]
+            .into_iter()
+            .chain([Some(environment_report), Some(permission_report)])
+            .flatten()
+            .chain(removed)
+            .collect::<Vec<_>>();
+        anyhow::Ok((role_arn, function_arn, secret_arn, reports))
     };
     let logs = log_group::apply(aws, stack, &plan.log_group);
     let logs = run_step(progress, Step::LogGroup, plan.log_group.action(), logs);
-    let ((role_arn, function_arn, [role, function, environment, permission]), ((), logs)) =
+    let ((role_arn, function_arn, secret_arn, mut reports), ((), logs)) =
         tokio::try_join!(Box::pin(function), Box::pin(logs))?;
-    Ok((role_arn, function_arn, [role, logs, function, environment, permission]))
+    reports.push(logs);
+    Ok(FunctionSide { role_arn, function_arn, secret_arn, reports })
 }
 
-/// REST API, `{proxy+}`, methods, integrations, stage; returns the API's id, told to
-/// `api_known` as soon as it is settled. A new API is built while this run settles with any
-/// twin run that may have made one at the same moment (the REST API step lasts until then).
-async fn api_chain(
+/// The secret and its read policy when no longer wanted, side by side: run once the function's
+/// environment no longer names the secret.
+async fn remove_secret(
     aws: &Aws,
     desired: &Desired,
     plan: &Plan,
-    observed: Option<&ApiState>,
+    access: &SecretAccessChange,
+    progress: &dyn Progress,
+) -> anyhow::Result<Vec<StepReport>> {
+    let policy = async {
+        if !access.is_delete() {
+            return Ok(None);
+        }
+        let delete = secret_access::apply(aws, desired, access);
+        run_step(progress, Step::SecretAccess, access.action(), delete).await.map(|(_, report)| Some(report))
+    };
+    let secret = async {
+        if !plan.secret.is_delete() {
+            return Ok(None);
+        }
+        let delete = secret::apply(aws, desired, &plan.secret);
+        run_step(progress, Step::Secret, plan.secret.action(), delete).await.map(|(_, report)| Some(report))
+    };
+    let (policy, secret) = tokio::try_join!(policy, secret)?;
+    Ok([policy, secret].into_iter().flatten().collect())
+}
+
+/// REST API, `{proxy+}`, methods, integrations, stage and its limits, beside the API key;
+/// then the usage plan binding the key to the stage. Returns the API's id, told to `api_known`
+/// as soon as it is settled, and the key's. A new API is built while this run settles with any
+/// twin run that may have made one at the same moment (the REST API step lasts until then).
+async fn api_chain(
+    aws: &Aws,
+    prepared: &Prepared,
     progress: &dyn Progress,
     claimed: oneshot::Receiver<Option<String>>,
     api_known: oneshot::Sender<String>,
-) -> anyhow::Result<(String, [StepReport; 5])> {
+) -> anyhow::Result<(String, Option<String>, Vec<StepReport>)> {
+    let Prepared { desired, plan, snapshot, .. } = prepared;
+    let observed = snapshot.api.ours();
     let change = &plan.api.api;
     let (found, to_build) = oneshot::channel();
     let api_step = run_step(progress, Step::RestApi, change.action(), async {
@@ -199,12 +287,35 @@ async fn api_chain(
         let Ok(current) = to_build.await else { return Ok(None) };
         build_parts(aws, desired, plan, observed, &current, progress).await.map(Some)
     };
-    let ((current, api_report), parts) = tokio::try_join!(Box::pin(api_step), Box::pin(parts))?;
-    let [proxy, methods, integrations, stage] = parts.context("the REST API's parts were not built")?;
-    Ok((current.id, [api_report, proxy, methods, integrations, stage]))
+    // A key no longer wanted goes once the methods no longer ask for it.
+    let key = async {
+        let change = &plan.api_key;
+        let kept = (!change.is_delete()).then(|| api_key::apply(aws, &desired.stack, change));
+        match kept {
+            Some(apply) => run_step(progress, Step::ApiKey, change.action(), apply).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let ((current, api_report), parts, key) = tokio::try_join!(Box::pin(api_step), Box::pin(parts), key)?;
+    let parts = parts.context("the REST API's parts were not built")?;
+    let (key_id, key_report) = key.unzip();
+    let key_id = key_id.flatten();
+    // Planned again with the API and the key as they now are (either may be new).
+    let usage_plan = usage_plan::plan(desired, Some(&current.id), key_id.as_deref(), &snapshot.usage_plans);
+    let bind = usage_plan::apply(aws, &desired.stack, &current.id, key_id.as_deref(), &usage_plan);
+    let ((), plan_report) = run_step(progress, Step::UsagePlan, usage_plan.action(), bind).await?;
+    let key_report = match key_report {
+        Some(report) => report,
+        None => {
+            let delete = api_key::apply(aws, &desired.stack, &plan.api_key);
+            run_step(progress, Step::ApiKey, plan.api_key.action(), delete).await?.1
+        }
+    };
+    let reports = [api_report].into_iter().chain(parts).chain([key_report, plan_report]).collect();
+    Ok((current.id, key_id, reports))
 }
 
-/// The API's parts, in order: `{proxy+}`, methods, integrations, stage.
+/// The API's parts, in order: `{proxy+}`, methods, integrations, stage, its limits.
 async fn build_parts(
     aws: &Aws,
     desired: &Desired,
@@ -212,7 +323,7 @@ async fn build_parts(
     observed: Option<&ApiState>,
     current: &ApiState,
     progress: &dyn Progress,
-) -> anyhow::Result<[StepReport; 4]> {
+) -> anyhow::Result<[StepReport; 5]> {
     // Made now, or finished by another run meanwhile: plan its parts from what is there.
     let api_changes = plan.api.api.action() != Action::Unchanged;
     let replanned =
@@ -231,5 +342,7 @@ async fn build_parts(
         run_step(progress, Step::Integrations, parts.integrations.action(), integrate).await?;
     let deploy = stage::apply(aws, desired, api_id, &parts.stage, progress);
     let ((), stage_report) = run_step(progress, Step::Deployment, parts.stage.action(), deploy).await?;
-    Ok([proxy_report, methods_report, integrations_report, stage_report])
+    let limit = stage::apply_throttle(aws, desired, api_id, &parts.throttle, progress);
+    let ((), throttle_report) = run_step(progress, Step::Throttling, parts.throttle.action(), limit).await?;
+    Ok([proxy_report, methods_report, integrations_report, stage_report, throttle_report])
 }

@@ -14,6 +14,8 @@ pub enum Step {
     Role,
     Package,
     LogGroup,
+    Secret,
+    SecretAccess,
     Function,
     Environment,
     RestApi,
@@ -21,14 +23,19 @@ pub enum Step {
     Methods,
     Integrations,
     Deployment,
+    Throttling,
+    ApiKey,
+    UsagePlan,
     Permission,
 }
 
 impl Step {
-    pub const ALL: [Step; 11] = [
+    pub const ALL: [Step; 16] = [
         Step::Role,
         Step::Package,
         Step::LogGroup,
+        Step::Secret,
+        Step::SecretAccess,
         Step::Function,
         Step::Environment,
         Step::RestApi,
@@ -36,6 +43,9 @@ impl Step {
         Step::Methods,
         Step::Integrations,
         Step::Deployment,
+        Step::Throttling,
+        Step::ApiKey,
+        Step::UsagePlan,
         Step::Permission,
     ];
 
@@ -45,6 +55,8 @@ impl Step {
             Step::Role => "role",
             Step::Package => "package",
             Step::LogGroup => "log_group",
+            Step::Secret => "secret",
+            Step::SecretAccess => "secret_access",
             Step::Function => "function",
             Step::Environment => "environment",
             Step::RestApi => "rest_api",
@@ -52,6 +64,9 @@ impl Step {
             Step::Methods => "methods",
             Step::Integrations => "integrations",
             Step::Deployment => "deployment",
+            Step::Throttling => "throttling",
+            Step::ApiKey => "api_key",
+            Step::UsagePlan => "usage_plan",
             Step::Permission => "permission",
         }
     }
@@ -62,13 +77,18 @@ impl Step {
             Step::Role => "execution role",
             Step::Package => "package bootstrap",
             Step::LogGroup => "log group",
+            Step::Secret => "Secrets Manager secret",
+            Step::SecretAccess => "secret read policy",
             Step::Function => "Lambda function",
             Step::Environment => "function environment",
             Step::RestApi => "REST API",
             Step::ProxyResource => "{proxy+} resource",
-            Step::Methods => "GET and OPTIONS methods",
+            Step::Methods => "methods",
             Step::Integrations => "Lambda proxy integrations",
             Step::Deployment => "stage prod",
+            Step::Throttling => "stage limits",
+            Step::ApiKey => "API key",
+            Step::UsagePlan => "usage plan",
             Step::Permission => "invoke permission",
         }
     }
@@ -88,7 +108,7 @@ pub enum Action {
     Update,
     #[serde(rename = "unchanged")]
     Unchanged,
-    /// Only `down` deletes.
+    /// `down` deletes everything; `up` what it made and is no longer asked for.
     #[serde(rename = "deleted")]
     Delete,
 }
@@ -132,6 +152,13 @@ impl Summary {
     }
     pub fn unchanged() -> Self {
         Self { action: Action::Unchanged, reason: "as wanted".into() }
+    }
+    pub fn unchanged_because(reason: impl Into<String>) -> Self {
+        Self { action: Action::Unchanged, reason: reason.into() }
+    }
+    /// `up` removes what it made and is no longer asked for.
+    pub fn delete(reason: impl Into<String>) -> Self {
+        Self { action: Action::Delete, reason: reason.into() }
     }
 }
 

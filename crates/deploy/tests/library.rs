@@ -3,6 +3,7 @@
 mod common;
 
 use common::*;
+use tokendeploy_deploy::desired::Security;
 use tokendeploy_deploy::down::{down, to_delete};
 use tokendeploy_deploy::resources::function::{CodeChange, FunctionChange, FunctionFixes};
 use tokendeploy_deploy::status::status;
@@ -17,21 +18,30 @@ async fn up_plan_status_and_down_as_a_library() {
     let aws = aws_at(&moto.endpoint()).await;
     let stack = stack("library");
 
-    let made = up(&aws, &stack, environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let made =
+        up(&aws, &stack, environment(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
     assert_eq!(made.steps.len(), Step::ALL.len());
-    assert!(made.steps.iter().all(|step| step.action == Action::Create), "{:?}", made.steps);
+    // Everything but what only a flag asks for (secret, API key) is made.
+    let made_steps = made.steps.iter().filter(|step| step.action == Action::Create).count();
+    assert_eq!(made_steps, Step::ALL.len() - 4, "{:?}", made.steps);
     assert!(made.invoke_url.starts_with(&format!("https://{}.execute-api.{REGION}", made.api_id)));
     assert!(made.invoke_url.ends_with("/prod/token"), "{}", made.invoke_url);
 
     // Planned again with the same code and variables: nothing to do, and status agrees.
-    let again = prepare(&aws, &stack, |_| environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let again =
+        prepare(&aws, &stack, |_| environment(), Security::default(), || Ok(artifact("one")), &Silent)
+            .await
+            .unwrap();
     assert!(again.plan.is_unchanged(), "{:?}", again.plan.summaries());
     let report = status(&again);
     assert!(report.complete && report.in_sync, "{report:?}");
     assert_eq!(report.invoke_url.as_deref(), Some(made.invoke_url.as_str()));
 
     // New code: the plan says exactly that, and no more.
-    let newer = prepare(&aws, &stack, |_| environment(), || Ok(artifact("two")), &Silent).await.unwrap();
+    let newer =
+        prepare(&aws, &stack, |_| environment(), Security::default(), || Ok(artifact("two")), &Silent)
+            .await
+            .unwrap();
     assert_eq!(newer.plan.code, CodeChange::Changed);
     let fixes = FunctionFixes { upload_code: true, settings: vec![] };
     assert_eq!(newer.plan.function, FunctionChange::Update { arn: made.function_arn.clone(), fixes });
@@ -58,21 +68,33 @@ async fn up_plan_status_and_down_as_a_library() {
 async fn a_converged_up_and_status_only_read() {
     let moto = Moto::start().unwrap();
     let stack = stack("converged");
-    up(&aws_at(&moto.endpoint()).await, &stack, environment(), || Ok(artifact("one")), &Silent)
-        .await
-        .unwrap();
+    up(
+        &aws_at(&moto.endpoint()).await,
+        &stack,
+        environment(),
+        Security::default(),
+        || Ok(artifact("one")),
+        &Silent,
+    )
+    .await
+    .unwrap();
 
     let recorder = FaultProxy::recording(&moto.endpoint()).await.unwrap();
     let aws = aws_at(&recorder.endpoint()).await;
-    let again = up(&aws, &stack, environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let again =
+        up(&aws, &stack, environment(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
     assert!(again.steps.iter().all(|step| step.action == Action::Unchanged), "{:?}", again.steps);
-    let prepared = prepare(&aws, &stack, |_| environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let prepared =
+        prepare(&aws, &stack, |_| environment(), Security::default(), || Ok(artifact("one")), &Silent)
+            .await
+            .unwrap();
     assert!(status(&prepared).in_sync);
     let calls = recorder.calls();
     let changing: Vec<&Call> = calls.iter().filter(|call| call.mutating).collect();
     assert!(changing.is_empty(), "{changing:?}");
-    // Each command reads each resource once: no call per method, none repeated.
-    assert_eq!(calls.len(), 24, "{calls:#?}");
+    // Each command reads each resource once: no call per method, none repeated (16 reads,
+    // the secret's, the key's and the usage plan's among them).
+    assert_eq!(calls.len(), 32, "{calls:#?}");
 }
 
 #[tokio::test]
@@ -89,7 +111,9 @@ async fn a_resource_of_someone_else_stops_up_before_any_change_and_down_leaves_i
         .await
         .unwrap();
 
-    let error = up(&aws, &stack, environment(), || Ok(artifact("one")), &Silent).await.unwrap_err();
+    let error = up(&aws, &stack, environment(), Security::default(), || Ok(artifact("one")), &Silent)
+        .await
+        .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::ForeignResource, "{error}");
     assert!(error.to_string().contains("belongs to someone else"), "{error}");
     let found = snapshot::read(&aws, &stack).await.unwrap();
@@ -115,7 +139,10 @@ async fn a_refused_call_is_an_aws_error_with_its_code_and_request_id() {
     .unwrap();
     let aws = aws_at(&proxy.endpoint()).await;
 
-    let error = up(&aws, &stack("denied"), environment(), || Ok(artifact("one")), &Silent).await.unwrap_err();
+    let error =
+        up(&aws, &stack("denied"), environment(), Security::default(), || Ok(artifact("one")), &Silent)
+            .await
+            .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::AwsCall, "{error}");
     let call = error.aws_call().unwrap();
     assert_eq!(call.code.as_deref(), Some("AccessDenied"));
@@ -128,9 +155,16 @@ async fn a_refused_call_is_an_aws_error_with_its_code_and_request_id() {
 async fn code_that_cannot_be_packaged_is_a_package_error() {
     let moto = Moto::start().unwrap();
     let aws = aws_at(&moto.endpoint()).await;
-    let error = up(&aws, &stack("unbuilt"), environment(), || anyhow::bail!("cargo build failed"), &Silent)
-        .await
-        .unwrap_err();
+    let error = up(
+        &aws,
+        &stack("unbuilt"),
+        environment(),
+        Security::default(),
+        || anyhow::bail!("cargo build failed"),
+        &Silent,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Package, "{error}");
     assert!(snapshot::read(&aws, &stack("unbuilt")).await.unwrap().found(&stack("unbuilt")).is_empty());
 }
@@ -166,20 +200,27 @@ async fn a_minting_provider_routes_post_too_and_switching_back_removes_it() {
     twilio.variables.insert("TOKEN_PROVIDER".into(), "twilio".into());
     twilio.managed.insert("TOKEN_PROVIDER".into());
 
-    let made = up(&aws, &stack, twilio.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let made =
+        up(&aws, &stack, twilio.clone(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
     let (methods, sids) = routed(&aws, &made.api_id, &stack).await;
     assert_eq!(methods, ["GET", "OPTIONS", "POST"]);
     assert_eq!(
         sids,
         ["tokendeploy-apigateway-get", "tokendeploy-apigateway-options", "tokendeploy-apigateway-post"]
     );
-    let again = prepare(&aws, &stack, |_| twilio.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let again =
+        prepare(&aws, &stack, |_| twilio.clone(), Security::default(), || Ok(artifact("one")), &Silent)
+            .await
+            .unwrap();
     assert!(again.plan.is_unchanged(), "{:?}", again.plan.summaries());
 
     // Back to a client-credentials provider: POST is no longer routed, nor allowed to invoke.
     let mut dolby = twilio.clone();
     dolby.variables.insert("TOKEN_PROVIDER".into(), "dolby".into());
-    let switched = prepare(&aws, &stack, |_| dolby.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let switched =
+        prepare(&aws, &stack, |_| dolby.clone(), Security::default(), || Ok(artifact("one")), &Silent)
+            .await
+            .unwrap();
     let changed: Vec<(Step, String)> = switched
         .plan
         .summaries()
@@ -188,13 +229,18 @@ async fn a_minting_provider_routes_post_too_and_switching_back_removes_it() {
         .map(|(step, s)| (step, s.reason))
         .collect();
     let steps: Vec<Step> = changed.iter().map(|(step, _)| *step).collect();
-    assert_eq!(steps, [Step::Environment, Step::Methods, Step::Deployment, Step::Permission], "{changed:?}");
+    // The stage's limits are set again with the new deployment.
+    let expected = [Step::Environment, Step::Methods, Step::Deployment, Step::Throttling, Step::Permission];
+    assert_eq!(steps, expected, "{changed:?}");
     assert!(changed[1].1.contains("POST /{proxy+}"), "{changed:?}");
-    assert!(changed[3].1.contains("tokendeploy-apigateway-post"), "{changed:?}");
-    up(&aws, &stack, dolby.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    assert!(changed[4].1.contains("tokendeploy-apigateway-post"), "{changed:?}");
+    up(&aws, &stack, dolby.clone(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
     let (methods, sids) = routed(&aws, &made.api_id, &stack).await;
     assert_eq!(methods, ["GET", "OPTIONS"]);
     assert_eq!(sids, ["tokendeploy-apigateway-get", "tokendeploy-apigateway-options"]);
-    let settled = prepare(&aws, &stack, |_| dolby.clone(), || Ok(artifact("one")), &Silent).await.unwrap();
+    let settled =
+        prepare(&aws, &stack, |_| dolby.clone(), Security::default(), || Ok(artifact("one")), &Silent)
+            .await
+            .unwrap();
     assert!(settled.plan.is_unchanged(), "{:?}", settled.plan.summaries());
 }

@@ -6,6 +6,7 @@ mod common;
 
 use aws_sdk_lambda::types::Runtime;
 use common::*;
+use tokendeploy_deploy::desired::Security;
 use tokendeploy_deploy::up::{UpReport, up};
 use tokendeploy_deploy::{Silent, Stack, Step};
 use tokendeploy_testkit::fault_proxy::{Call, Effect, ErrorKind, FaultProxy, Rule};
@@ -31,7 +32,7 @@ async fn up_waiting_once(
     let notes = Notes::default();
     let aws = aws_at(&proxy.endpoint()).await;
     let code = artifact(version);
-    let report = up(&aws, stack, environment(), move || Ok(code), &notes).await.unwrap();
+    let report = up(&aws, stack, environment(), Security::default(), move || Ok(code), &notes).await.unwrap();
     assert_eq!(proxy.injected(), 1);
     let told = notes.of(step);
     assert!(told.iter().any(|note| note.starts_with(&format!("{waiting}; retrying in"))), "{told:?}");
@@ -41,7 +42,7 @@ async fn up_waiting_once(
 /// A first `up` of `stack` straight to moto.
 async fn up_directly(moto: &Moto, stack: &Stack) {
     let aws = aws_at(&moto.endpoint()).await;
-    up(&aws, stack, environment(), || Ok(artifact("one")), &Silent).await.unwrap();
+    up(&aws, stack, environment(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
 }
 
 const LAMBDA_BUSY: (u16, &str, &str) = (
@@ -68,9 +69,16 @@ async fn a_role_not_yet_assumable_on_a_settings_update_is_waited_out() {
     let proxy =
         refusing_once(&moto, "lambda", "PUT /2015-03-31/functions/{name}/configuration", not_assumable).await;
     let notes = Notes::default();
-    up(&aws_at(&proxy.endpoint()).await, &stack, environment(), || Ok(artifact("one")), &notes)
-        .await
-        .unwrap();
+    up(
+        &aws_at(&proxy.endpoint()).await,
+        &stack,
+        environment(),
+        Security::default(),
+        || Ok(artifact("one")),
+        &notes,
+    )
+    .await
+    .unwrap();
 
     assert_eq!(proxy.injected(), 1);
     let waited = notes.of(Step::Function);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokendeploy_config::ProviderKind;
+use tokendeploy_deploy::desired::{SecretStore, Security, Throttle};
 use tokendeploy_deploy::stack::DEFAULT_STACK_NAME;
 
 #[derive(Debug, Parser)]
@@ -20,7 +21,7 @@ pub enum Command {
     /// The app's key and secret are read from CONSUMER_KEY and CONSUMER_SECRET in the
     /// environment or in --env-file, never from a flag. ALLOWED_ORIGINS is required too;
     /// TOKEN_URL and TOKEN_PROVIDER are optional.
-    Up(DeployArgs),
+    Up(UpArgs),
     /// Show what `up` would create or update, changing nothing.
     Plan(DeployArgs),
     /// Show what exists for the stack and how it differs from what `up` would make.
@@ -54,6 +55,16 @@ pub struct AwsArgs {
     pub endpoint_url: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    /// Print the API key's value: a second line of text, or `api_key` in the JSON. Only with
+    /// --api-key; never shown otherwise.
+    #[arg(long, requires = "api_key")]
+    pub show_api_key: bool,
+}
+
 /// What `up` deploys; `plan` and `status` compare against the same.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
@@ -61,6 +72,8 @@ pub struct DeployArgs {
     pub aws: AwsArgs,
     #[command(flatten)]
     pub settings: SettingsArgs,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// The zip to deploy (from `tokendeploy package`) instead of a build of function/.
     #[arg(long)]
     pub zip: Option<PathBuf>,
@@ -119,6 +132,62 @@ pub enum OutputFormat {
     Json,
 }
 
+/// How the endpoint and the secret are guarded.
+#[derive(Debug, Args)]
+pub struct SecurityArgs {
+    /// Where the provider's secrets (CONSUMER_KEY, CONSUMER_SECRET, ...) are kept: `env`, the
+    /// function's environment (the tutorial's way), or `secrets-manager`, one AWS Secrets Manager
+    /// secret of the stack, of which the function gets only the ARN.
+    #[arg(long, value_enum, default_value_t = SecretStoreArg::Env)]
+    pub secret_store: SecretStoreArg,
+    /// Require an API key (header x-api-key) on token requests, issued through a usage plan
+    /// bound to the stage; CORS preflights stay open. Without the flag, `up` removes them.
+    #[arg(long)]
+    pub api_key: bool,
+    /// Requests a second the stage lets through, sustained (0.1 to 10000).
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate_limit, default_value_t = Throttle::DEFAULT.rate_limit)]
+    pub rate_limit: f64,
+    /// Requests the stage lets through at once above the rate (1 to 5000).
+    #[arg(long, value_name = "REQUESTS", value_parser = clap::value_parser!(i32).range(1..=5000), default_value_t = Throttle::DEFAULT.burst_limit)]
+    pub burst_limit: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecretStoreArg {
+    Env,
+    SecretsManager,
+}
+
+impl DeployArgs {
+    /// What the command line says about the function's variables, the secret store included.
+    pub fn flags(&self) -> crate::settings::Flags<'_> {
+        let secret_in_store = self.security.secret_store == SecretStoreArg::SecretsManager;
+        crate::settings::Flags { secret_in_store, ..self.settings.flags() }
+    }
+}
+
+impl SecurityArgs {
+    pub fn security(&self) -> Security {
+        let secret_store = match self.secret_store {
+            SecretStoreArg::Env => SecretStore::Environment,
+            SecretStoreArg::SecretsManager => SecretStore::SecretsManager,
+        };
+        let throttle = Throttle { rate_limit: self.rate_limit, burst_limit: self.burst_limit };
+        Security { secret_store, api_key: self.api_key, throttle }
+    }
+}
+
+/// API Gateway takes a rate from a tenth of a request a second up to the account's default
+/// limit of 10,000.
+fn parse_rate_limit(text: &str) -> Result<f64, String> {
+    let rate: f64 =
+        text.trim().parse().map_err(|_| "must be a number of requests a second, such as 20".to_string())?;
+    match rate.is_finite() && (0.1..=10_000.0).contains(&rate) {
+        true => Ok(rate),
+        false => Err("must be from 0.1 to 10000 requests a second".into()),
+    }
+}
+
 fn parse_provider(name: &str) -> Result<ProviderKind, String> {
     ProviderKind::parse(name).ok_or_else(|| format!("must be {}", ProviderKind::choices()))
 }
@@ -142,6 +211,10 @@ pub struct SettingsArgs {
 
 impl SettingsArgs {
     pub fn flags(&self) -> crate::settings::Flags<'_> {
-        crate::settings::Flags { provider: self.provider, allow_origins: &self.allow_origins }
+        crate::settings::Flags {
+            provider: self.provider,
+            allow_origins: &self.allow_origins,
+            secret_in_store: false,
+        }
     }
 }

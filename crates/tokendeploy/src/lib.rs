@@ -69,7 +69,15 @@ fn one_line(rendered: &str) -> String {
     let useful = rendered.lines().map(str::trim).filter(|line| {
         !line.is_empty() && !line.starts_with("Usage:") && !line.starts_with("For more information")
     });
-    format!("{} (see tokendeploy --help)", useful.collect::<Vec<_>>().join("; "))
+    // A line that ends in a colon introduces the next one; the others are separate points.
+    let mut joined = String::new();
+    for line in useful {
+        if !joined.is_empty() {
+            joined.push_str(if joined.ends_with(':') { " " } else { "; " });
+        }
+        joined.push_str(line);
+    }
+    format!("{joined} (see tokendeploy --help)")
 }
 
 /// A bug must still end with a failure's exit code, and its message must not carry values

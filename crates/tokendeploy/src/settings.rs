@@ -6,7 +6,9 @@ use std::path::Path;
 
 use anyhow::Result;
 use tokendeploy_config::origins::AllowedOrigins;
-use tokendeploy_config::{Config, ConfigError, IdentitySettings, ProviderKind, Variable, all_variables};
+use tokendeploy_config::{
+    Config, ConfigError, IdentitySettings, ProviderKind, SECRET_ARN, Variable, all_variables,
+};
 use tokendeploy_deploy::FunctionEnvironment;
 
 use crate::UsageError;
@@ -33,11 +35,13 @@ pub fn provider_of(variables: &BTreeMap<String, String>) -> ProviderKind {
 pub struct Flags<'a> {
     pub provider: Option<ProviderKind>,
     pub allow_origins: &'a [String],
+    /// `--secret-store secrets-manager`: the function reads its secret on its first request.
+    pub secret_in_store: bool,
 }
 
 /// For `up` and `plan`: complete and valid, or a usage error naming what is wrong.
 pub fn function_environment(env_file: Option<&Path>, flags: Flags) -> Result<FunctionEnvironment> {
-    validated(known_variables(env_file, flags)?)
+    validated(known_variables(env_file, flags)?, flags.secret_in_store)
 }
 
 /// For `status`: whatever is at hand (secrets may not be), with `up`'s defaults.
@@ -200,8 +204,13 @@ fn unquote(value: &str) -> Option<&str> {
 
 /// Validates with the function's own parser, then fills the defaults in, so the deployed
 /// function states all it runs with.
-fn validated(mut known: BTreeMap<String, String>) -> Result<FunctionEnvironment> {
-    Config::from_lookup(|name| known.get(name).cloned()).map_err(|e| UsageError(usage_message(&e)))?;
+/// `secret_in_store`: checked as the function reads it then, with the secret's ARN beside.
+fn validated(mut known: BTreeMap<String, String>, secret_in_store: bool) -> Result<FunctionEnvironment> {
+    let lookup = |name: &str| match name {
+        SECRET_ARN if secret_in_store => Some("the secret's ARN".to_string()),
+        name => known.get(name).cloned(),
+    };
+    Config::from_lookup(lookup).map_err(|e| UsageError(usage_message(&e)))?;
     with_defaults(&mut known);
     // Lambda refuses more, and its refusal quotes every value: check here, naming no value.
     let size: usize = known.iter().map(|(name, value)| name.len() + value.len()).sum();
@@ -236,7 +245,7 @@ mod tests {
     fn from(pairs: &[(&str, &str)]) -> Result<FunctionEnvironment> {
         let map: HashMap<String, String> =
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        validated(pick(|name| map.get(name).cloned()))
+        validated(pick(|name| map.get(name).cloned()), false)
     }
 
     #[test]
@@ -249,7 +258,7 @@ mod tests {
             ("livekit.env", ProviderKind::Livekit),
         ] {
             let variables = read_env_file(&examples.join(file)).unwrap();
-            let environment = validated(pick(|name| variables.get(name).cloned())).unwrap();
+            let environment = validated(pick(|name| variables.get(name).cloned()), false).unwrap();
             assert_eq!(provider_of(&environment.variables), provider, "{file}");
             assert!(warnings(&environment).is_empty(), "{file}");
         }

@@ -93,6 +93,12 @@ fn cases(dir: &Path) -> Vec<Case> {
             &[("UPSTREAM_TIMEOUT_MS", Some("9000"))],
             "UPSTREAM_TIMEOUT_MS must be a whole number of milliseconds from 1 to 8000",
         ),
+        // With the secret in Secrets Manager, a first request also spends up to 3 s reading it.
+        case(
+            &["up", "--secret-store", "secrets-manager"],
+            &[("UPSTREAM_TIMEOUT_MS", Some("6000"))],
+            "from 1 to 5000: the function has 10 s to answer, and keeps 2 s to answer its own 504, and a first request may spend 3 s reading the secret",
+        ),
         case(&["up", "--name", "Bad_Name"], &[], "stack name \"Bad_Name\" is not valid"),
         case(&["up"], &[("AWS_REGION", None)], "no AWS region: pass --region"),
         case(&["up", "--region", "mars"], &[], "region \"mars\" is not an AWS region name"),
@@ -108,6 +114,13 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["plan", "--zip", &script], &[], "is not a 64-bit Linux (ELF) executable"),
         case(&["up", "--zip", &bomb], &[], "over Lambda's 262144000-byte limit"),
         case(&["up", "--output", "yaml"], &[], "invalid value 'yaml'"),
+        case(&["up", "--rate-limit", "0"], &[], "must be from 0.1 to 10000 requests a second"),
+        case(&["plan", "--rate-limit", "NaN"], &[], "must be from 0.1 to 10000 requests a second"),
+        case(&["up", "--rate-limit", "fast"], &[], "must be a number of requests a second"),
+        case(&["up", "--burst-limit", "0"], &[], "0 is not in 1..=5000"),
+        case(&["status", "--burst-limit", "99999"], &[], "99999 is not in 1..=5000"),
+        case(&["up", "--secret-store", "vault"], &[], "[possible values: env, secrets-manager]"),
+        case(&["up", "--show-api-key"], &[], "required arguments were not provided: --api-key"),
         case(&["up", "--no-such-flag"], &[], "unexpected argument '--no-such-flag'"),
         case(&["down"], &[], "pass --yes to delete without a terminal"),
     ]

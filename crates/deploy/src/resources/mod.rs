@@ -14,6 +14,8 @@ pub mod log_group;
 pub mod permission;
 pub mod rest_api;
 pub mod role;
+pub mod secret;
+pub mod secret_access;
 
 use anyhow::Result;
 

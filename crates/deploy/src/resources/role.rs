@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::aws::{Aws, AwsResultExt, IAM_NOT_FOUND, error_code};
 use crate::resources::Lookup;
-use crate::stack::{RUN_TAG, Stack, run_id};
+use crate::stack::{RUN_TAG, SECRET_POLICY_NAME, Stack, run_id};
 use crate::vocabulary::{Planned, Summary};
 
 /// Lets the function write to CloudWatch Logs, and nothing more.
@@ -31,7 +31,7 @@ pub struct RoleState {
     pub arn: String,
     pub trust_policy: Option<Value>,
     pub attached_policies: Vec<String>,
-    /// Names of policies written into the role itself; `up` makes none.
+    /// Names of policies written into the role itself; `up` makes none but the secret's.
     pub inline_policies: Vec<String>,
     /// The `up` run that made it, when known.
     pub made_by_run: Option<String>,
@@ -107,7 +107,7 @@ pub struct RoleFixes {
     pub attach_basic_policy: bool,
     /// Managed policies `up` does not grant, to detach.
     pub detach: Vec<String>,
-    /// Inline policies, to delete: `up` makes none.
+    /// Inline policies, to delete: `up` makes none but the secret's.
     pub delete_inline: Vec<String>,
 }
 
@@ -143,7 +143,8 @@ pub fn plan(observed: Option<&RoleState>) -> RoleChange {
         trust_policy: role.trust_policy.as_ref() != Some(&trust_policy()),
         attach_basic_policy: !role.attached_policies.iter().any(|arn| arn == BASIC_EXECUTION_POLICY),
         detach: role.extra_policies().into_iter().map(str::to_string).collect(),
-        delete_inline: role.inline_policies.clone(),
+        // The secret's read policy is a resource of its own (`secret_access`).
+        delete_inline: role.inline_policies.iter().filter(|p| *p != SECRET_POLICY_NAME).cloned().collect(),
     };
     let arn = role.arn.clone();
     if fixes == RoleFixes::default() {

@@ -29,11 +29,13 @@ struct PlannedStep {
 
 /// `up`'s own preparation, stopped before the first change: the two cannot disagree.
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
-    let environment = function_environment(args.settings.env_file.as_deref(), args.settings.flags())?;
+    let environment = function_environment(args.settings.env_file.as_deref(), args.flags())?;
     let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
-    let prepared = prepare(&aws, &stack, |_| environment, move || source.artifact(), &console).await;
+    let prepared =
+        prepare(&aws, &stack, |_| environment, args.security.security(), move || source.artifact(), &console)
+            .await;
     console.clear();
     let prepared = prepared?;
     prepared.snapshot.refuse_foreign(&stack)?;

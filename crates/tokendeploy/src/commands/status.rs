@@ -23,13 +23,15 @@ struct NotOurs {
 /// Exits 0 when complete and in sync, 3 when not (incomplete, drifted, or blocked by a
 /// resource that is someone else's), 1 when it could not find out.
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
-    let known = known_environment(args.settings.env_file.as_deref(), args.settings.flags())?;
+    let known = known_environment(args.settings.env_file.as_deref(), args.flags())?;
     let always_set = always_set(provider_of(&known.variables));
     let source = code_source(args.zip.as_deref())?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
     let environment = |observed: &_| environment_to_compare(known, &always_set, observed);
-    let prepared = prepare(&aws, &stack, environment, move || source.artifact(), &console).await;
+    let prepared =
+        prepare(&aws, &stack, environment, args.security.security(), move || source.artifact(), &console)
+            .await;
     console.clear();
     let prepared = prepared?;
     if let Some(foreign) = prepared.snapshot.blocking(&stack) {

@@ -1,25 +1,34 @@
 use anyhow::Result;
+use tokendeploy_deploy::resources::rest_api::api_key;
 
 use crate::Outcome;
 use crate::abort::AbortAfter;
-use crate::cli::DeployArgs;
+use crate::cli::UpArgs;
 use crate::commands::{code_source, connect};
 use crate::display::{Console, print_result};
 use crate::settings::{function_environment, warnings};
 
-pub async fn run(args: DeployArgs) -> Result<Outcome> {
+pub async fn run(UpArgs { deploy: args, show_api_key }: UpArgs) -> Result<Outcome> {
     // Everything the user can get wrong is checked before the first AWS call.
-    let environment = function_environment(args.settings.env_file.as_deref(), args.settings.flags())?;
+    let environment = function_environment(args.settings.env_file.as_deref(), args.flags())?;
     let source = code_source(args.zip.as_deref())?;
+    let security = args.security.security();
     for warning in warnings(&environment) {
         eprintln!("{warning}");
     }
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
     let progress = AbortAfter::from_env(&console);
-    let report =
-        tokendeploy_deploy::up::up(&aws, &stack, environment, move || source.artifact(), &progress).await;
+    let package = move || source.artifact();
+    let report = tokendeploy_deploy::up::up(&aws, &stack, environment, security, package, &progress).await;
     console.clear();
-    print_result(args.output.output, &report?, |report| report.invoke_url.clone())?;
+    let mut report = report?;
+    if let (true, Some(id)) = (show_api_key, &report.api_key_id) {
+        report.api_key = Some(api_key::value(&aws, id).await?);
+    }
+    print_result(args.output.output, &report, |report| {
+        let key = report.api_key.as_ref().map(|key| format!("\nx-api-key: {key}"));
+        format!("{}{}", report.invoke_url, key.unwrap_or_default())
+    })?;
     Ok(Outcome::Done)
 }

@@ -34,10 +34,12 @@ pub fn function_zip() -> &'static Path {
 }
 
 /// `up`'s steps, in the order its JSON report lists them.
-pub const ALL_STEPS: [&str; 11] = [
+pub const ALL_STEPS: [&str; 16] = [
     "role",
     "package",
     "log_group",
+    "secret",
+    "secret_access",
     "function",
     "environment",
     "rest_api",
@@ -45,11 +47,24 @@ pub const ALL_STEPS: [&str; 11] = [
     "methods",
     "integrations",
     "deployment",
+    "throttling",
+    "api_key",
+    "usage_plan",
     "permission",
 ];
 
-/// Every step with `action`, as `Run::actions` lists them.
+/// Steps that make something only when a flag asks (`--secret-store secrets-manager`,
+/// `--api-key`); otherwise they report `unchanged`.
+pub const FLAG_STEPS: [&str; 4] = ["secret", "secret_access", "api_key", "usage_plan"];
+
+/// Every step with `action`, as `Run::actions` lists them, for an `up` without those flags.
 pub fn all(action: &str) -> Vec<(String, String)> {
+    let action_of = |step: &str| if FLAG_STEPS.contains(&step) { "unchanged" } else { action };
+    ALL_STEPS.iter().map(|s| (s.to_string(), action_of(s).to_string())).collect()
+}
+
+/// Every step with `action`: for an `up` with every flag.
+pub fn every(action: &str) -> Vec<(String, String)> {
     ALL_STEPS.iter().map(|s| (s.to_string(), action.to_string())).collect()
 }
 
@@ -108,7 +123,10 @@ impl Run {
 
 impl Harness {
     pub fn start() -> Self {
-        let moto = Moto::start().expect("moto starts");
+        Self::with(Moto::start().expect("moto starts"))
+    }
+
+    pub fn with(moto: Moto) -> Self {
         let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("t-{}", moto.endpoint().rsplit(':').next().unwrap()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -174,12 +192,15 @@ impl Harness {
 
     /// SDK clients on the same moto server, to read back what the binary made.
     pub async fn aws(&self, region: &str) -> Aws {
+        self.aws_as(region, "testing", "testing").await
+    }
+
+    /// As [`Self::aws`], with an IAM user's access key.
+    pub async fn aws_as(&self, region: &str, key_id: &str, secret: &str) -> Aws {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region.to_string()))
             .endpoint_url(self.moto.endpoint())
-            .credentials_provider(aws_sdk_iam::config::Credentials::new(
-                "testing", "testing", None, None, "tests",
-            ))
+            .credentials_provider(aws_sdk_iam::config::Credentials::new(key_id, secret, None, None, "tests"))
             .load()
             .await;
         Aws::from_config(&config).unwrap()
@@ -227,6 +248,12 @@ pub async fn snapshot(aws: &Aws) -> Vec<String> {
         let config = aws.lambda.get_function_configuration().function_name(&name).send().await.unwrap();
         all.push(format!("function {name} modified {}", config.last_modified().unwrap()));
     }
+    let secrets = aws.secretsmanager.list_secrets().send().await.unwrap();
+    all.extend(secrets.secret_list().iter().map(|s| format!("secret {}", s.arn().unwrap())));
+    let keys = aws.apigateway.get_api_keys().send().await.unwrap();
+    all.extend(keys.items().iter().map(|k| format!("api key {}", k.id().unwrap())));
+    let plans = aws.apigateway.get_usage_plans().send().await.unwrap();
+    all.extend(plans.items().iter().map(|p| format!("usage plan {}", p.id().unwrap())));
     all.sort();
     all
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use aws_sdk_apigateway::types::{IntegrationType, Op, PatchOperation, Resource};
+use aws_sdk_apigateway::types::{IntegrationType, Resource};
 use futures::future::try_join_all;
 use tokendeploy_config::ProviderKind;
 
@@ -30,16 +30,17 @@ pub enum Integration {
     LambdaProxy,
 }
 
-/// The methods the function answers, each open and sent to the function: the function itself
-/// decides who gets a token, and answers CORS preflights.
+/// The methods the function answers, each sent to the function: the function itself decides
+/// who gets a token, and answers CORS preflights. With `--api-key`, API Gateway asks for the
+/// key first on every method but OPTIONS: a browser's preflight never carries it.
 pub fn wanted(desired: &Desired) -> Vec<MethodSpec> {
-    let open = |http_method| MethodSpec {
+    let spec = |http_method| MethodSpec {
         http_method,
         authorization: "NONE",
-        api_key_required: false,
+        api_key_required: desired.security.api_key && http_method != "OPTIONS",
         integration: Integration::LambdaProxy,
     };
-    desired.methods().iter().copied().map(open).collect()
+    desired.methods().iter().copied().map(spec).collect()
 }
 
 impl Integration {
@@ -217,45 +218,44 @@ pub async fn apply(
     }
     // Each method on its own, side by side (API Gateway's refusals of concurrent changes to one
     // API are waited out).
-    let update = change.update.iter().map(|spec| async move {
-        let replace = |path: &str, value: String| {
-            PatchOperation::builder().op(Op::Replace).path(path).value(value).build()
-        };
-        let update = || {
-            api.update_method()
-                .rest_api_id(api_id)
-                .resource_id(proxy_id)
-                .http_method(spec.http_method)
-                .patch_operations(replace("/authorizationType", spec.authorization.into()))
-                .patch_operations(replace("/apiKeyRequired", spec.api_key_required.to_string()))
-                .send()
-        };
-        retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, update)
-            .await
-            .aws_context(format!("updating method {} in REST API {api_id}", spec.http_method))
-            .map(drop)
-    });
-    let put = change.put.iter().map(|spec| async move {
-        let put = || {
-            api.put_method()
-                .rest_api_id(api_id)
-                .resource_id(proxy_id)
-                .http_method(spec.http_method)
-                .authorization_type(spec.authorization)
-                .api_key_required(spec.api_key_required)
-                .send()
-        };
-        let put = retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, put).await;
-        // There already: our own call whose answer was lost, retried; the integration is put
-        // over it either way.
-        match put {
-            Err(e) if error_code(&e) == Some(APIGATEWAY_CONFLICT) => Ok(()),
-            put => {
-                put.aws_context(format!("adding method {} to REST API {api_id}", spec.http_method)).map(drop)
+    let put_method = |spec: &MethodSpec| {
+        let spec = *spec;
+        async move {
+            let put = || {
+                api.put_method()
+                    .rest_api_id(api_id)
+                    .resource_id(proxy_id)
+                    .http_method(spec.http_method)
+                    .authorization_type(spec.authorization)
+                    .api_key_required(spec.api_key_required)
+                    .send()
+            };
+            let put = retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, put).await;
+            // There already: our own call whose answer was lost, retried; the integration is put
+            // over it either way.
+            match put {
+                Err(e) if error_code(&e) == Some(APIGATEWAY_CONFLICT) => Ok(()),
+                put => put
+                    .aws_context(format!("adding method {} to REST API {api_id}", spec.http_method))
+                    .map(drop),
             }
         }
+    };
+    // A method authorised or keyed otherwise is made again rather than patched (moto has no
+    // UpdateMethod; on AWS both do): clients see the change only once the stage is redeployed.
+    // Its integration goes with it, and is planned again (`plan_parts`).
+    let replace = change.update.iter().map(|spec| async move {
+        let delete = || {
+            api.delete_method().rest_api_id(api_id).resource_id(proxy_id).http_method(spec.http_method).send()
+        };
+        retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, delete).await.or_absent(
+            APIGATEWAY_NOT_FOUND,
+            format!("replacing method {} in REST API {api_id}", spec.http_method),
+        )?;
+        put_method(spec).await
     });
-    tokio::try_join!(try_join_all(update), try_join_all(put))?;
+    let put = change.put.iter().map(put_method);
+    tokio::try_join!(try_join_all(replace), try_join_all(put))?;
     Ok(())
 }
 

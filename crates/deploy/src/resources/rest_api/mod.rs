@@ -3,9 +3,11 @@
 //! is the API object itself: finding the stack's, making it (settling with a twin run that
 //! made one at the same moment), and deleting it.
 
+pub mod api_key;
 pub mod methods;
 pub mod resource;
 pub mod stage;
+pub mod usage_plan;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -26,7 +28,7 @@ use crate::vocabulary::{Action, Planned, Progress, Step, Summary};
 
 use methods::{ExtraMethod, IntegrationChange, MethodChange, MethodState};
 use resource::{ResourceChange, Resources};
-use stage::{StageChange, Stages};
+use stage::{StageChange, Stages, ThrottleChange};
 
 pub const KIND: &str = "REST API";
 
@@ -216,10 +218,11 @@ pub struct PartsPlan {
     pub methods: MethodChange,
     pub integrations: IntegrationChange,
     pub stage: StageChange,
+    pub throttle: ThrottleChange,
 }
 
 impl ApiPlan {
-    pub fn summaries(&self) -> [(Step, Summary); 5] {
+    pub fn summaries(&self) -> [(Step, Summary); 6] {
         let parts = &self.parts;
         [
             (Step::RestApi, self.api.summary()),
@@ -227,6 +230,7 @@ impl ApiPlan {
             (Step::Methods, parts.methods.summary()),
             (Step::Integrations, parts.integrations.summary()),
             (Step::Deployment, parts.stage.summary()),
+            (Step::Throttling, parts.throttle.summary()),
         ]
     }
 }
@@ -252,13 +256,20 @@ pub fn plan_parts(desired: &Desired, observed: Option<&ApiState>, api_changes: b
     let proxy =
         observed.and_then(|api| api.resources.proxy_id.as_deref()).map(|id| (id, resource::PROXY_PATH));
     let methods = methods::plan(desired, found, extra, proxy);
-    let integrations = methods::plan_integrations(desired, found);
+    // A method made again loses its integration.
+    let mut kept = found.clone();
+    for spec in &methods.update {
+        kept.entry(spec.http_method.to_string()).and_modify(|method| method.integration = None);
+    }
+    let integrations = methods::plan_integrations(desired, &kept);
     let changes = api_changes
         || [resources.action(), methods.action(), integrations.action()]
             .iter()
             .any(|a| *a != Action::Unchanged);
-    let stage = stage::plan(desired, observed.map(|api| &api.stages), changes);
-    PartsPlan { resources, methods, integrations, stage }
+    let stages = observed.map(|api| &api.stages);
+    let stage = stage::plan(desired, stages, changes);
+    let throttle = stage::plan_throttle(desired, stages, stage.action() != Action::Unchanged);
+    PartsPlan { resources, methods, integrations, stage, throttle }
 }
 
 /// Whether a new API must be settled with twin runs that may have made one at the same moment.
@@ -411,7 +422,7 @@ async fn create(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<Mad
         resources: Resources { root_id: root_id.to_string(), proxy_id: None, extra: vec![], all: vec![] },
         methods: BTreeMap::new(),
         extra_methods: vec![],
-        stages: Stages { deployed: None, extra: vec![] },
+        stages: Stages { deployed: None, extra: vec![], throttle: None },
         duplicates: vec![],
         made: Some(ApiSummary { id: id.to_string(), created, run: Some(run_id().to_string()) }),
     };
@@ -518,7 +529,11 @@ mod tests {
                 .map(|spec| (spec.http_method.to_string(), method.clone()))
                 .collect(),
             extra_methods: vec![],
-            stages: Stages { deployed: Some(stage::deployment_description(desired)), extra: vec![] },
+            stages: Stages {
+                deployed: Some(stage::deployment_description(desired)),
+                extra: vec![],
+                throttle: Some(desired.security.throttle),
+            },
             duplicates: vec![],
             made: None,
         }
@@ -530,13 +545,13 @@ mod tests {
 
     #[test]
     fn a_missing_api_is_created_whole() {
-        assert_eq!(actions(&plan(&desired(), None)), vec![Action::Create; 5]);
+        assert_eq!(actions(&plan(&desired(), None)), vec![Action::Create; 6]);
     }
 
     #[test]
     fn a_complete_api_needs_nothing() {
         let desired = desired();
-        assert_eq!(actions(&plan(&desired, Some(&complete(&desired)))), vec![Action::Unchanged; 5]);
+        assert_eq!(actions(&plan(&desired, Some(&complete(&desired)))), vec![Action::Unchanged; 6]);
     }
 
     #[test]
@@ -559,10 +574,42 @@ mod tests {
             method.integration = None;
         }
         api.stages.deployed = None;
+        api.stages.throttle = None;
         assert_eq!(
             actions(&plan(&desired, Some(&api))),
-            vec![Action::Unchanged, Action::Unchanged, Action::Update, Action::Create, Action::Create]
+            vec![
+                Action::Unchanged,
+                Action::Unchanged,
+                Action::Update,
+                Action::Create,
+                Action::Create,
+                Action::Create
+            ]
         );
+    }
+
+    #[test]
+    fn limits_changed_by_hand_are_set_back_without_a_redeployment() {
+        let desired = desired();
+        let mut api = complete(&desired);
+        api.stages.throttle = Some(crate::desired::Throttle { rate_limit: 10000.0, burst_limit: 5000 });
+        let plan = plan(&desired, Some(&api));
+        assert_eq!(plan.summaries()[5].1, Summary::update("limits 10000/s, burst 5000"));
+        assert_eq!(plan.summaries()[4].1.action, Action::Unchanged);
+    }
+
+    #[test]
+    fn with_an_api_key_every_method_but_options_asks_for_it() {
+        let mut desired = desired();
+        let open = complete(&desired);
+        desired.security.api_key = true;
+        let keyed: Vec<_> =
+            wanted(&desired).into_iter().map(|spec| (spec.http_method, spec.api_key_required)).collect();
+        assert_eq!(keyed, [("GET", true), ("OPTIONS", false)]);
+        let plan = plan(&desired, Some(&open));
+        assert_eq!(plan.summaries()[2].1, Summary::update("method of GET missing or different"));
+        assert_eq!(plan.summaries()[4].1.action, Action::Update, "the stage must serve the change");
+        assert_eq!(plan.summaries()[5].1, Summary::update("set again with the new deployment"));
     }
 
     #[test]

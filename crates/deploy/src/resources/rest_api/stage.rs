@@ -3,13 +3,14 @@
 //! local state. Any other stage is one `up` did not make: removed.
 
 use anyhow::Result;
+use aws_sdk_apigateway::types::{Op, PatchOperation};
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt};
-use crate::desired::Desired;
+use crate::desired::{Desired, Throttle};
 use crate::resources::rest_api::resource::PROXY_PATH;
 use crate::retry::{APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_busy, retrying};
 use crate::stack::STAGE;
-use crate::vocabulary::{Planned, Progress, Step, Summary};
+use crate::vocabulary::{Action, Planned, Progress, Step, Summary};
 
 /// What the `prod` deployment records.
 pub fn deployment_description(desired: &Desired) -> String {
@@ -23,6 +24,8 @@ pub struct Stages {
     pub deployed: Option<String>,
     /// Stages beside `prod`: each keeps serving whatever deployment it was given.
     pub extra: Vec<String>,
+    /// `prod`'s limits for every method (its `*/*` method settings), when set.
+    pub throttle: Option<Throttle>,
 }
 
 /// The stages, and the deployments read side by side (one page holds them: `up` makes one a
@@ -46,8 +49,16 @@ pub async fn read(aws: &Aws, api_id: &str) -> Result<Stages> {
             None => Some(deployment_of(aws, api_id, id).await?),
         },
     };
-    Ok(Stages { deployed, extra: extra.map(str::to_string).collect() })
+    let every_method = prod.and_then(|stage| stage.method_settings()).and_then(|all| all.get(EVERY_METHOD));
+    let throttle = every_method.map(|setting| Throttle {
+        rate_limit: setting.throttling_rate_limit(),
+        burst_limit: setting.throttling_burst_limit(),
+    });
+    Ok(Stages { deployed, extra: extra.map(str::to_string).collect(), throttle })
 }
+
+/// The method settings' key for every resource and method of a stage.
+const EVERY_METHOD: &str = "*/*";
 
 /// The description of one deployment.
 async fn deployment_of(aws: &Aws, api_id: &str, deployment_id: &str) -> Result<String> {
@@ -139,5 +150,74 @@ pub async fn apply(
     retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, deploy)
         .await
         .aws_context(format!("deploying REST API {api_id} to stage {STAGE}"))?;
+    Ok(())
+}
+
+/// What `up` does to the stage's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThrottleChange {
+    Unchanged,
+    /// `was`: the limits found, if any.
+    Set {
+        was: Option<Throttle>,
+    },
+    /// As wanted, but the stage is deployed again: set once more after it, as a stage made
+    /// anew by the deployment would have none (moto's are; AWS keeps them).
+    Reapply,
+}
+
+impl Planned for ThrottleChange {
+    fn summary(&self) -> Summary {
+        match self {
+            ThrottleChange::Unchanged => Summary::unchanged(),
+            ThrottleChange::Set { was: None } => Summary::create("no limits yet"),
+            ThrottleChange::Set { was: Some(was) } => {
+                Summary::update(format!("limits {}/s, burst {}", was.rate_limit, was.burst_limit))
+            }
+            ThrottleChange::Reapply => Summary::update("set again with the new deployment"),
+        }
+    }
+}
+
+/// `observed`: the stages, `None` for an API yet to be made (its stage gets limits once made).
+/// `redeploy`: whether [`plan`] deploys the stage again.
+pub fn plan_throttle(desired: &Desired, observed: Option<&Stages>, redeploy: bool) -> ThrottleChange {
+    let was = observed.and_then(|stages| stages.throttle);
+    match was == Some(desired.security.throttle) {
+        false => ThrottleChange::Set { was },
+        true if redeploy => ThrottleChange::Reapply,
+        true => ThrottleChange::Unchanged,
+    }
+}
+
+/// Sets `prod`'s limits for every method; run after [`apply`], which makes the stage.
+pub async fn apply_throttle(
+    aws: &Aws,
+    desired: &Desired,
+    api_id: &str,
+    change: &ThrottleChange,
+    progress: &dyn Progress,
+) -> Result<()> {
+    if change.action() == Action::Unchanged {
+        return Ok(());
+    }
+    let Throttle { rate_limit, burst_limit } = desired.security.throttle;
+    let set = |path: &str, value: String| {
+        PatchOperation::builder()
+            .op(Op::Replace)
+            .path(format!("/{EVERY_METHOD}/throttling/{path}"))
+            .value(value)
+            .build()
+    };
+    let operations =
+        vec![set("rateLimit", rate_limit.to_string()), set("burstLimit", burst_limit.to_string())];
+    let update = || {
+        let stage = aws.apigateway.update_stage().rest_api_id(api_id).stage_name(STAGE);
+        stage.set_patch_operations(Some(operations.clone())).send()
+    };
+    let note = |message: &str| progress.note(Step::Throttling, message);
+    retrying(APIGATEWAY_BUSY_LIMIT, Backoff::SHORT, apigateway_busy, note, update)
+        .await
+        .aws_context(format!("setting the limits of stage {STAGE} of REST API {api_id}"))?;
     Ok(())
 }

@@ -1,0 +1,285 @@
+//! The usage plan that issues the stack's API key for stage `prod` (`up --api-key`). API
+//! Gateway accepts a key only on a stage some plan of the key's binds.
+
+use anyhow::Result;
+use aws_sdk_apigateway::types::{ApiStage, Op, PatchOperation};
+use futures::future::try_join_all;
+
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
+use crate::desired::Desired;
+use crate::stack::{STAGE, Stack};
+use crate::vocabulary::{Planned, Summary};
+
+pub const KIND: &str = "usage plan";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsagePlanState {
+    pub id: String,
+    /// The stages it binds, as `apiId:stage`.
+    pub stages: Vec<String>,
+    pub key_ids: Vec<String>,
+}
+
+/// `apiId:stage`, as API Gateway names a plan's stage in patches.
+fn stage_ref(api_id: &str) -> String {
+    format!("{api_id}:{STAGE}")
+}
+
+/// Our plans with the stack's name, with their keys; the first is the one kept.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Vec<UsagePlanState>> {
+    let name = stack.api_key_name();
+    let mut ours = Vec::new();
+    let mut position = None;
+    for _ in 0..MAX_PAGES {
+        let page = aws.apigateway.get_usage_plans().set_position(position).limit(500).send().await;
+        let page = page.aws_context("listing the usage plans")?;
+        let plans = page.items().iter().filter(|plan| plan.name() == Some(name));
+        ours.extend(plans.filter(|plan| plan.tags().is_some_and(|tags| stack.owns(tags))).map(|plan| {
+            let stages = plan
+                .api_stages()
+                .iter()
+                .map(|s| format!("{}:{}", s.api_id().unwrap_or_default(), s.stage().unwrap_or_default()));
+            (plan.id().unwrap_or_default().to_string(), stages.collect::<Vec<_>>())
+        }));
+        position = page.position().map(str::to_string);
+        if position.is_none() {
+            break;
+        }
+    }
+    let with_keys = ours.into_iter().map(|(id, stages)| async move {
+        let keys = aws.apigateway.get_usage_plan_keys().usage_plan_id(&id).limit(500).send().await;
+        let keys = keys.or_absent(APIGATEWAY_NOT_FOUND, format!("listing the keys of {KIND} {id}"))?;
+        let key_ids =
+            keys.map(|keys| keys.items().iter().filter_map(|key| key.id().map(str::to_string)).collect());
+        anyhow::Ok(UsagePlanState { id, stages, key_ids: key_ids.unwrap_or_default() })
+    });
+    try_join_all(with_keys).await
+}
+
+/// What `up` does to the plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsagePlanChange {
+    /// Made for the stage, with the key bound.
+    Create,
+    Update {
+        id: String,
+        add_stage: bool,
+        /// Stages of other (older) APIs it still binds.
+        remove_stages: Vec<String>,
+        bind_key: bool,
+        /// Keys other than the stack's.
+        unbind_keys: Vec<String>,
+        /// Our other plans (a twin run's).
+        remove_plans: Vec<UsagePlanState>,
+    },
+    /// `None`: no plan, and none wanted.
+    Unchanged {
+        id: Option<String>,
+    },
+    Delete {
+        plans: Vec<UsagePlanState>,
+    },
+}
+
+impl Planned for UsagePlanChange {
+    fn summary(&self) -> Summary {
+        let UsagePlanChange::Update { add_stage, remove_stages, bind_key, unbind_keys, remove_plans, .. } =
+            self
+        else {
+            return match self {
+                UsagePlanChange::Create => Summary::create("no usage plan yet"),
+                UsagePlanChange::Unchanged { id: Some(_) } => Summary::unchanged(),
+                UsagePlanChange::Delete { .. } => Summary::delete("--api-key not given"),
+                _ => Summary::unchanged_because("not asked for"),
+            };
+        };
+        let mut wrong = Vec::new();
+        if *add_stage {
+            wrong.push(format!("stage {STAGE} not bound"));
+        }
+        if !remove_stages.is_empty() {
+            wrong.push(format!("binds other stages: {}", remove_stages.join(", ")));
+        }
+        if *bind_key {
+            wrong.push("the stack's API key not bound".to_string());
+        }
+        if !unbind_keys.is_empty() {
+            wrong.push(format!("binds other keys: {}", unbind_keys.join(", ")));
+        }
+        if !remove_plans.is_empty() {
+            let ids: Vec<&str> = remove_plans.iter().map(|plan| plan.id.as_str()).collect();
+            wrong.push(format!("more plans of the stack: removes {}", ids.join(", ")));
+        }
+        Summary::update(wrong.join("; "))
+    }
+}
+
+impl UsagePlanChange {
+    pub fn is_delete(&self) -> bool {
+        matches!(self, UsagePlanChange::Delete { .. })
+    }
+}
+
+/// `api_id` and `key_id`: the stack's API and key, `None` while yet to be made (planned again
+/// once they are).
+pub fn plan(
+    desired: &Desired,
+    api_id: Option<&str>,
+    key_id: Option<&str>,
+    observed: &[UsagePlanState],
+) -> UsagePlanChange {
+    let (kept, others) = match (desired.security.api_key, observed) {
+        (false, []) => return UsagePlanChange::Unchanged { id: None },
+        (false, plans) => return UsagePlanChange::Delete { plans: plans.to_vec() },
+        (true, []) => return UsagePlanChange::Create,
+        (true, [kept, others @ ..]) => (kept, others),
+    };
+    let wanted_stage = api_id.map(stage_ref);
+    let add_stage = wanted_stage.as_ref().is_none_or(|stage| !kept.stages.contains(stage));
+    let remove_stages: Vec<String> =
+        kept.stages.iter().filter(|stage| Some(*stage) != wanted_stage.as_ref()).cloned().collect();
+    let bind_key = key_id.is_none_or(|key| !kept.key_ids.iter().any(|bound| bound == key));
+    let unbind_keys: Vec<String> =
+        kept.key_ids.iter().filter(|bound| Some(bound.as_str()) != key_id).cloned().collect();
+    let id = kept.id.clone();
+    if !add_stage && remove_stages.is_empty() && !bind_key && unbind_keys.is_empty() && others.is_empty() {
+        return UsagePlanChange::Unchanged { id: Some(id) };
+    }
+    UsagePlanChange::Update {
+        id,
+        add_stage,
+        remove_stages,
+        bind_key,
+        unbind_keys,
+        remove_plans: others.to_vec(),
+    }
+}
+
+/// Carries out `change`, planned with the API's and the key's ids as they now are.
+pub async fn apply(
+    aws: &Aws,
+    stack: &Stack,
+    api_id: &str,
+    key_id: Option<&str>,
+    change: &UsagePlanChange,
+) -> Result<()> {
+    let api = &aws.apigateway;
+    match change {
+        UsagePlanChange::Unchanged { .. } => Ok(()),
+        UsagePlanChange::Delete { plans } => delete(aws, plans).await,
+        UsagePlanChange::Create => {
+            let name = stack.api_key_name();
+            let stage = ApiStage::builder().api_id(api_id).stage(STAGE).build();
+            let created = api
+                .create_usage_plan()
+                .name(name)
+                .description(format!("Issues the API key of the tokendeploy token server {}", stack.name))
+                .api_stages(stage)
+                .set_tags(Some(stack.tags().into_iter().collect()))
+                .send()
+                .await
+                .aws_context(format!("creating the {KIND} {name}"))?;
+            let id = created.id().unwrap_or_default().to_string();
+            match key_id {
+                Some(key_id) => bind(aws, &id, key_id).await,
+                None => Ok(()),
+            }
+        }
+        UsagePlanChange::Update { id, add_stage, remove_stages, bind_key, unbind_keys, remove_plans } => {
+            let patch = |op: Op, stage: &str| {
+                PatchOperation::builder().op(op).path("/apiStages").value(stage).build()
+            };
+            let mut operations: Vec<_> = remove_stages.iter().map(|stage| patch(Op::Remove, stage)).collect();
+            if *add_stage {
+                operations.push(patch(Op::Add, &stage_ref(api_id)));
+            }
+            if !operations.is_empty() {
+                let updated =
+                    api.update_usage_plan().usage_plan_id(id).set_patch_operations(Some(operations));
+                updated.send().await.aws_context(format!("binding stage {STAGE} to {KIND} {id}"))?;
+            }
+            if let (true, Some(key_id)) = (bind_key, key_id) {
+                bind(aws, id, key_id).await?;
+            }
+            for key in unbind_keys {
+                let unbound = api.delete_usage_plan_key().usage_plan_id(id).key_id(key).send().await;
+                unbound.or_absent(APIGATEWAY_NOT_FOUND, format!("unbinding key {key} from {KIND} {id}"))?;
+            }
+            delete(aws, remove_plans).await
+        }
+    }
+}
+
+async fn bind(aws: &Aws, plan_id: &str, key_id: &str) -> Result<()> {
+    let bound = aws
+        .apigateway
+        .create_usage_plan_key()
+        .usage_plan_id(plan_id)
+        .key_id(key_id)
+        .key_type("API_KEY")
+        .send()
+        .await;
+    bound.aws_context(format!("binding API key {key_id} to {KIND} {plan_id}")).map(drop)
+}
+
+/// Deletes the plans: each unbound from its stages first, as API Gateway requires. Gone
+/// already is fine.
+pub async fn delete(aws: &Aws, plans: &[UsagePlanState]) -> Result<()> {
+    let deletions = plans.iter().map(|plan| async move {
+        let id = &plan.id;
+        if !plan.stages.is_empty() {
+            let unbind = plan.stages.iter().map(|stage| {
+                PatchOperation::builder().op(Op::Remove).path("/apiStages").value(stage).build()
+            });
+            let updated = aws
+                .apigateway
+                .update_usage_plan()
+                .usage_plan_id(id)
+                .set_patch_operations(Some(unbind.collect()));
+            updated
+                .send()
+                .await
+                .or_absent(APIGATEWAY_NOT_FOUND, format!("unbinding the stages of {KIND} {id}"))?;
+        }
+        let deleted = aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await;
+        deleted.or_absent(APIGATEWAY_NOT_FOUND, format!("deleting {KIND} {id}")).map(drop)
+    });
+    try_join_all(deletions).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocabulary::Action;
+
+    fn bound(api: &str, key: &str) -> UsagePlanState {
+        UsagePlanState { id: "plan".into(), stages: vec![stage_ref(api)], key_ids: vec![key.into()] }
+    }
+
+    #[test]
+    fn a_plan_binding_the_stack_stage_and_key_is_left_alone_and_any_other_binding_fixed() {
+        let wanted = Desired::keyed(true);
+        assert_eq!(
+            plan(&wanted, Some("api"), Some("key"), &[bound("api", "key")]).action(),
+            Action::Unchanged
+        );
+        assert_eq!(plan(&wanted, None, None, &[]), UsagePlanChange::Create);
+        // A new API and a new key: the old stage unbound, the new one bound, and the key.
+        let moved = plan(&wanted, Some("new"), Some("key2"), &[bound("old", "key")]);
+        assert_eq!(
+            moved.summary(),
+            Summary::update(
+                "stage prod not bound; binds other stages: old:prod; the stack's API key not bound; binds other keys: key"
+            )
+        );
+        let twins = plan(&wanted, Some("api"), Some("key"), &[bound("api", "key"), bound("api", "key")]);
+        assert!(matches!(twins, UsagePlanChange::Update { ref remove_plans, .. } if remove_plans.len() == 1));
+    }
+
+    #[test]
+    fn without_the_flag_every_plan_of_ours_goes() {
+        let open = Desired::keyed(false);
+        assert_eq!(plan(&open, Some("api"), None, &[]), UsagePlanChange::Unchanged { id: None });
+        assert!(plan(&open, Some("api"), None, &[bound("api", "key")]).is_delete());
+    }
+}

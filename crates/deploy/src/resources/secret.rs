@@ -1,0 +1,244 @@
+//! The stack's Secrets Manager secret (`up --secret-store secrets-manager`): the provider's
+//! secret variables as one JSON object, which the function reads on its first request. A new
+//! value is a new version of the same secret, so the function, which knows only the ARN, is
+//! left alone.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use aws_sdk_secretsmanager::types::Tag;
+
+use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
+use crate::desired::{Desired, SecretValues};
+use crate::resources::Lookup;
+use crate::stack::Stack;
+use crate::vocabulary::{Planned, Summary};
+
+pub const KIND: &str = "Secrets Manager secret";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretState {
+    pub arn: String,
+    /// Its current value; `None` when it is not what `up` writes (a JSON object of strings).
+    pub values: Option<SecretValues>,
+    /// Deleted with a recovery window: it keeps its name until restored or gone.
+    pub scheduled_for_deletion: bool,
+}
+
+/// The stack's secret, by name, checked for our tag; its value read only when it is ours.
+pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<SecretState>> {
+    let name = stack.secret_name();
+    let described = aws.secretsmanager.describe_secret().secret_id(&name).send().await;
+    let Some(described) = described.or_absent(RESOURCE_NOT_FOUND, format!("reading {KIND} {name}"))? else {
+        return Ok(Lookup::Absent);
+    };
+    let tags: HashMap<String, String> = (described.tags().iter())
+        .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
+        .collect();
+    if !stack.owns(&tags) {
+        return Ok(Lookup::Foreign);
+    }
+    let arn = described.arn().unwrap_or_default().to_string();
+    let scheduled_for_deletion = described.deleted_date().is_some();
+    // A secret being deleted refuses to be read, and its value is about to be written anyway.
+    let values = if scheduled_for_deletion {
+        None
+    } else {
+        let value = aws.secretsmanager.get_secret_value().secret_id(&arn).send().await;
+        let value = value.or_absent(RESOURCE_NOT_FOUND, format!("reading the value of {KIND} {name}"))?;
+        value.and_then(|value| value.secret_string().and_then(SecretValues::from_json))
+    };
+    Ok(Lookup::Ours(SecretState { arn, values, scheduled_for_deletion }))
+}
+
+/// What `up` does to the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    Create,
+    /// Writes the wanted value as a new version, restoring the secret first when it is
+    /// scheduled for deletion.
+    Update {
+        arn: String,
+        restore: bool,
+        /// The variables whose values change (names only).
+        changed: Vec<String>,
+    },
+    /// `None`: no secret, and none wanted.
+    Unchanged {
+        arn: Option<String>,
+    },
+    /// The secret is no longer wanted: deleted at once, once the function no longer reads it.
+    Delete {
+        arn: String,
+    },
+}
+
+impl Planned for SecretChange {
+    fn summary(&self) -> Summary {
+        match self {
+            SecretChange::Create => Summary::create("no secret yet"),
+            SecretChange::Update { restore: true, .. } => Summary::update("scheduled for deletion: restored"),
+            SecretChange::Update { changed, .. } if changed.is_empty() => {
+                Summary::update("its value is not the JSON object up writes")
+            }
+            SecretChange::Update { changed, .. } => {
+                Summary::update(format!("{} changed", changed.join(", ")))
+            }
+            SecretChange::Unchanged { arn: Some(_) } => Summary::unchanged(),
+            SecretChange::Unchanged { arn: None } => Summary::unchanged_because("not asked for"),
+            SecretChange::Delete { .. } => {
+                Summary::delete("the secret is kept in the function's environment")
+            }
+        }
+    }
+}
+
+impl SecretChange {
+    /// Deleting waits until the function no longer reads the secret.
+    pub fn is_delete(&self) -> bool {
+        matches!(self, SecretChange::Delete { .. })
+    }
+}
+
+pub fn plan(desired: &Desired, observed: Option<&SecretState>) -> SecretChange {
+    match (&desired.secret, observed) {
+        (None, None) => SecretChange::Unchanged { arn: None },
+        (None, Some(secret)) => SecretChange::Delete { arn: secret.arn.clone() },
+        (Some(_), None) => SecretChange::Create,
+        (Some(wanted), Some(secret)) => {
+            let arn = secret.arn.clone();
+            let restore = secret.scheduled_for_deletion;
+            match &secret.values {
+                Some(values) if values == wanted && !restore => SecretChange::Unchanged { arn: Some(arn) },
+                Some(values) => SecretChange::Update { arn, restore, changed: values.differing(wanted) },
+                None => SecretChange::Update { arn, restore, changed: vec![] },
+            }
+        }
+    }
+}
+
+/// Carries out `change`; returns the ARN of the secret the function is to read, if any.
+pub async fn apply(aws: &Aws, desired: &Desired, change: &SecretChange) -> Result<Option<String>> {
+    let stack = &desired.stack;
+    let value = desired.secret.as_ref().map(SecretValues::to_json).unwrap_or_default();
+    match change {
+        SecretChange::Unchanged { arn } => Ok(arn.clone()),
+        SecretChange::Update { arn, restore, .. } => {
+            if *restore {
+                restore_secret(aws, arn).await?;
+            }
+            put_value(aws, arn, &value).await?;
+            Ok(Some(arn.clone()))
+        }
+        SecretChange::Create => match create(aws, stack, &value).await? {
+            Some(arn) => Ok(Some(arn)),
+            // Made meanwhile (a twin run, or our own call whose answer was lost), or being
+            // deleted: bring that one to the wanted value.
+            None => {
+                let name = stack.secret_name();
+                let found = find(aws, stack).await?.ours_or_refuse(KIND, &name, stack)?;
+                let Some(found) = found else { anyhow::bail!("{KIND} {name} vanished while being made") };
+                if found.scheduled_for_deletion {
+                    restore_secret(aws, &found.arn).await?;
+                }
+                put_value(aws, &found.arn, &value).await?;
+                Ok(Some(found.arn))
+            }
+        },
+        SecretChange::Delete { arn } => {
+            delete(aws, arn).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Creates the secret; `None` when its name is taken already (or still held by a secret being
+/// deleted).
+async fn create(aws: &Aws, stack: &Stack, value: &str) -> Result<Option<String>> {
+    let name = stack.secret_name();
+    let tags = stack.tags().into_iter().map(|(key, value)| Tag::builder().key(key).value(value).build());
+    let created = aws
+        .secretsmanager
+        .create_secret()
+        .name(&name)
+        .description(format!("The token provider's secrets of the tokendeploy stack {}", stack.name))
+        .secret_string(value)
+        .set_tags(Some(tags.collect()))
+        .send()
+        .await;
+    match created {
+        Err(e) if matches!(error_code(&e), Some("ResourceExistsException" | "InvalidRequestException")) => {
+            Ok(None)
+        }
+        created => {
+            let created = created.aws_context_no_echo(format!("creating {KIND} {name}"))?;
+            Ok(Some(created.arn().unwrap_or_default().to_string()))
+        }
+    }
+}
+
+async fn put_value(aws: &Aws, arn: &str, value: &str) -> Result<()> {
+    let put = aws.secretsmanager.put_secret_value().secret_id(arn).secret_string(value).send().await;
+    put.aws_context_no_echo(format!("writing a new value to {KIND} {arn}")).map(drop)
+}
+
+async fn restore_secret(aws: &Aws, arn: &str) -> Result<()> {
+    let restored = aws.secretsmanager.restore_secret().secret_id(arn).send().await;
+    restored.aws_context(format!("restoring {KIND} {arn}, scheduled for deletion")).map(drop)
+}
+
+/// Deletes the secret at once, without a recovery window: the values are the user's own and
+/// still in their hands, and a window would hold the name, so an `up` right after would fail.
+/// Gone already is fine.
+pub async fn delete(aws: &Aws, arn: &str) -> Result<()> {
+    let deleted =
+        aws.secretsmanager.delete_secret().secret_id(arn).force_delete_without_recovery(true).send().await;
+    deleted.or_absent(RESOURCE_NOT_FOUND, format!("deleting {KIND} {arn}")).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{SecretStore, Security};
+    use crate::vocabulary::Action;
+
+    fn desired(store: SecretStore, secret: &str) -> Desired {
+        let variables = [("CONSUMER_KEY", "key"), ("CONSUMER_SECRET", secret), ("ALLOWED_ORIGINS", "*")];
+        Desired::secured("sha", &variables, Security { secret_store: store, ..Security::default() })
+    }
+
+    fn state(desired: &Desired) -> SecretState {
+        SecretState { arn: "arn:s".into(), values: desired.secret.clone(), scheduled_for_deletion: false }
+    }
+
+    #[test]
+    fn the_secret_variables_leave_the_environment_for_the_secret() {
+        let wanted = desired(SecretStore::SecretsManager, "s3cret");
+        let secret = wanted.secret.as_ref().unwrap();
+        assert_eq!(secret.0.keys().collect::<Vec<_>>(), ["CONSUMER_KEY", "CONSUMER_SECRET"]);
+        assert!(!wanted.environment.variables.contains_key("CONSUMER_SECRET"));
+        assert!(wanted.environment.variables.contains_key(tokendeploy_config::SECRET_ARN));
+        assert_eq!(wanted.secret_arn(), None, "not known before the secret is made");
+        assert_eq!(wanted.with_secret_arn("arn:x").secret_arn(), Some("arn:x"));
+        assert!(!format!("{wanted:?}").contains("s3cret"));
+        let kept = desired(SecretStore::Environment, "s3cret");
+        assert_eq!(kept.secret, None);
+        assert!(!kept.environment.variables.contains_key(tokendeploy_config::SECRET_ARN));
+    }
+
+    #[test]
+    fn plans_each_way_and_names_only_what_changed() {
+        let wanted = desired(SecretStore::SecretsManager, "new");
+        assert_eq!(plan(&wanted, None), SecretChange::Create);
+        assert_eq!(plan(&wanted, Some(&state(&wanted))).action(), Action::Unchanged);
+        let old = state(&desired(SecretStore::SecretsManager, "old"));
+        let change = plan(&wanted, Some(&old));
+        assert_eq!(change.summary(), Summary::update("CONSUMER_SECRET changed"));
+        assert!(!format!("{change:?}").contains("new"), "{change:?}");
+        let deleting = SecretState { scheduled_for_deletion: true, ..state(&wanted) };
+        assert!(matches!(plan(&wanted, Some(&deleting)), SecretChange::Update { restore: true, .. }));
+        let env = desired(SecretStore::Environment, "new");
+        assert_eq!(plan(&env, None), SecretChange::Unchanged { arn: None });
+        assert!(plan(&env, Some(&old)).is_delete());
+    }
+}
