@@ -111,7 +111,7 @@ async fn versus_script(moto: &Moto) -> Result<Value> {
     let bootstrap = std::fs::read("target/x86_64-unknown-linux-musl/release/bootstrap")
         .context("reading the release bootstrap; build it with scripts/bench.sh")?;
     let zip = std::env::temp_dir().join(format!("deploy-bench-{}.zip", std::process::id()));
-    zip_bootstrap(&bootstrap)?.write_to(&zip)?;
+    zip_bootstrap(&bootstrap, tokendeploy_package::Arch::X86_64)?.write_to(&zip)?;
     let zip = zip.to_str().context("a temporary path that is text")?.to_string();
     let env = [
         ("AWS_ENDPOINT_URL", moto.endpoint()),
@@ -280,5 +280,5 @@ fn environment() -> FunctionEnvironment {
 
 /// Moto stores the code without running it: any bytes serve.
 fn artifact() -> Artifact {
-    zip_bootstrap(b"\x7fELF bench stand-in").expect("zipping a few bytes")
+    zip_bootstrap(b"\x7fELF bench stand-in", tokendeploy_package::Arch::X86_64).expect("zipping a few bytes")
 }

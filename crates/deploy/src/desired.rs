@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use tokendeploy_config::{ProviderKind, SECRET_ARN, TOKEN_PATH};
+use tokendeploy_package::{Arch, Artifact};
 
 use crate::stack::{STAGE, Stack};
 
@@ -110,6 +111,8 @@ pub struct Desired {
     pub account: String,
     /// Lambda's `CodeSha256` of the zip to deploy.
     pub code_sha256: String,
+    /// The CPU the zip's `bootstrap` is built for.
+    pub arch: Arch,
     /// The function's variables, without the secret ones when [`Self::secret`] holds them.
     pub environment: FunctionEnvironment,
     /// The secret variables, when kept in Secrets Manager.
@@ -124,12 +127,13 @@ impl Desired {
     pub fn new(
         stack: Stack,
         account: String,
-        code_sha256: String,
+        code: &Artifact,
         environment: FunctionEnvironment,
         security: Security,
         secret_arn: Option<&str>,
     ) -> Self {
-        let mut desired = Self { stack, account, code_sha256, environment, secret: None, security };
+        let (code_sha256, arch) = (code.code_sha256.clone(), code.arch);
+        let mut desired = Self { stack, account, code_sha256, arch, environment, secret: None, security };
         if security.secret_store == SecretStore::SecretsManager {
             let provider = desired.provider();
             let variables = &mut desired.environment.variables;
@@ -213,10 +217,11 @@ impl Desired {
 
     /// As [`Self::example`], guarded by `security`.
     pub fn secured(code_sha256: &str, environment: &[(&str, &str)], security: Security) -> Self {
+        let code = Artifact { bytes: vec![], code_sha256: code_sha256.into(), arch: Arch::X86_64 };
         Self::new(
             Stack::new("s", "us-west-1").unwrap(),
             "123456789012".into(),
-            code_sha256.into(),
+            &code,
             FunctionEnvironment::new(
                 environment.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
                 &["CONSUMER_KEY", "CONSUMER_SECRET", "UPSTREAM_TIMEOUT_MS"],

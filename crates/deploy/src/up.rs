@@ -28,6 +28,8 @@ pub struct UpReport {
     pub role_arn: String,
     pub function_arn: String,
     pub code_sha256: String,
+    /// `x86_64` or `arm64`, as Lambda's `Architectures` names it.
+    pub architecture: String,
     pub api_id: String,
     pub stage: String,
     pub invoke_url: String,
@@ -82,8 +84,7 @@ pub async fn prepare(
     let snapshot = snapshot?;
     let environment = environment(&snapshot);
     let secret_arn = snapshot.secret.ours().map(|secret| secret.arn.as_str());
-    let code_sha256 = artifact.code_sha256.clone();
-    let desired = Desired::new(stack.clone(), account, code_sha256, environment, security, secret_arn);
+    let desired = Desired::new(stack.clone(), account, &artifact, environment, security, secret_arn);
     let plan = Plan::new(&desired, &snapshot);
     let package_report = StepReport::new(Step::Package, plan.code.action(), package_time);
     Ok(Prepared { desired, snapshot, artifact, plan, package_report })
@@ -129,6 +130,7 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         role_arn,
         function_arn,
         code_sha256: artifact.code_sha256.clone(),
+        architecture: artifact.arch.lambda_name().to_string(),
         invoke_url: invoke_url(&api_id, &stack.region),
         api_id,
         stage: STAGE.to_string(),

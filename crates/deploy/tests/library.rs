@@ -43,7 +43,7 @@ async fn up_plan_status_and_down_as_a_library() {
             .await
             .unwrap();
     assert_eq!(newer.plan.code, CodeChange::Changed);
-    let fixes = FunctionFixes { upload_code: true, settings: vec![] };
+    let fixes = FunctionFixes { upload_code: true, ..FunctionFixes::default() };
     assert_eq!(newer.plan.function, FunctionChange::Update { arn: made.function_arn.clone(), fixes });
     let changed: Vec<Step> = newer
         .plan
@@ -243,4 +243,46 @@ async fn a_minting_provider_routes_post_too_and_switching_back_removes_it() {
             .await
             .unwrap();
     assert!(settled.plan.is_unchanged(), "{:?}", settled.plan.summaries());
+}
+
+#[tokio::test]
+async fn arm64_is_set_with_the_code_and_switching_back_updates_the_function_in_place() {
+    use tokendeploy_package::{Arch, zip_bootstrap};
+    let moto = Moto::start().unwrap();
+    let aws = aws_at(&moto.endpoint()).await;
+    let stack = stack("graviton");
+    let built_for = |arch| zip_bootstrap(b"\x7fELF stand-in bootstrap", arch).unwrap();
+    let architectures = || async {
+        let config = aws.lambda.get_function_configuration().function_name("graviton").send().await.unwrap();
+        config.architectures().iter().map(|a| a.as_str().to_string()).collect::<Vec<_>>()
+    };
+
+    let made =
+        up(&aws, &stack, environment(), Security::default(), move || Ok(built_for(Arch::Arm64)), &Silent)
+            .await
+            .unwrap();
+    assert_eq!(made.architecture, "arm64");
+    assert_eq!(architectures().await, ["arm64"]);
+
+    // Without --arch arm64: the same function, its architecture switched with the code.
+    let back = prepare(
+        &aws,
+        &stack,
+        |_| environment(),
+        Security::default(),
+        move || Ok(built_for(Arch::X86_64)),
+        &Silent,
+    )
+    .await
+    .unwrap();
+    let fixes = FunctionFixes { architecture: true, ..FunctionFixes::default() };
+    assert_eq!(back.plan.function, FunctionChange::Update { arn: made.function_arn.clone(), fixes });
+    let drift = status(&back).drift;
+    assert!(drift.iter().any(|d| d.kind == "function" && d.reason == "architecture changed"), "{drift:?}");
+    let switched =
+        up(&aws, &stack, environment(), Security::default(), move || Ok(built_for(Arch::X86_64)), &Silent)
+            .await
+            .unwrap();
+    assert_eq!(switched.function_arn, made.function_arn);
+    assert_eq!(architectures().await, ["x86_64"]);
 }

@@ -1,4 +1,4 @@
-//! Building `bootstrap` with cargo for Lambda's x86_64 runtime.
+//! Building `bootstrap` with cargo for Lambda's runtime.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -6,8 +6,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-/// A static musl build runs on every Lambda runtime, whatever glibc it ships.
-pub const FUNCTION_TARGET: &str = "x86_64-unknown-linux-musl";
+use crate::Arch;
 
 /// `function/` in the current directory or the nearest parent that has one.
 pub fn find_function_dir(start: &Path) -> Result<PathBuf> {
@@ -23,12 +22,13 @@ pub fn find_function_dir(start: &Path) -> Result<PathBuf> {
         })
 }
 
-/// Runs `cargo build --release` for [`FUNCTION_TARGET`] and returns the path of `bootstrap`.
+/// Runs `cargo build --release` for `arch`'s target and returns the path of `bootstrap`.
 /// Cargo's own progress goes to our stderr; its artifact messages tell where the binary is.
-pub fn build_function(function_dir: &Path, quiet: bool) -> Result<PathBuf> {
+pub fn build_function(function_dir: &Path, quiet: bool, arch: Arch) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = arch.rust_target();
     let mut command = Command::new(&cargo);
-    command.args(["build", "--release", "--target", FUNCTION_TARGET, "--bin", "bootstrap"]);
+    command.args(["build", "--release", "--target", target, "--bin", "bootstrap"]);
     if quiet {
         command.arg("--quiet");
     }
@@ -52,7 +52,7 @@ pub fn build_function(function_dir: &Path, quiet: bool) -> Result<PathBuf> {
     let status = child.wait().context("waiting for cargo")?;
     if !status.success() {
         bail!(
-            "building the function failed ({status}); is the target installed? rustup target add {FUNCTION_TARGET} (and musl-tools for C dependencies)"
+            "building the function failed ({status}); is the target installed? rustup target add {target} (and musl-tools for C dependencies)"
         );
     }
     executable.context("cargo built no bootstrap binary")

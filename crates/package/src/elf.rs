@@ -1,9 +1,11 @@
-//! Checking that a binary can run on Lambda's `provided.al2023` x86_64 runtime.
+//! Checking that a binary can run on Lambda's `provided.al2023` runtime, on the CPU asked for.
 
 use anyhow::{Result, bail};
-use object::elf::{EM_X86_64, PT_INTERP};
+use object::elf::PT_INTERP;
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
+
+use crate::Arch;
 
 /// The newest glibc Amazon Linux 2023 ships: 2.34.
 pub const GLIBC_LIMIT: (u32, u32) = (2, 34);
@@ -16,21 +18,24 @@ pub enum BinaryLinkage {
     Glibc { newest: (u32, u32) },
 }
 
-/// Refuses anything that is not an x86_64 Linux ELF executable Lambda's runtime can load.
-pub fn check_lambda_binary(bytes: &[u8]) -> Result<BinaryLinkage> {
+/// Refuses anything that is not a Linux ELF executable for `arch` that Lambda's runtime can load.
+pub fn check_lambda_binary(bytes: &[u8], arch: Arch) -> Result<BinaryLinkage> {
+    let target = arch.rust_target();
     if FileKind::parse(bytes).ok() != Some(FileKind::Elf64) {
-        bail!(
-            "bootstrap is not a 64-bit Linux (ELF) executable; build it with --target x86_64-unknown-linux-musl"
-        );
+        bail!("bootstrap is not a 64-bit Linux (ELF) executable; build it with --target {target}");
     }
     let elf = ElfFile64::<Endianness>::parse(bytes)
         .map_err(|e| anyhow::anyhow!("bootstrap is not a readable ELF file: {e}"))?;
     let endian = elf.endian();
     let header = elf.elf_header();
-    if header.e_machine(endian) != EM_X86_64 {
-        bail!(
-            "bootstrap is built for another CPU; Lambda's runtime here is x86_64 (--target x86_64-unknown-linux-musl)"
-        );
+    let machine = header.e_machine(endian);
+    if machine != arch.elf_machine() {
+        match Arch::of_elf_machine(machine) {
+            Some(built) => bail!(
+                "bootstrap is built for {built}, but the function is deployed for {arch}: pass --arch {built}, or build it with --target {target}"
+            ),
+            None => bail!("bootstrap is built for another CPU; Lambda runs {arch} here (--target {target})"),
+        }
     }
     let needs_loader =
         header.program_headers(endian, bytes)?.iter().any(|segment| segment.p_type(endian) == PT_INTERP);
@@ -40,7 +45,7 @@ pub fn check_lambda_binary(bytes: &[u8]) -> Result<BinaryLinkage> {
     let newest = newest_glibc_version(&elf)?.unwrap_or((2, 0));
     if newest > GLIBC_LIMIT {
         bail!(
-            "bootstrap needs glibc {}.{}, newer than the {}.{} on Lambda's provided.al2023; build it with --target x86_64-unknown-linux-musl",
+            "bootstrap needs glibc {}.{}, newer than the {}.{} on Lambda's provided.al2023; build it with --target {target}",
             newest.0,
             newest.1,
             GLIBC_LIMIT.0,
@@ -91,16 +96,25 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_elf() {
-        let err = check_lambda_binary(b"#!/bin/sh\necho hi\n").unwrap_err();
+        let err = check_lambda_binary(b"#!/bin/sh\necho hi\n", Arch::X86_64).unwrap_err();
         assert!(err.to_string().contains("not a 64-bit Linux"), "{err}");
     }
 
     #[test]
-    fn refuses_another_cpu() {
+    fn accepts_the_cpu_asked_for_and_refuses_the_other() {
         let mut sh = std::fs::read("/bin/sh").unwrap();
         sh[18..20].copy_from_slice(&object::elf::EM_AARCH64.to_le_bytes()); // e_machine
-        let err = check_lambda_binary(&sh).unwrap_err().to_string();
-        assert!(err.contains("built for another CPU"), "{err}");
+        let err = check_lambda_binary(&sh, Arch::X86_64).unwrap_err().to_string();
+        assert!(
+            err.contains("built for arm64, but the function is deployed for x86_64: pass --arch arm64"),
+            "{err}"
+        );
+        // Asked for arm64, the CPU passes (what remains is the glibc check's to say).
+        let as_arm64 = check_lambda_binary(&sh, Arch::Arm64).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(!as_arm64.contains("built for"), "{as_arm64}");
+        sh[18..20].copy_from_slice(&object::elf::EM_RISCV.to_le_bytes());
+        let err = check_lambda_binary(&sh, Arch::Arm64).unwrap_err().to_string();
+        assert!(err.contains("built for another CPU; Lambda runs arm64"), "{err}");
     }
 
     #[test]
@@ -112,7 +126,7 @@ mod tests {
             .position(|w| w.starts_with(b"GLIBC_2.") && w[8..10].iter().all(u8::is_ascii_digit) && w[10] == 0)
             .expect("sh needs some GLIBC_2.xx");
         sh[at + 8..at + 10].copy_from_slice(b"99");
-        let err = check_lambda_binary(&sh).unwrap_err().to_string();
+        let err = check_lambda_binary(&sh, Arch::X86_64).unwrap_err().to_string();
         assert!(err.contains("needs glibc 2.99, newer than the 2.34"), "{err}");
     }
 
@@ -120,7 +134,12 @@ mod tests {
     fn accepts_a_host_binary_on_this_x86_64_machine() {
         // The machine's own `sh` is an x86_64 glibc ELF; whatever its glibc, the check reads it.
         let sh = std::fs::read("/bin/sh").unwrap();
-        match check_lambda_binary(&sh) {
+        let other_cpu = check_lambda_binary(&sh, Arch::Arm64).unwrap_err().to_string();
+        assert!(
+            other_cpu.contains("built for x86_64, but the function is deployed for arm64"),
+            "{other_cpu}"
+        );
+        match check_lambda_binary(&sh, Arch::X86_64) {
             Ok(BinaryLinkage::Glibc { newest }) => assert!(newest <= GLIBC_LIMIT),
             Ok(BinaryLinkage::Static) => panic!("/bin/sh is dynamically linked"),
             Err(e) => assert!(e.to_string().contains("needs glibc 2."), "{e}"),

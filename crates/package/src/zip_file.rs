@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
-use crate::check_lambda_binary;
+use crate::{Arch, check_lambda_binary};
 
 /// Lambda's limit for a zip uploaded directly in the API call (not through S3).
 pub const DIRECT_UPLOAD_LIMIT: usize = 50 * 1024 * 1024;
@@ -20,6 +20,8 @@ pub struct Artifact {
     pub bytes: Vec<u8>,
     /// Base64 of the SHA-256 of `bytes`, as Lambda reports `CodeSha256`.
     pub code_sha256: String,
+    /// The CPU its `bootstrap` is built for.
+    pub arch: Arch,
 }
 
 impl std::fmt::Debug for Artifact {
@@ -27,12 +29,14 @@ impl std::fmt::Debug for Artifact {
         f.debug_struct("Artifact")
             .field("len", &self.bytes.len())
             .field("code_sha256", &self.code_sha256)
+            .field("arch", &self.arch)
             .finish()
     }
 }
 
 impl Artifact {
-    fn new(bytes: Vec<u8>) -> Result<Self> {
+    /// A zip's bytes, hashed as Lambda hashes them; refused over the direct-upload limit.
+    pub fn new(bytes: Vec<u8>, arch: Arch) -> Result<Self> {
         if bytes.len() > DIRECT_UPLOAD_LIMIT {
             bail!(
                 "the zip is {} bytes, over Lambda's {DIRECT_UPLOAD_LIMIT}-byte limit for a direct upload; build with the release profile",
@@ -40,7 +44,7 @@ impl Artifact {
             );
         }
         let code_sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
-        Ok(Self { bytes, code_sha256 })
+        Ok(Self { bytes, code_sha256, arch })
     }
 
     pub fn write_to(&self, path: &Path) -> Result<()> {
@@ -48,8 +52,9 @@ impl Artifact {
     }
 }
 
-/// Zips `binary` as `bootstrap` with a fixed timestamp (1980-01-01, zip's epoch) and mode 0755.
-pub fn zip_bootstrap(binary: &[u8]) -> Result<Artifact> {
+/// Zips `binary`, built for `arch`, as `bootstrap` with a fixed timestamp (1980-01-01, zip's
+/// epoch) and mode 0755.
+pub fn zip_bootstrap(binary: &[u8], arch: Arch) -> Result<Artifact> {
     let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default()
         .compression_method(CompressionMethod::Deflated)
@@ -59,7 +64,7 @@ pub fn zip_bootstrap(binary: &[u8]) -> Result<Artifact> {
     writer.start_file("bootstrap", options).context("starting the zip entry")?;
     writer.write_all(binary).context("compressing bootstrap")?;
     let bytes = writer.finish().context("finishing the zip")?.into_inner();
-    Artifact::new(bytes)
+    Artifact::new(bytes, arch)
 }
 
 /// Lambda's limit for the unzipped code of a function.
@@ -67,7 +72,7 @@ pub const UNZIPPED_LIMIT: u64 = 250 * 1024 * 1024;
 
 /// Reads a zip made by `tokendeploy package` (for `up --zip`) and checks what it holds,
 /// reading no more than Lambda would take: a zip bomb is refused, not inflated.
-pub fn read_zip(path: &Path) -> Result<Artifact> {
+pub fn read_zip(path: &Path, arch: Arch) -> Result<Artifact> {
     let shown = path.display();
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => anyhow::anyhow!("--zip {shown}: no such file"),
@@ -108,8 +113,8 @@ pub fn read_zip(path: &Path) -> Result<Artifact> {
         bail!("bootstrap in --zip {shown} unzips to more than Lambda's {UNZIPPED_LIMIT}-byte limit");
     }
     drop(entry);
-    check_lambda_binary(&binary).with_context(|| format!("checking bootstrap in --zip {shown}"))?;
-    Artifact::new(bytes)
+    check_lambda_binary(&binary, arch).with_context(|| format!("checking bootstrap in --zip {shown}"))?;
+    Artifact::new(bytes, arch)
 }
 
 #[cfg(test)]
@@ -118,16 +123,16 @@ mod tests {
 
     #[test]
     fn same_binary_gives_the_same_bytes_and_hash() {
-        let first = zip_bootstrap(b"binary").unwrap();
-        let second = zip_bootstrap(b"binary").unwrap();
+        let first = zip_bootstrap(b"binary", Arch::X86_64).unwrap();
+        let second = zip_bootstrap(b"binary", Arch::X86_64).unwrap();
         assert_eq!(first.bytes, second.bytes);
         assert_eq!(first.code_sha256, second.code_sha256);
-        assert_ne!(zip_bootstrap(b"other").unwrap().code_sha256, first.code_sha256);
+        assert_ne!(zip_bootstrap(b"other", Arch::X86_64).unwrap().code_sha256, first.code_sha256);
     }
 
     #[test]
     fn stores_bootstrap_executable_with_a_fixed_time() {
-        let artifact = zip_bootstrap(b"binary").unwrap();
+        let artifact = zip_bootstrap(b"binary", Arch::X86_64).unwrap();
         let mut archive = ZipArchive::new(Cursor::new(&artifact.bytes)).unwrap();
         assert_eq!(archive.len(), 1);
         let entry = archive.by_index(0).unwrap();
@@ -139,7 +144,7 @@ mod tests {
 
     #[test]
     fn hash_is_base64_sha256_as_lambda_reports_it() {
-        let artifact = zip_bootstrap(b"x").unwrap();
+        let artifact = zip_bootstrap(b"x", Arch::X86_64).unwrap();
         let expected = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&artifact.bytes));
         assert_eq!(artifact.code_sha256, expected);
         assert_eq!(artifact.code_sha256.len(), 44);
@@ -151,14 +156,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let not_zip = dir.join("not.zip");
         std::fs::write(&not_zip, b"hello").unwrap();
-        assert!(read_zip(&not_zip).unwrap_err().to_string().contains("is not a zip file"));
+        assert!(read_zip(&not_zip, Arch::X86_64).unwrap_err().to_string().contains("is not a zip file"));
 
         let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
         writer.start_file("handler", SimpleFileOptions::default()).unwrap();
         writer.write_all(b"x").unwrap();
         let other = dir.join("other.zip");
         std::fs::write(&other, writer.finish().unwrap().into_inner()).unwrap();
-        assert!(read_zip(&other).unwrap_err().to_string().contains("has no `bootstrap`"));
+        assert!(read_zip(&other, Arch::X86_64).unwrap_err().to_string().contains("has no `bootstrap`"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+/// moto's server with the fixes that make it answer as AWS does (see its docstring).
+const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_server.py");
+
 pub struct Moto {
     port: u16,
     process: Child,
@@ -17,17 +20,16 @@ impl Moto {
     /// port, up to three times: tests start servers side by side, and two may be handed the
     /// same free port (the loser's first calls then reach a server that is not its own).
     pub fn start() -> Result<Self> {
-        Self::start_as(&["-m", "moto.server"], &[])
+        Self::start_as(&[SERVER], &[])
     }
 
     /// A moto server that checks every call against the caller's IAM policies once
-    /// [`Self::enforce_iam`] is called. Started through `moto_enforcing.py`, which fixes moto's
-    /// signature check of requests without a body (every REST GET and DELETE); see its docstring.
+    /// [`Self::enforce_iam`] is called (`moto_server.py` makes its signature check work for
+    /// every request; see its docstring).
     /// Each decision it makes is appended to `decisions` as a JSON line (action, allowed).
     pub fn start_enforcing(decisions: &std::path::Path) -> Result<Self> {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_enforcing.py");
         let log = decisions.to_str().context("the decisions file's path is not UTF-8")?;
-        Self::start_as(&[script], &[("MOTO_ENFORCING_LOG", log)])
+        Self::start_as(&[SERVER], &[("MOTO_ENFORCING_LOG", log)])
     }
 
     /// From now on, every call is checked against its caller's policies: the dummy credentials

@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokendeploy_config::ProviderKind;
 use tokendeploy_deploy::desired::{SecretStore, Security, Throttle};
 use tokendeploy_deploy::stack::DEFAULT_STACK_NAME;
+use tokendeploy_package::Arch;
 
 #[derive(Debug, Parser)]
 #[command(name = "tokendeploy", version, about = "Puts a secure token server on AWS in one command")]
@@ -74,11 +75,25 @@ pub struct DeployArgs {
     pub settings: SettingsArgs,
     #[command(flatten)]
     pub security: SecurityArgs,
-    /// The zip to deploy (from `tokendeploy package`) instead of a build of function/.
-    #[arg(long)]
-    pub zip: Option<PathBuf>,
+    #[command(flatten)]
+    pub code: CodeArgs,
+    /// The CPU the function runs on: x86_64, or arm64 (Graviton: about 20% cheaper per
+    /// GB-second). Switching updates the function in place.
+    #[arg(long, value_enum, default_value_t = ArchArg::X86_64)]
+    pub arch: ArchArg,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Which code goes out: by default the function this tokendeploy version carries.
+#[derive(Debug, Args)]
+pub struct CodeArgs {
+    /// A zip made by `tokendeploy package` instead.
+    #[arg(long, conflicts_with = "build")]
+    pub zip: Option<PathBuf>,
+    /// Build function/ of this checkout instead (for changes to the function).
+    #[arg(long)]
+    pub build: bool,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +127,12 @@ pub struct PackageArgs {
     /// Where to write the zip.
     #[arg(long)]
     pub out: PathBuf,
+    /// Build function/ of this checkout instead of writing the function this version carries.
+    #[arg(long)]
+    pub build: bool,
+    /// The CPU to build for: x86_64 or arm64.
+    #[arg(long, value_enum, default_value_t = ArchArg::X86_64)]
+    pub arch: ArchArg,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -150,6 +171,22 @@ pub struct SecurityArgs {
     /// Requests the stage lets through at once above the rate (1 to 5000).
     #[arg(long, value_name = "REQUESTS", value_parser = clap::value_parser!(i32).range(1..=5000), default_value_t = Throttle::DEFAULT.burst_limit)]
     pub burst_limit: i32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    Arm64,
+}
+
+impl From<ArchArg> for Arch {
+    fn from(arch: ArchArg) -> Self {
+        match arch {
+            ArchArg::X86_64 => Arch::X86_64,
+            ArchArg::Arm64 => Arch::Arm64,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -38,6 +38,17 @@ impl Console {
         Self { mode }
     }
 
+    /// A line of context before the steps (which code goes out); nothing when quiet.
+    pub fn tell(&self, line: &str) {
+        match &self.mode {
+            Mode::Quiet => {}
+            Mode::Lines => say(line),
+            Mode::Bars { bars, .. } => {
+                let _ = bars.println(line);
+            }
+        }
+    }
+
     /// Removes the spinners of steps that never finished (on an error); finished steps stay
     /// on screen as a record of what was done.
     pub fn clear(&self) {

@@ -5,6 +5,7 @@ mod abort;
 mod cli;
 mod commands;
 mod display;
+mod embedded;
 mod settings;
 
 use std::process::ExitCode;

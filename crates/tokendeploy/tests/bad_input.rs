@@ -114,6 +114,12 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["plan", "--zip", &script], &[], "is not a 64-bit Linux (ELF) executable"),
         case(&["up", "--zip", &bomb], &[], "over Lambda's 262144000-byte limit"),
         case(&["up", "--output", "yaml"], &[], "invalid value 'yaml'"),
+        case(
+            &["up", "--arch", "arm64"],
+            &[],
+            "bootstrap is built for x86_64, but the function is deployed for arm64: pass --arch x86_64",
+        ),
+        case(&["up", "--arch", "sparc"], &[], "[possible values: x86_64, arm64]"),
         case(&["up", "--rate-limit", "0"], &[], "must be from 0.1 to 10000 requests a second"),
         case(&["plan", "--rate-limit", "NaN"], &[], "must be from 0.1 to 10000 requests a second"),
         case(&["up", "--rate-limit", "fast"], &[], "must be a number of requests a second"),

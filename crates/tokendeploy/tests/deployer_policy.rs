@@ -1,5 +1,5 @@
 //! `examples/deployer-policy.json`, tested for real. moto enforces IAM (started through
-//! `crates/testkit/moto_enforcing.py`), and an IAM user holding only that policy's actions runs
+//! `crates/testkit/moto_server.py`), and an IAM user holding only that policy's actions runs
 //! `up` with every flag, `plan`, `status` and `down`. With any one statement taken away, the
 //! command that needs it fails with one line naming the missing permission, and once it is
 //! back, `up` and `down` finish whatever the failed run left.
@@ -213,7 +213,12 @@ async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_ev
         .send()
         .await
         .unwrap();
-    let other_code = tokendeploy_package::zip_bootstrap(b"\x7fELF code put there by hand").unwrap().bytes;
+    let other_code = tokendeploy_package::zip_bootstrap(
+        b"\x7fELF code put there by hand",
+        tokendeploy_package::Arch::X86_64,
+    )
+    .unwrap()
+    .bytes;
     let code = aws_sdk_lambda::primitives::Blob::new(other_code);
     admin.lambda.update_function_code().function_name("token-server").zip_file(code).send().await.unwrap();
     let anyone = admin.lambda.add_permission().function_name("token-server").statement_id("anyone");

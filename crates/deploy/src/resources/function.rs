@@ -21,7 +21,6 @@ use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
-pub const ARCHITECTURE: &str = "x86_64";
 /// A token proxy needs little memory, but Lambda gives CPU in proportion to memory and the
 /// TLS handshake to the upstream is CPU-bound: 256 MB keeps cold starts short at a trivial cost.
 pub const MEMORY_MB: i32 = 256;
@@ -117,8 +116,10 @@ pub enum FunctionChange {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionFixes {
-    /// Upload the code: it differs, or the architecture does (set with the code).
+    /// Upload the code: it differs.
     pub upload_code: bool,
+    /// Upload the code for another architecture (Lambda sets it with the code: in place).
+    pub architecture: bool,
     /// The settings that differ, by name; set in one configuration update.
     pub settings: Vec<&'static str>,
 }
@@ -137,8 +138,9 @@ impl Planned for FunctionChange {
 
 impl FunctionFixes {
     fn names(&self) -> Vec<&'static str> {
-        let code = self.upload_code.then_some("code");
-        code.into_iter().chain(self.settings.iter().copied()).collect()
+        let code = [(self.upload_code, "code"), (self.architecture, "architecture")];
+        let code = code.into_iter().filter_map(|(differs, name)| differs.then_some(name));
+        code.chain(self.settings.iter().copied()).collect()
     }
 }
 
@@ -146,15 +148,10 @@ pub fn plan_function(desired: &Desired, observed: Option<&FunctionState>) -> Fun
     let Some(function) = observed else {
         return FunctionChange::Create;
     };
-    let architecture = function.architectures != [ARCHITECTURE];
-    let mut settings = settings_drift(desired, function);
     let fixes = FunctionFixes {
-        upload_code: function.code_sha256 != desired.code_sha256 || architecture,
-        settings: {
-            // The architecture goes up with the code; named for the reason only.
-            settings.retain(|name| *name != "architecture");
-            settings
-        },
+        upload_code: function.code_sha256 != desired.code_sha256,
+        architecture: function.architectures != [desired.arch.lambda_name()],
+        settings: settings_drift(desired, function),
     };
     let arn = function.arn.clone();
     match fixes == FunctionFixes::default() {
@@ -247,7 +244,6 @@ fn settings_drift(desired: &Desired, function: &FunctionState) -> Vec<&'static s
     let checks = [
         (function.runtime == RUNTIME, "runtime"),
         (function.handler == HANDLER, "handler"),
-        (function.architectures == [ARCHITECTURE], "architecture"),
         (function.memory_mb == MEMORY_MB, "memory"),
         (function.timeout_seconds == TIMEOUT_SECONDS, "timeout"),
         (function.role_arn == desired.role_arn(), "role"),
@@ -295,13 +291,13 @@ pub async fn apply_function(
     // with ResourceConflictException.
     wait_until_ready(aws, name, Step::Function, progress).await?;
     let note = |message: &str| progress.note(Step::Function, message);
-    if fixes.upload_code {
+    if fixes.upload_code || fixes.architecture {
         let upload = || {
             aws.lambda
                 .update_function_code()
                 .function_name(name)
                 .zip_file(Blob::new(zip))
-                .architectures(Architecture::X8664)
+                .architectures(Architecture::from(desired.arch.lambda_name()))
                 .customize()
                 .config_override(upload_timeouts())
                 .send()
@@ -374,7 +370,7 @@ async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progres
             .description(format!("tokendeploy token server {}", desired.stack.name))
             .runtime(Runtime::from(RUNTIME))
             .handler(HANDLER)
-            .architectures(Architecture::X8664)
+            .architectures(Architecture::from(desired.arch.lambda_name()))
             .memory_size(MEMORY_MB)
             .timeout(TIMEOUT_SECONDS)
             .role(desired.role_arn())
@@ -506,7 +502,7 @@ mod tests {
             code_sha256: desired.code_sha256.clone(),
             runtime: RUNTIME.into(),
             handler: HANDLER.into(),
-            architectures: vec![ARCHITECTURE.into()],
+            architectures: vec![desired.arch.lambda_name().into()],
             memory_mb: MEMORY_MB,
             timeout_seconds: TIMEOUT_SECONDS,
             role_arn: desired.role_arn(),
@@ -543,7 +539,7 @@ mod tests {
         assert_eq!(plan_code(&desired, Some(&function)), CodeChange::Changed);
         let change = plan_function(&desired, Some(&function));
         assert_eq!(change.summary(), Summary::update("code, memory changed"));
-        let fixes = FunctionFixes { upload_code: true, settings: vec!["memory"] };
+        let fixes = FunctionFixes { upload_code: true, architecture: false, settings: vec!["memory"] };
         assert_eq!(change, FunctionChange::Update { arn: desired.function_arn(), fixes });
         assert_eq!(plan_function(&desired, None), FunctionChange::Create);
     }

@@ -40,7 +40,11 @@ pub fn environment() -> FunctionEnvironment {
 /// A zip `up` deploys: moto stores the code without running it, so any bytes serve, and
 /// different `version`s give different code.
 pub fn artifact(version: &str) -> Artifact {
-    zip_bootstrap(format!("\x7fELF stand-in bootstrap {version}").as_bytes()).unwrap()
+    zip_bootstrap(
+        format!("\x7fELF stand-in bootstrap {version}").as_bytes(),
+        tokendeploy_package::Arch::X86_64,
+    )
+    .unwrap()
 }
 
 /// Records what a run tells its progress display.

@@ -7,13 +7,14 @@ mod serve;
 mod status;
 mod up;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use tokendeploy_deploy::{Aws, ConnectOptions, Stack};
-use tokendeploy_package::{CodeSource, find_function_dir, read_zip};
+use tokendeploy_package::{Arch, CodeSource, find_function_dir, read_zip};
 
-use crate::cli::{AwsArgs, Cli, Command};
+use crate::cli::{AwsArgs, Cli, CodeArgs, Command};
+use crate::embedded;
 use crate::{Outcome, UsageError};
 
 pub async fn run(cli: Cli) -> Result<Outcome> {
@@ -27,13 +28,28 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
     }
 }
 
-/// `--zip`, read and checked now, or `function/` to build (found now): either way a wrong
-/// path or a bad zip is a usage error before any AWS call.
-fn code_source(zip: Option<&Path>) -> Result<CodeSource> {
-    match zip {
-        Some(path) => read_zip(path).map(CodeSource::Zip).map_err(|e| UsageError(format!("{e:#}")).into()),
-        None => Ok(CodeSource::Build { function_dir: function_dir()?, quiet: true }),
+/// Where the code to deploy comes from, and a line saying so: `--zip`, read and checked now;
+/// `--build`, this checkout's function/ built now; else the function this CLI version carries,
+/// or, in a build that carries none (a checkout's own debug build), function/ built now. A
+/// wrong path or a bad zip is a usage error before any AWS call.
+/// `quiet`: cargo says only its errors.
+fn code_source(code: &CodeArgs, arch: Arch, quiet: bool) -> Result<(CodeSource, String)> {
+    if let Some(path) = &code.zip {
+        let artifact = read_zip(path, arch).map_err(|e| UsageError(format!("{e:#}")))?;
+        return Ok((CodeSource::Zip(artifact), format!("code: {} ({arch})", path.display())));
     }
+    if !code.build
+        && let Some(artifact) = embedded::function(arch)
+    {
+        let version = env!("CARGO_PKG_VERSION");
+        return Ok((
+            CodeSource::Zip(artifact),
+            format!("code: the function tokendeploy {version} carries ({arch})"),
+        ));
+    }
+    let function_dir = function_dir()?;
+    let told = format!("code: {} built now ({arch})", function_dir.display());
+    Ok((CodeSource::Build { function_dir, quiet, arch }, told))
 }
 
 fn function_dir() -> Result<PathBuf> {

@@ -1,11 +1,9 @@
+use crate::Outcome;
+use crate::cli::{CodeArgs, PackageArgs};
+use crate::commands::code_source;
+use crate::display::{Console, print_result};
 use anyhow::Result;
 use serde::Serialize;
-use tokendeploy_package::CodeSource;
-
-use crate::Outcome;
-use crate::cli::PackageArgs;
-use crate::commands::function_dir;
-use crate::display::print_result;
 
 /// What `package --output json` prints.
 #[derive(Serialize)]
@@ -16,7 +14,9 @@ struct PackageReport {
 }
 
 pub async fn run(args: PackageArgs) -> Result<Outcome> {
-    let source = CodeSource::Build { function_dir: function_dir()?, quiet: args.output.quiet };
+    let code = CodeArgs { zip: None, build: args.build };
+    let (source, code_line) = code_source(&code, args.arch.into(), args.output.quiet)?;
+    Console::new(&args.output).tell(&code_line);
     let artifact = tokio::task::spawn_blocking(move || source.artifact()).await??;
     artifact.write_to(&args.out)?;
     let report =

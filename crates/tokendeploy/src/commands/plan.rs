@@ -30,9 +30,10 @@ struct PlannedStep {
 /// `up`'s own preparation, stopped before the first change: the two cannot disagree.
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let environment = function_environment(args.settings.env_file.as_deref(), args.flags())?;
-    let source = code_source(args.zip.as_deref())?;
+    let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
+    console.tell(&code_line);
     let prepared =
         prepare(&aws, &stack, |_| environment, args.security.security(), move || source.artifact(), &console)
             .await;

@@ -11,13 +11,14 @@ use crate::settings::{function_environment, warnings};
 pub async fn run(UpArgs { deploy: args, show_api_key }: UpArgs) -> Result<Outcome> {
     // Everything the user can get wrong is checked before the first AWS call.
     let environment = function_environment(args.settings.env_file.as_deref(), args.flags())?;
-    let source = code_source(args.zip.as_deref())?;
+    let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
     let security = args.security.security();
     for warning in warnings(&environment) {
         eprintln!("{warning}");
     }
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
+    console.tell(&code_line);
     let progress = AbortAfter::from_env(&console);
     let package = move || source.artifact();
     let report = tokendeploy_deploy::up::up(&aws, &stack, environment, security, package, &progress).await;

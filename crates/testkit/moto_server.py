@@ -1,9 +1,10 @@
-"""Run moto's server with one fix so that IAM enforcement also works for body-less requests.
+"""Run moto's server with two fixes that make it answer as AWS does: IAM enforcement checks the
+signature over the bytes a client sent, and Lambda's UpdateFunctionCode honours Architectures.
 
 Usage (same arguments as ``python -m moto.server``)::
 
     MOTO_IAM_LOAD_MANAGED_POLICIES=true \\
-    python crates/testkit/moto_enforcing.py -H 127.0.0.1 -p PORT
+    python crates/testkit/moto_server.py -H 127.0.0.1 -p PORT
 
 then switch enforcement on once the set-up calls are done (or set INITIAL_NO_AUTH_ACTION_COUNT)::
 
@@ -92,7 +93,7 @@ def patch() -> None:
     original = getattr(base, "_create_aws_request", None)
     if original is None or "self._body or self._data" not in inspect.getsource(original):
         sys.exit(
-            "moto_enforcing.py: moto's IAMRequestBase._create_aws_request is not the one this "
+            "moto_server.py: moto's IAMRequestBase._create_aws_request is not the one this "
             "patch was written for (moto 5.2.5); check whether body-less requests still fail "
             "with SignatureDoesNotMatch before patching it again"
         )
@@ -141,8 +142,25 @@ def patch() -> None:
         base.check_action_permitted = check_action_permitted
 
 
+def honour_architectures_on_code_updates() -> None:
+    """AWS's UpdateFunctionCode takes ``Architectures`` and switches the function to it with
+    the new code (API reference: UpdateFunctionCode, request parameter Architectures); moto
+    5.2.5 keeps the old one. Set it before moto's own update."""
+    from moto.awslambda.models import LambdaFunction
+
+    update = LambdaFunction.update_function_code
+
+    def update_function_code(self, updated_spec):
+        if updated_spec.get("Architectures"):
+            self.architectures = updated_spec["Architectures"]
+        return update(self, updated_spec)
+
+    LambdaFunction.update_function_code = update_function_code
+
+
 if __name__ == "__main__":
     patch()
+    honour_architectures_on_code_updates()
     import moto.server
 
     run_simple = moto.server.run_simple
