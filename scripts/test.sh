@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-# The musl build of the function is what `tokendeploy up` ships; build it once up front so the
-# CLI tests that package it find it fresh.
+# The musl build of the function is what `tokendeploy up` ships: built once up front, and
+# carried into the CLI the tests build (crates/tokendeploy/embedded/README.md).
 cargo build --release --locked --target x86_64-unknown-linux-musl -p tokendeploy-function --bin bootstrap
+cp target/x86_64-unknown-linux-musl/release/bootstrap crates/tokendeploy/embedded/bootstrap-x86_64
 # The browser test (crates/tokendeploy/tests/browser.rs): Debian's Chromium, driven by
 # playwright-core from npm (which downloads no browser of its own).
 command -v chromium >/dev/null || apt_install chromium
