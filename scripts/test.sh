@@ -13,4 +13,6 @@ command -v chromium >/dev/null || apt_install chromium
 command -v npm >/dev/null || apt_install nodejs npm
 browser_driver=crates/tokendeploy/tests/browser
 [ -d "$browser_driver/node_modules/playwright-core" ] || npm ci --prefix "$browser_driver" --no-audit --no-fund
+# The release workflow and the CI example: GitHub's workflow schema, and zizmor's audit.
+bash scripts/check-workflows.sh
 cargo test --workspace --locked --no-fail-fast "$@"

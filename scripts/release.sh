@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the release files for VERSION into dist/, with their SHA256SUMS:
+#
+#   scripts/release.sh VERSION          on Linux: the function for x86_64 and arm64
+#                                       (scripts/build-function.sh), the CLI carrying both for
+#                                       Linux x86_64 and aarch64 (static musl, cargo-zigbuild),
+#                                       and the function's zips for --zip users
+#   scripts/release.sh --macos VERSION  on macOS: the CLI for aarch64 and x86_64 macOS, carrying
+#                                       the function the Linux job built (put in
+#                                       crates/tokendeploy/embedded/ first), so every CLI of a
+#                                       version deploys the same CodeSha256
+#
+# Each tarball holds one file, `tokendeploy`; tarballs and zips are deterministic (fixed times,
+# owners and order). The CodeSha256 each zip deploys is printed at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+macos=0
+if [ "${1:-}" = --macos ]; then macos=1; shift; fi
+version="${1:?usage: scripts/release.sh [--macos] VERSION}"
+workspace_version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
+if [ "$version" != "$workspace_version" ]; then
+  echo "VERSION $version is not the workspace's version $workspace_version (Cargo.toml)" >&2
+  exit 2
+fi
+embedded=crates/tokendeploy/embedded
+rm -rf dist
+mkdir -p dist
+
+if [ "$macos" = 0 ]; then
+  TOKENDEPLOY_ARM64=1 source scripts/setup.sh
+  for arch in x86_64 arm64; do
+    cp "$(bash scripts/build-function.sh "$arch" | tail -n 1)" "$embedded/bootstrap-$arch"
+  done
+  cli_targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+else
+  for arch in x86_64 arm64; do
+    [ -f "$embedded/bootstrap-$arch" ] || { echo "$embedded/bootstrap-$arch: copy in the Linux job's function first" >&2; exit 1; }
+  done
+  cli_targets=(aarch64-apple-darwin x86_64-apple-darwin)
+fi
+
+for target in "${cli_targets[@]}"; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  if [ "$macos" = 0 ]; then
+    export CARGO_ZIGBUILD_PYTHON_PATH="$PYTHON"
+    "$(dirname "$PYTHON")/cargo-zigbuild" zigbuild --release --locked --target "$target" -p tokendeploy
+  else
+    cargo build --release --locked --target "$target" -p tokendeploy
+  fi
+  staging="$(mktemp -d)"
+  cp "target/$target/release/tokendeploy" "$staging/tokendeploy"
+  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$staging" -cf - tokendeploy \
+    | gzip -n -9 > "dist/tokendeploy-$version-$target.tar.gz"
+  rm -rf "$staging"
+done
+
+if [ "$macos" = 0 ]; then
+  # The zips the CLI carries, written by the CLI itself: the same bytes, the same CodeSha256.
+  for arch in x86_64 arm64; do
+    "target/x86_64-unknown-linux-musl/release/tokendeploy" package --quiet --output json \
+      --arch "$arch" --out "dist/bootstrap-$version-$arch.zip" \
+      | sed -n 's/.*"code_sha256": *"\([^"]*\)".*/CodeSha256 of bootstrap-'"$version-$arch"'.zip: \1/p'
+  done
+fi
+(cd dist && sha256sum -- * | LC_ALL=C sort -k 2 > SHA256SUMS && cat SHA256SUMS)
