@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use tokendeploy_testkit::runtime_api::{Outcome, RuntimeApi};
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const COLD_STARTS: usize = 20;
@@ -24,8 +24,12 @@ const WAIT: Duration = Duration::from_secs(30);
 const NODE_FUNCTION: &str = "bench/node/function";
 const NODE_RUNTIME: &str = "bench/node/runtime/node_modules/aws-lambda-ric/bin/index.mjs";
 
+const BENCH_SECRET_ARN: &str =
+    "arn:aws:secretsmanager:us-west-1:123456789012:secret:tokendeploy/bench-AbCdEf";
+
 /// One function as Lambda would start it: the program, its arguments, where it runs, and the
 /// variables it needs beyond the Runtime API's.
+#[derive(Clone)]
 struct Subject {
     name: &'static str,
     program: PathBuf,
@@ -40,7 +44,7 @@ async fn main() -> Result<()> {
     let binary = std::env::args_os()
         .nth(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/x86_64-unknown-linux-musl/release/bootstrap"));
+        .unwrap_or_else(|| PathBuf::from("target/function/x86_64-unknown-linux-musl/release/bootstrap"));
     let bytes = std::fs::read(&binary)
         .with_context(|| format!("reading {}; build it with scripts/bench.sh", binary.display()))?;
 
@@ -60,13 +64,37 @@ async fn main() -> Result<()> {
         args: vec![],
         dir: None,
         environment: vec![("TOKEN_URL", token_url.clone())],
-        zip_bytes: tokendeploy_package::zip_bootstrap(&bytes)?.bytes.len(),
+        zip_bytes: tokendeploy_package::zip_bootstrap(&bytes, tokendeploy_package::Arch::X86_64)?.bytes.len(),
+    };
+    // The same function with its key and secret in Secrets Manager: a loopback stand-in answers
+    // GetSecretValue at once, so the figure is the function's own cost of the read (signing,
+    // the HTTP call, parsing), without the network's.
+    let secrets_manager = MockServer::start().await;
+    let secret = json!({"CONSUMER_KEY": "bench-key", "CONSUMER_SECRET": "bench-secret"}).to_string();
+    Mock::given(method("POST"))
+        .and(header("x-amz-target", "secretsmanager.GetSecretValue"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ARN": BENCH_SECRET_ARN, "Name": "tokendeploy/bench", "SecretString": secret
+        })))
+        .mount(&secrets_manager)
+        .await;
+    let rust_secrets_manager = Subject {
+        name: "rust_secrets_manager",
+        environment: vec![
+            ("TOKEN_URL", token_url.clone()),
+            ("TOKEN_SECRET_ARN", BENCH_SECRET_ARN.into()),
+            ("AWS_REGION", "us-west-1".into()),
+            ("AWS_ACCESS_KEY_ID", "bench".into()),
+            ("AWS_SECRET_ACCESS_KEY", "bench".into()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", secrets_manager.uri().into()),
+        ],
+        ..rust.clone()
     };
     let node = node_subject("node", &token_url, "0")?;
     let node_cached = node_subject("node_cached", &token_url, "1")?;
 
     let mut results = serde_json::Map::new();
-    for subject in [&rust, &node, &node_cached] {
+    for subject in [&rust, &rust_secrets_manager, &node, &node_cached] {
         results.insert(subject.name.into(), measure(subject).await?);
     }
     let ratio = |of: &str, field: &str, quantile: &str| {
@@ -75,6 +103,7 @@ async fn main() -> Result<()> {
     };
     let ratios = json!({
         "cold_start_p50_node_over_rust": ratio("node", "cold_start_ms", "p50"),
+        "cold_start_p50_secrets_manager_over_env": ratio("rust_secrets_manager", "cold_start_ms", "p50"),
         "warm_p99_node_over_rust": ratio("node", "warm_latency_ms", "p99"),
         "warm_p99_node_cached_over_rust": ratio("node_cached", "warm_latency_ms", "p99"),
     });
