@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-cargo build --release --locked --target x86_64-unknown-linux-musl -p tokendeploy-function --bin bootstrap
+bootstrap="$(bash scripts/build-function.sh x86_64 | tail -n 1)"
 # The Node.js baseline: Node itself, axios for the function, and AWS's Runtime Interface Client,
 # whose native part builds with cmake and autotools.
 command -v npm >/dev/null || apt_install nodejs npm
@@ -17,7 +17,7 @@ command -v cmake >/dev/null && command -v autoreconf >/dev/null && command -v li
 [ -d bench/node/express/node_modules ] || npm ci --prefix bench/node/express --omit=dev --no-audit --no-fund
 command -v wrk >/dev/null || apt_install wrk
 cargo build --release --locked -p tokendeploy -p tokendeploy-bench
-target/release/function-bench target/x86_64-unknown-linux-musl/release/bootstrap
+target/release/function-bench "$bootstrap"
 # `tokendeploy serve` against the tutorial's Express server, under wrk.
 target/release/serve-bench
 # The baseline: the tutorial's steps as an aws CLI script (bench/tutorial/deploy.sh).

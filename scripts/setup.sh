@@ -18,8 +18,6 @@ fi
 if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
   rustup target add x86_64-unknown-linux-musl
 fi
-# ring (TLS in the function) compiles C; for the musl target that takes musl-gcc.
-command -v musl-gcc >/dev/null || apt_install musl-tools
 
 # moto, the AWS emulator, in a virtualenv of the project's own: the system Python may be
 # externally managed (PEP 668).
@@ -35,6 +33,21 @@ fi
 if ! "$venv/bin/python" -c 'import twilio.jwt.access_token, livekit.api, importlib.metadata as m
 assert [m.version("twilio"), m.version("livekit-api")] == ["9.13.0", "1.2.2"]' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'twilio==9.13.0' 'livekit-api==1.2.2'
+fi
+# cargo-zigbuild and zig, pinned: scripts/build-function.sh builds the function with zig as its C
+# compiler and linker (zig brings musl: no musl-gcc), and the same versions give the same bytes.
+if ! "$venv/bin/python" -c 'import importlib.metadata as m
+assert [m.version("cargo-zigbuild"), m.version("ziglang")] == ["0.24.0", "0.17.1"]' 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'cargo-zigbuild==0.24.0' 'ziglang==0.17.1'
+fi
+# The arm64 build (scripts/build-function.sh arm64), only when asked: Debian's rustc-web and
+# cargo-web 1.96 with rust-web-src (bookworm-security), from which cargo builds an aarch64 musl
+# std, and qemu-user-static to run the result here.
+if [ "${TOKENDEPLOY_ARM64:-0}" = 1 ]; then
+  [ "$(dpkg-query -W -f '${db:Status-Status} ' rustc-web cargo-web rust-web-src 2>/dev/null)" = \
+    "installed installed installed " ] ||
+    apt_install --no-install-recommends rustc-web cargo-web rust-web-src
+  command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static
 fi
 export PYTHON="$venv/bin/python"
 # The test harness starts moto with this interpreter.

@@ -2,11 +2,22 @@
 # Runs every test on a fresh machine: installs what the tests need, then `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The arm64 build's toolchain too (Debian's rustc-web with its std's source, and qemu to run it).
+export TOKENDEPLOY_ARM64=1
 source scripts/setup.sh
-# The musl build of the function is what `tokendeploy up` ships: built once up front, and
-# carried into the CLI the tests build (crates/tokendeploy/embedded/README.md).
-cargo build --release --locked --target x86_64-unknown-linux-musl -p tokendeploy-function --bin bootstrap
-cp target/x86_64-unknown-linux-musl/release/bootstrap crates/tokendeploy/embedded/bootstrap-x86_64
+# The function as `tokendeploy up` ships it, for both CPUs, built with zig as C compiler and
+# linker: a musl-gcc on PATH that fails proves the build needs none (Debian's musl-tools). Each
+# is carried into the CLI the tests build (crates/tokendeploy/embedded/README.md).
+no_musl_gcc="$(mktemp -d)"
+printf '#!/bin/sh\necho "musl-gcc was called: the function must build without musl-tools" >&2\nexit 1\n' > "$no_musl_gcc/musl-gcc"
+chmod +x "$no_musl_gcc/musl-gcc"
+for arch in x86_64 arm64; do
+  bootstrap="$(PATH="$no_musl_gcc:$PATH" bash scripts/build-function.sh "$arch" | tail -n 1)"
+  cp "$bootstrap" "crates/tokendeploy/embedded/bootstrap-$arch"
+done
+rm -rf "$no_musl_gcc"
+# The same bytes from another directory, CARGO_HOME and target directory.
+bash scripts/check-reproducible.sh x86_64 crates/tokendeploy/embedded/bootstrap-x86_64
 # The browser test (crates/tokendeploy/tests/browser.rs): Debian's Chromium, driven by
 # playwright-core from npm (which downloads no browser of its own).
 command -v chromium >/dev/null || apt_install chromium

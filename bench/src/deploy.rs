@@ -108,7 +108,7 @@ async fn propagation(moto: &Moto) -> Result<Value> {
 async fn versus_script(moto: &Moto) -> Result<Value> {
     let cli = std::env::var("TOKENDEPLOY_BIN").unwrap_or_else(|_| "target/release/tokendeploy".into());
     let baseline = std::env::var("TOKENDEPLOY_BASELINE_BIN").ok();
-    let bootstrap = std::fs::read("target/x86_64-unknown-linux-musl/release/bootstrap")
+    let bootstrap = std::fs::read("target/function/x86_64-unknown-linux-musl/release/bootstrap")
         .context("reading the release bootstrap; build it with scripts/bench.sh")?;
     let zip = std::env::temp_dir().join(format!("deploy-bench-{}.zip", std::process::id()));
     zip_bootstrap(&bootstrap, tokendeploy_package::Arch::X86_64)?.write_to(&zip)?;

@@ -713,14 +713,15 @@ fn source_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The packaged binary (`target/x86_64-unknown-linux-musl/release/bootstrap`, release profile
-/// as shipped) when it is built and newer than the function's sources; else the test build.
+/// The packaged binary (`target/function/x86_64-unknown-linux-musl/release/bootstrap`, release
+/// profile as shipped) when it is built and newer than the function's sources; else the test
+/// build.
 fn bootstrap_binary() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest.parent().unwrap().join("target"));
-    let packaged = target.join("x86_64-unknown-linux-musl/release/bootstrap");
+    let packaged = target.join("function/x86_64-unknown-linux-musl/release/bootstrap");
     let modified = |path: &Path| path.metadata().and_then(|m| m.modified()).ok();
     let newest_source = source_files(&manifest.join("src"))
         .iter()
@@ -733,8 +734,7 @@ fn bootstrap_binary() -> PathBuf {
     } else {
         eprintln!(
             "fuzz: {} is missing or older than function/src; using the test build instead. Build the \
-             packaged one first: cargo build --release --locked --target x86_64-unknown-linux-musl \
-             -p tokendeploy-function --bin bootstrap",
+             packaged one first: scripts/build-function.sh x86_64",
             packaged.display()
         );
         PathBuf::from(env!("CARGO_BIN_EXE_bootstrap"))

@@ -22,9 +22,37 @@ pub fn find_function_dir(start: &Path) -> Result<PathBuf> {
         })
 }
 
+/// Builds `bootstrap` for `arch` and returns its path: with the checkout's
+/// `scripts/build-function.sh` (zig as C compiler and linker, paths remapped: the bytes a
+/// release ships), or with a plain `cargo build --release` where there is none.
+pub fn build_function(function_dir: &Path, quiet: bool, arch: Arch) -> Result<PathBuf> {
+    let script = function_dir.join("../scripts/build-function.sh");
+    if script.is_file() {
+        return build_with_script(&script, arch);
+    }
+    cargo_build(function_dir, quiet, arch)
+}
+
+/// Runs the checkout's build script; its last line on stdout is the binary's path.
+fn build_with_script(script: &Path, arch: Arch) -> Result<PathBuf> {
+    let output = Command::new("bash")
+        .arg(script)
+        .arg(arch.lambda_name())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !output.status.success() {
+        bail!("{} {arch} failed ({}); see its output above", script.display(), output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = stdout.lines().last().context("the build script named no binary")?;
+    Ok(PathBuf::from(path.trim()))
+}
+
 /// Runs `cargo build --release` for `arch`'s target and returns the path of `bootstrap`.
 /// Cargo's own progress goes to our stderr; its artifact messages tell where the binary is.
-pub fn build_function(function_dir: &Path, quiet: bool, arch: Arch) -> Result<PathBuf> {
+fn cargo_build(function_dir: &Path, quiet: bool, arch: Arch) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = arch.rust_target();
     let mut command = Command::new(&cargo);

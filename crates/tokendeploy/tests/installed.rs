@@ -1,6 +1,6 @@
 //! The CLI installed anywhere: its binary alone, copied into an empty directory outside the
-//! repository and run with no `cargo` on PATH, deploys the function it carries, and the code
-//! Lambda gets is exactly the function built into it.
+//! repository and run with no `cargo` on PATH, deploys the function it carries, for either CPU,
+//! and the code Lambda gets is exactly the function built into it.
 
 mod support;
 
@@ -57,6 +57,28 @@ async fn the_binary_alone_deploys_the_function_it_carries_from_an_empty_director
     let packaged = run(&["package", "--output", "json", "--out", "function.zip"]);
     packaged.assert_success();
     assert_eq!(packaged.json()["code_sha256"], expected.as_str());
+
+    // Both CPUs ship in the binary: --arch arm64 deploys the arm64 build in place, and an `up`
+    // without it switches back.
+    let arm64 =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("embedded/bootstrap-arm64")).unwrap();
+    let arm64 = zip_bootstrap(&arm64, Arch::Arm64).unwrap().code_sha256;
+    let graviton = run(&["up", "--output", "json", "--arch", "arm64"]);
+    graviton.assert_success();
+    assert_eq!(
+        (graviton.json()["architecture"].as_str(), graviton.json()["code_sha256"].as_str()),
+        (Some("arm64"), Some(arm64.as_str()))
+    );
+    let function =
+        aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
+    assert_eq!(function.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["arm64"]);
+    let drift = run(&["status", "--output", "json"]);
+    assert_eq!(drift.code, 3, "x86_64 wanted, arm64 deployed: {}", drift.stdout);
+    assert!(drift.stdout.contains("architecture"), "{}", drift.stdout);
+    run(&["up", "--output", "json"]).assert_success();
+    let function =
+        aws.lambda.get_function_configuration().function_name("token-server").send().await.unwrap();
+    assert_eq!(function.architectures().iter().map(|a| a.as_str()).collect::<Vec<_>>(), ["x86_64"]);
 
     let status = run(&["status", "--output", "json"]);
     assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);

@@ -316,7 +316,25 @@ pub fn spawn_bootstrap(
     runtime: &tokendeploy_testkit::runtime_api::RuntimeApi,
     env: Vec<(String, String)>,
 ) -> tokio::process::Child {
-    tokio::process::Command::new(binary)
+    spawn_bootstrap_under(None, binary, runtime, env)
+}
+
+/// As [`spawn_bootstrap`], run by `emulator` when given (qemu-aarch64-static for the arm64 build).
+pub fn spawn_bootstrap_under(
+    emulator: Option<&std::path::Path>,
+    binary: &std::path::Path,
+    runtime: &tokendeploy_testkit::runtime_api::RuntimeApi,
+    env: Vec<(String, String)>,
+) -> tokio::process::Child {
+    let mut command = match emulator {
+        Some(emulator) => {
+            let mut command = tokio::process::Command::new(emulator);
+            command.arg(binary);
+            command
+        }
+        None => tokio::process::Command::new(binary),
+    };
+    command
         .env_clear()
         .envs(runtime.lambda_environment())
         .envs(env)
