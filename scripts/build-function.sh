@@ -35,7 +35,8 @@ export CARGO_ZIGBUILD_PYTHON_PATH="$venv/bin/python"
 
 target_dir="${CARGO_TARGET_DIR:-$root/target/function}"
 mkdir -p "$target_dir"
-export CARGO_TARGET_DIR="$(cd "$target_dir" && pwd -P)"
+CARGO_TARGET_DIR="$(cd "$target_dir" && pwd -P)"
+export CARGO_TARGET_DIR
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
 
 cargo_args=(zigbuild --release --locked --target "$triple" -p tokendeploy-function --bin bootstrap)
@@ -57,7 +58,7 @@ else
   export PATH="$debian_bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
   unset RUSTUP_TOOLCHAIN
   rustc=/usr/bin/rustc
-  cargo_args+=(-Zbuild-std=std,panic_unwind)
+  cargo_args+=("-Zbuild-std=std,panic_unwind")
 fi
 
 # Paths that differ between machines, checkouts and users, remapped to fixed names: crates.io
@@ -83,7 +84,8 @@ if [ "$triple" = aarch64-unknown-linux-musl ]; then
 fi
 # RUSTFLAGS set here replaces any from the environment or cargo config: the flags are the build's.
 unset RUSTFLAGS
-export CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")"
+CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")"
+export CARGO_ENCODED_RUSTFLAGS
 
 {
   echo "building bootstrap for $triple with $("$rustc" -V), zig $("$venv/bin/python" -m ziglang version), $("$venv/bin/cargo-zigbuild" --version)"
