@@ -13,7 +13,7 @@ elsewhere="$(mktemp -d /tmp/tokendeploy-elsewhere.XXXXXX)"
 trap 'rm -rf "$elsewhere"' EXIT
 # The checkout's tracked files, copied; the same virtualenv (zig, cargo-zigbuild).
 mkdir "$elsewhere/checkout"
-git ls-files -z | xargs -0 cp --parents -t "$elsewhere/checkout"
+git ls-files -z | xargs -0 cp -P --parents -t "$elsewhere/checkout"
 ln -s "$(pwd)/.venv" "$elsewhere/checkout/.venv"
 # Another CARGO_HOME, holding the same crates (offline: no network needed).
 mkdir "$elsewhere/cargo-home"

@@ -24,9 +24,10 @@ const STAGE: &str = "prod";
 /// The most of a body read: far more than a token request, far less than API Gateway's 10 MB.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The example client (`examples/client`), built into the binary for `serve --client`.
-const CLIENT_PAGE: &str = include_str!("../../../../examples/client/index.html");
-const CLIENT_SCRIPT: &str = include_str!("../../../../examples/client/token-client.js");
+/// The example client (`examples/client`, a link to the crate's `client/`: a published crate
+/// holds only its own files), built into the binary for `serve --client`.
+const CLIENT_PAGE: &str = include_str!("../../client/index.html");
+const CLIENT_SCRIPT: &str = include_str!("../../client/token-client.js");
 
 pub async fn run(args: ServeArgs) -> Result<Outcome> {
     // The same checks as `up`, before anything listens.
