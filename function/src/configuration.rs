@@ -54,6 +54,9 @@ impl Configuration {
         else {
             return Self::Environment(Config::from_lookup(lookup));
         };
+        if let Some(error) = environment_error(&lookup) {
+            return Self::Environment(Err(error));
+        }
         match SecretsManager::from_lookup(&lookup) {
             Ok(secrets_manager) => Self::WithSecret(WithSecret {
                 arn,
@@ -96,6 +99,31 @@ impl WithSecret {
             }
         })?;
         merge(&content, &self.environment).map_err(|error| ConfigurationError::Invalid(error.describe(arn)))
+    }
+}
+
+/// What is wrong with the environment whatever the secret holds: a warm instance's environment
+/// never changes, so such an error stands, and reading the secret on every request to find it
+/// again would only cost a Secrets Manager call each time. The secret's variables are unknown
+/// before it is read, so the environment is checked with each of them given a stand-in: once
+/// with the optional ones absent and once with them present (they change what else is needed,
+/// as IDENTITY_HS256_SECRET does IDENTITY_JWKS_URL). It is at fault only if both fail, on a
+/// variable the secret does not hold.
+fn environment_error(environment: &dyn Fn(&str) -> Option<String>) -> Option<ConfigError> {
+    const STAND_IN: &str = "a stand-in for the secret's value, long enough for any check";
+    let secrets: Vec<_> = all_variables().into_iter().filter(|variable| variable.secret).collect();
+    let check = |with_optional: bool| {
+        Config::from_lookup(|name| match secrets.iter().find(|secret| secret.name == name) {
+            Some(secret) => (secret.required || with_optional).then(|| STAND_IN.to_string()),
+            None => environment(name),
+        })
+    };
+    let names_a_secret = |error: &ConfigError| match error {
+        ConfigError::Missing(variable) | ConfigError::Invalid { variable, .. } => is_secret(variable),
+    };
+    match (check(false), check(true)) {
+        (Err(error), Err(_)) if !names_a_secret(&error) => Some(error),
+        _ => None,
     }
 }
 
@@ -193,6 +221,16 @@ mod tests {
     const DOLBY: &[(&str, &str)] =
         &[("ALLOWED_ORIGINS", "https://app.example"), ("TOKEN_URL", "https://token.example/oauth2/token")];
 
+    /// Twilio's environment without its secrets: they are in the secret.
+    const TWILIO: &[(&str, &str)] = &[
+        ("TOKEN_PROVIDER", "twilio"),
+        ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
+        ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
+        ("IDENTITY_ISSUER", "https://issuer.example/"),
+        ("IDENTITY_AUDIENCE", "app"),
+        ("ALLOWED_ORIGINS", "*"),
+    ];
+
     fn merged(content: &str, env: &[(&str, &str)]) -> Result<Config, MergeError> {
         merge(&Secret::new(content), &environment(env))
     }
@@ -244,17 +282,9 @@ mod tests {
 
     #[test]
     fn an_invalid_secret_value_is_named_as_the_secrets_and_never_repeated() {
-        let twilio = [
-            ("TOKEN_PROVIDER", "twilio"),
-            ("TWILIO_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef"),
-            ("TWILIO_API_KEY", "SK0123456789abcdef0123456789abcdef"),
-            ("IDENTITY_ISSUER", "https://issuer.example/"),
-            ("IDENTITY_AUDIENCE", "app"),
-            ("ALLOWED_ORIGINS", "*"),
-        ];
         let short = "too-short-hs256";
         let content = json!({ "TWILIO_API_SECRET": SECRET, "IDENTITY_HS256_SECRET": short }).to_string();
-        let error = merged(&content, &twilio).unwrap_err();
+        let error = merged(&content, TWILIO).unwrap_err();
         let message = error.describe(ARN);
         assert!(
             message.starts_with(&format!("IDENTITY_HS256_SECRET in the secret {ARN} must be")),
@@ -263,7 +293,7 @@ mod tests {
         assert!(!message.contains(short) && !format!("{error:?}").contains(short), "{message}");
         let long = "0123456789abcdef0123456789abcdef";
         let content = json!({ "TWILIO_API_SECRET": SECRET, "IDENTITY_HS256_SECRET": long }).to_string();
-        assert!(merged(&content, &twilio).is_ok());
+        assert!(merged(&content, TWILIO).is_ok());
     }
 
     /// moto holding the secret `content`, a fault proxy in front of it with `rules`, and the
@@ -365,6 +395,38 @@ mod tests {
         let expected = ConfigError::Missing("CONSUMER_KEY").to_string();
         assert_eq!(configuration.get().await.unwrap_err(), ConfigurationError::Invalid(expected));
         assert_eq!(configuration.cors(Some("https://app.example")), OriginCheck::NoOrigin);
+    }
+
+    #[test]
+    fn an_environment_wrong_whatever_the_secret_holds_is_an_error_that_stands_without_a_read() {
+        let reads = [
+            (SECRET_ARN, ARN),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", "a"),
+            ("AWS_SECRET_ACCESS_KEY", "b"),
+        ];
+        let with_secret = |env: &[(&str, &str)]| {
+            Configuration::from_lookup(Box::new(environment(&[&reads[..], env].concat())))
+        };
+        let oauth2 = [("TOKEN_PROVIDER", "oauth2"), ("ALLOWED_ORIGINS", "*")];
+        let Configuration::Environment(Err(error)) = with_secret(&oauth2) else { panic!("reads the secret") };
+        assert_eq!(error, ConfigError::Missing("TOKEN_URL"));
+        let timeout = [DOLBY, &[("UPSTREAM_TIMEOUT_MS", "6000")]].concat();
+        let Configuration::Environment(Err(error)) = with_secret(&timeout) else {
+            panic!("reads the secret")
+        };
+        assert!(matches!(error, ConfigError::Invalid { variable: "UPSTREAM_TIMEOUT_MS", .. }), "{error:?}");
+
+        // The secret may hold what the environment lacks: the credentials, or the identity
+        // key that stands in for IDENTITY_JWKS_URL.
+        assert!(matches!(with_secret(DOLBY), Configuration::WithSecret(_)));
+        assert!(matches!(with_secret(TWILIO), Configuration::WithSecret(_)));
+        let jwks = [TWILIO, &[("IDENTITY_JWKS_URL", "https://issuer.example/jwks")]].concat();
+        assert!(matches!(with_secret(&jwks), Configuration::WithSecret(_)));
+        let Configuration::Environment(Err(error)) = with_secret(&TWILIO[..5]) else {
+            panic!("reads the secret")
+        };
+        assert_eq!(error, ConfigError::Missing("ALLOWED_ORIGINS"));
     }
 
     #[tokio::test]
