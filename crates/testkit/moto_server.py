@@ -1,5 +1,6 @@
-"""Run moto's server with two fixes that make it answer as AWS does: IAM enforcement checks the
-signature over the bytes a client sent, and Lambda's UpdateFunctionCode honours Architectures.
+"""Run moto's server with three fixes that make it answer as AWS does: IAM enforcement checks the
+signature over the bytes a client sent, Lambda's UpdateFunctionCode honours Architectures, and
+API Gateway's CreateDeployment to an existing stage keeps that stage's settings.
 
 Usage (same arguments as ``python -m moto.server``)::
 
@@ -158,9 +159,30 @@ def honour_architectures_on_code_updates() -> None:
     LambdaFunction.update_function_code = update_function_code
 
 
+def keep_stages_across_deployments() -> None:
+    """AWS's CreateDeployment with the name of an existing stage points that stage at the new
+    deployment and keeps everything else it has, its method settings (throttling) included
+    (API reference: CreateDeployment, stageName); moto 5.2.5 makes the stage anew, empty."""
+    from moto.apigateway.models import RestAPI
+
+    create = RestAPI.create_deployment
+
+    def create_deployment(self, name, description, stage_variables=None):
+        existing = self.stages.get(name) if name else None
+        deployment = create(self, name, description, stage_variables)
+        if existing is not None:
+            existing.deployment_id = deployment.id
+            existing.variables.update(stage_variables or {})
+            self.stages[name] = existing
+        return deployment
+
+    RestAPI.create_deployment = create_deployment
+
+
 if __name__ == "__main__":
     patch()
     honour_architectures_on_code_updates()
+    keep_stages_across_deployments()
     import moto.server
 
     run_simple = moto.server.run_simple

@@ -268,7 +268,7 @@ pub fn plan_parts(desired: &Desired, observed: Option<&ApiState>, api_changes: b
             .any(|a| *a != Action::Unchanged);
     let stages = observed.map(|api| &api.stages);
     let stage = stage::plan(desired, stages, changes);
-    let throttle = stage::plan_throttle(desired, stages, stage.action() != Action::Unchanged);
+    let throttle = stage::plan_throttle(desired, stages);
     PartsPlan { resources, methods, integrations, stage, throttle }
 }
 
@@ -609,7 +609,7 @@ mod tests {
         let plan = plan(&desired, Some(&open));
         assert_eq!(plan.summaries()[2].1, Summary::update("method of GET missing or different"));
         assert_eq!(plan.summaries()[4].1.action, Action::Update, "the stage must serve the change");
-        assert_eq!(plan.summaries()[5].1, Summary::update("set again with the new deployment"));
+        assert_eq!(plan.summaries()[5].1.action, Action::Unchanged, "the limits stay with the stage");
     }
 
     #[test]

@@ -157,13 +157,10 @@ pub async fn apply(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThrottleChange {
     Unchanged,
-    /// `was`: the limits found, if any.
+    /// `was`: the limits found, if any. A redeployment keeps them: they belong to the stage.
     Set {
         was: Option<Throttle>,
     },
-    /// As wanted, but the stage is deployed again: set once more after it, as a stage made
-    /// anew by the deployment would have none (moto's are; AWS keeps them).
-    Reapply,
 }
 
 impl Planned for ThrottleChange {
@@ -174,18 +171,15 @@ impl Planned for ThrottleChange {
             ThrottleChange::Set { was: Some(was) } => {
                 Summary::update(format!("limits {}/s, burst {}", was.rate_limit, was.burst_limit))
             }
-            ThrottleChange::Reapply => Summary::update("set again with the new deployment"),
         }
     }
 }
 
 /// `observed`: the stages, `None` for an API yet to be made (its stage gets limits once made).
-/// `redeploy`: whether [`plan`] deploys the stage again.
-pub fn plan_throttle(desired: &Desired, observed: Option<&Stages>, redeploy: bool) -> ThrottleChange {
+pub fn plan_throttle(desired: &Desired, observed: Option<&Stages>) -> ThrottleChange {
     let was = observed.and_then(|stages| stages.throttle);
     match was == Some(desired.security.throttle) {
         false => ThrottleChange::Set { was },
-        true if redeploy => ThrottleChange::Reapply,
         true => ThrottleChange::Unchanged,
     }
 }
