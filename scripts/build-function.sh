@@ -1,106 +1,12 @@
 #!/usr/bin/env bash
-# Builds the Lambda function's `bootstrap`, static, with zig as C compiler and linker
-# (cargo-zigbuild), and prints its path. No musl-gcc or cross gcc: zig brings musl and ring's
-# C compiler. The same source and the same toolchains give the same bytes, in any directory,
-# with any CARGO_HOME or target directory: their paths are remapped out of the binary.
+# Builds the Lambda function's `bootstrap` as `tokendeploy up` ships it (scripts/zigbuild.sh:
+# static, zig-linked, paths remapped, the same bytes anywhere) and prints its path:
+# ${CARGO_TARGET_DIR:-target/function}/<triple>/release/bootstrap.
 #
 #   scripts/build-function.sh [x86_64|arm64] [cargo args...]
-#
-#   x86_64  rustup's Rust 1.95.0, x86_64-unknown-linux-musl (what `tokendeploy up` ships)
-#   arm64   Debian's rustc-web 1.96 with its std built from rust-web-src (-Zbuild-std),
-#           aarch64-unknown-linux-musl: a toolchain of its own, so never the x86_64 one's bytes
-#
-# The binary: ${CARGO_TARGET_DIR:-target/function}/<triple>/release/bootstrap, the last line on
-# stdout (cargo's progress goes to stderr). Its own target directory: the flags differ from a
-# plain `cargo build`, which would rebuild everything each time the two took turns.
-# Needs what scripts/setup.sh installs: cargo-zigbuild and ziglang in .venv; for arm64
-# (TOKENDEPLOY_ARM64=1 source scripts/setup.sh) rustc-web, cargo-web and rust-web-src.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root="$(pwd -P)"
 arch="${1:-x86_64}"
 shift $(($# > 0 ? 1 : 0))
-venv="$root/.venv"
-case "$arch" in
-  x86_64) triple=x86_64-unknown-linux-musl ;;
-  arm64 | aarch64) triple=aarch64-unknown-linux-musl ;;
-  *) echo "usage: $0 [x86_64|arm64] [cargo args...]" >&2; exit 2 ;;
-esac
-if [ ! -x "$venv/bin/cargo-zigbuild" ] || ! "$venv/bin/python" -m ziglang version >/dev/null 2>&1; then
-  echo "cargo-zigbuild or ziglang missing from $venv: source scripts/setup.sh first" >&2
-  exit 1
-fi
-# zig from the project's venv (`python -m ziglang`), whatever else is on PATH.
-export CARGO_ZIGBUILD_PYTHON_PATH="$venv/bin/python"
-
-target_dir="${CARGO_TARGET_DIR:-$root/target/function}"
-mkdir -p "$target_dir"
-CARGO_TARGET_DIR="$(cd "$target_dir" && pwd -P)"
-export CARGO_TARGET_DIR
-cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-
-cargo_args=(zigbuild --release --locked --target "$triple" -p tokendeploy-function --bin bootstrap)
-if [ "$triple" = x86_64-unknown-linux-musl ]; then
-  export RUSTUP_TOOLCHAIN="${RUSTUP_TOOLCHAIN:-1.95.0}"
-  rustc=rustc
-else
-  # Debian's toolchain: its cargo and rustc first on PATH (cargo-zigbuild runs `cargo`).
-  # No aarch64 musl std is packaged: cargo builds std from source, which takes
-  # RUSTC_BOOTSTRAP on a stable compiler. The crt files, libc and libunwind are zig's, so
-  # rustc must not look for self-contained ones of its own.
-  if [ ! -x /usr/bin/rustc ] || [ ! -f /usr/lib/rustlib/src/rust/library/Cargo.lock ]; then
-    echo "Debian's rustc-web, cargo-web and rust-web-src are needed: TOKENDEPLOY_ARM64=1 source scripts/setup.sh" >&2
-    exit 1
-  fi
-  debian_bin="$CARGO_TARGET_DIR/debian-rust-bin"
-  mkdir -p "$debian_bin"
-  ln -sf /usr/bin/cargo /usr/bin/rustc /usr/bin/rustdoc "$debian_bin/"
-  export PATH="$debian_bin:$PATH" RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
-  unset RUSTUP_TOOLCHAIN
-  rustc=/usr/bin/rustc
-  cargo_args+=("-Zbuild-std=std,panic_unwind")
-fi
-
-# Paths that differ between machines, checkouts and users, remapped to fixed names: crates.io
-# sources under CARGO_HOME (panic and tracing locations), this checkout and the target directory
-# (build scripts' OUT_DIR). The last matching prefix wins, so the target directory comes after the
-# checkout it may lie in. Each path also as given, if that differs from its resolved form.
-remaps=()
-remap() {
-  local from="$1" to="$2" resolved
-  resolved="$(cd "$from" 2>/dev/null && pwd -P || echo "$from")"
-  remaps+=("--remap-path-prefix=$from=$to")
-  [ "$resolved" = "$from" ] || remaps+=("--remap-path-prefix=$resolved=$to")
-}
-remap "$cargo_home" /cargo
-remap "$root" /tokendeploy
-remap "$CARGO_TARGET_DIR" /target
-flags=("${remaps[@]}")
-if [ "$triple" = aarch64-unknown-linux-musl ]; then
-  # std's sources, named as rustup's prebuilt std names them: /rustc/<commit>.
-  commit="$("$rustc" -vV | sed -n 's/^commit-hash: //p')"
-  flags+=("--remap-path-prefix=$("$rustc" --print sysroot)/lib/rustlib/src/rust=/rustc/$commit")
-  flags+=(-C link-self-contained=no)
-fi
-# RUSTFLAGS set here replaces any from the environment or cargo config: the flags are the build's.
-unset RUSTFLAGS
-CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")"
-export CARGO_ENCODED_RUSTFLAGS
-
-{
-  echo "building bootstrap for $triple with $("$rustc" -V), zig $("$venv/bin/python" -m ziglang version), $("$venv/bin/cargo-zigbuild" --version)"
-  "$venv/bin/cargo-zigbuild" "${cargo_args[@]}" "$@"
-} >&2
-
-binary="$CARGO_TARGET_DIR/$triple/release/bootstrap"
-# A static executable for the right CPU: e_machine 62 (x86_64) or 183 (aarch64), no loader.
-machine="$(od -An -tu2 -j18 -N2 "$binary" | tr -d ' ')"
-case "$triple:$machine" in
-  x86_64-*:62 | aarch64-*:183) ;;
-  *) echo "$binary: unexpected ELF machine $machine for $triple" >&2; exit 1 ;;
-esac
-if readelf -lW "$binary" | grep -q INTERP; then
-  echo "$binary needs a dynamic loader; expected a static executable" >&2
-  exit 1
-fi
-echo "$binary"
+CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$(pwd -P)/target/function}" \
+  exec bash scripts/zigbuild.sh "$arch" tokendeploy-function bootstrap "$@"

@@ -3,7 +3,7 @@
 #
 #   scripts/release.sh VERSION          on Linux: the function for x86_64 and arm64
 #                                       (scripts/build-function.sh), the CLI carrying both for
-#                                       Linux x86_64 and aarch64 (static musl, cargo-zigbuild),
+#                                       Linux x86_64 and aarch64 (static musl, scripts/zigbuild.sh),
 #                                       and the function's zips for --zip users
 #   scripts/release.sh --macos VERSION  on macOS: the CLI for aarch64 and x86_64 macOS, carrying
 #                                       the function the Linux job built (put in
@@ -28,10 +28,15 @@ mkdir -p dist
 
 if [ "$macos" = 0 ]; then
   TOKENDEPLOY_ARM64=1 source scripts/setup.sh
+  # Released bytes come from the pinned toolchain only, never the Debian fallback.
+  if ! rustup target list --installed | grep -qx aarch64-unknown-linux-musl; then
+    echo "a release needs rustup's aarch64-unknown-linux-musl target for the Rust rust-toolchain.toml pins" >&2
+    exit 1
+  fi
   for arch in x86_64 arm64; do
     cp "$(bash scripts/build-function.sh "$arch" | tail -n 1)" "$embedded/bootstrap-$arch"
   done
-  cli_targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+  cli_targets=(x86_64 arm64)
 else
   for arch in x86_64 arm64; do
     [ -f "$embedded/bootstrap-$arch" ] || { echo "$embedded/bootstrap-$arch: copy in the Linux job's function first" >&2; exit 1; }
@@ -40,15 +45,16 @@ else
 fi
 
 for target in "${cli_targets[@]}"; do
-  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
   if [ "$macos" = 0 ]; then
-    export CARGO_ZIGBUILD_PYTHON_PATH="$PYTHON"
-    "$(dirname "$PYTHON")/cargo-zigbuild" zigbuild --release --locked --target "$target" -p tokendeploy
+    cli="$(CARGO_TARGET_DIR=target/release-cli bash scripts/zigbuild.sh "$target" tokendeploy tokendeploy | tail -n 1)"
+    target="$(basename "$(dirname "$(dirname "$cli")")")" # the triple: <dir>/<triple>/release/tokendeploy
   else
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
     cargo build --release --locked --target "$target" -p tokendeploy
+    cli="target/$target/release/tokendeploy"
   fi
   staging="$(mktemp -d)"
-  cp "target/$target/release/tokendeploy" "$staging/tokendeploy"
+  cp "$cli" "$staging/tokendeploy"
   tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$staging" -cf - tokendeploy \
     | gzip -n -9 > "dist/tokendeploy-$version-$target.tar.gz"
   rm -rf "$staging"
@@ -57,7 +63,7 @@ done
 if [ "$macos" = 0 ]; then
   # The zips the CLI carries, written by the CLI itself: the same bytes, the same CodeSha256.
   for arch in x86_64 arm64; do
-    "target/x86_64-unknown-linux-musl/release/tokendeploy" package --quiet --output json \
+    target/release-cli/x86_64-unknown-linux-musl/release/tokendeploy package --quiet --output json \
       --arch "$arch" --out "dist/bootstrap-$version-$arch.zip" \
       | sed -n 's/.*"code_sha256": *"\([^"]*\)".*/CodeSha256 of bootstrap-'"$version-$arch"'.zip: \1/p'
   done

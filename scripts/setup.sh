@@ -34,20 +34,23 @@ if ! "$venv/bin/python" -c 'import twilio.jwt.access_token, livekit.api, importl
 assert [m.version("twilio"), m.version("livekit-api")] == ["9.13.0", "1.2.2"]' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'twilio==9.13.0' 'livekit-api==1.2.2'
 fi
-# cargo-zigbuild and zig, pinned: scripts/build-function.sh builds the function with zig as its C
-# compiler and linker (zig brings musl: no musl-gcc), and the same versions give the same bytes.
+# cargo-zigbuild and zig, pinned: scripts/zigbuild.sh builds the function (and a release's CLI)
+# with zig as its C compiler and linker (zig brings musl: no musl-gcc), and the same versions
+# give the same bytes.
 if ! "$venv/bin/python" -c 'import importlib.metadata as m
 assert [m.version("cargo-zigbuild"), m.version("ziglang")] == ["0.24.0", "0.17.1"]' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'cargo-zigbuild==0.24.0' 'ziglang==0.17.1'
 fi
-# The arm64 build (scripts/build-function.sh arm64), only when asked: Debian's rustc-web and
-# cargo-web 1.96 with rust-web-src (bookworm-security), from which cargo builds an aarch64 musl
-# std, and qemu-user-static to run the result here.
-if [ "${TOKENDEPLOY_ARM64:-0}" = 1 ]; then
+# The arm64 build, only when asked: rustup's aarch64 musl target for the pinned Rust; where
+# rustup cannot download it, Debian's rustc-web and cargo-web with rust-web-src
+# (bookworm-security), from which scripts/zigbuild.sh builds an aarch64 musl std instead.
+if [ "${TOKENDEPLOY_ARM64:-0}" = 1 ] &&
+  ! rustup target list --installed | grep -qx aarch64-unknown-linux-musl &&
+  ! rustup target add aarch64-unknown-linux-musl; then
+  echo "rustup could not add aarch64-unknown-linux-musl: using Debian's rustc-web for arm64" >&2
   [ "$(dpkg-query -W -f '${db:Status-Status} ' rustc-web cargo-web rust-web-src 2>/dev/null)" = \
     "installed installed installed " ] ||
     apt_install --no-install-recommends rustc-web cargo-web rust-web-src
-  command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static
 fi
 export PYTHON="$venv/bin/python"
 # The test harness starts moto with this interpreter.
