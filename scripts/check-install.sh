@@ -3,8 +3,10 @@
 # installed, outside the repository: packages the CLI and the crates it needs (`cargo package`),
 # serves them with every dependency as a local directory registry (`cargo vendor`), installs the
 # CLI from its unpacked crate in a fresh directory, and runs `up`, `status` and `down` with it
-# against a moto server. Run by hand (a release build of the whole CLI: many minutes); needs the
-# functions in crates/tokendeploy/embedded/ (scripts/test.sh or scripts/release.sh puts them there).
+# against a moto server: each CPU's CodeSha256 must be the one the checkout's own CLI carries.
+# The test command runs it after the tests (a release build of the whole CLI, as `cargo install`
+# does it: many minutes); it needs the functions in crates/tokendeploy/embedded/ (scripts/test.sh
+# or scripts/release.sh puts them there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -44,10 +46,18 @@ deploy() {
     CONSUMER_KEY=key CONSUMER_SECRET=secret ALLOWED_ORIGINS=https://app.example.com \
     "$work/installed/bin/tokendeploy" "$@"
 }
-up="$(deploy up --output json)"
-packaged="$(deploy package --output json --out "$work/function.zip")"
 sha() { sed -n 's/.*"code_sha256": *"\([^"]*\)".*/\1/p'; }
-[ "$(sha <<< "$up")" = "$(sha <<< "$packaged")" ] || { echo "up deployed $(sha <<< "$up"), the crate carries $(sha <<< "$packaged")" >&2; exit 1; }
+for arch in arm64 x86_64; do
+  # What the checkout's CLI carries (the tests built it), against what the installed one deploys.
+  expected="$(cd "$repo" && cargo run --locked --quiet -p tokendeploy -- package --quiet --output json \
+    --arch "$arch" --out "$work/checkout-$arch.zip" | sha)"
+  deployed="$(deploy up --quiet --output json --arch "$arch" | sha)"
+  if [ -z "$expected" ] || [ "$deployed" != "$expected" ]; then
+    echo "the installed CLI deployed $arch code $deployed; the checkout's carries $expected" >&2
+    exit 1
+  fi
+  echo "installed CLI deployed the $arch function the checkout carries: CodeSha256 $deployed"
+done
 deploy status --quiet
 deploy down --yes --quiet
-echo "installed from the packaged crate in $work/fresh, deployed CodeSha256 $(sha <<< "$up"), status in sync, down done"
+echo "installed from the packaged crate in $work/fresh: up on both CPUs, status in sync, down done"
