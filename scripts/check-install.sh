@@ -19,7 +19,9 @@ crates=(tokendeploy-config tokendeploy-package tokendeploy-deploy tokendeploy-fu
 packages=()
 for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
 cargo package --locked --no-verify --allow-dirty --target-dir "$work/package-target" "${packages[@]}"
-cargo vendor --locked --offline "$work/registry" > /dev/null
+# Not --offline: vendoring takes every platform's crates (Windows' too), which no build here
+# has downloaded.
+cargo vendor --locked "$work/registry" > /dev/null
 for crate in "${crates[@]}"; do
   file="$work/package-target/package/$crate-0.1.0.crate"
   mkdir "$work/registry/$crate"
