@@ -53,19 +53,35 @@ for target in "${cli_targets[@]}"; do
     cargo build --release --locked --target "$target" -p tokendeploy
     cli="target/$target/release/tokendeploy"
   fi
-  staging="$(mktemp -d)"
-  cp "$cli" "$staging/tokendeploy"
-  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$staging" -cf - tokendeploy \
-    | gzip -n -9 > "dist/tokendeploy-$version-$target.tar.gz"
-  rm -rf "$staging"
+  # With Python's tarfile and gzip, not tar: macOS's bsdtar has no GNU tar's --sort, --mtime or
+  # --owner.
+  python3 - "$cli" "dist/tokendeploy-$version-$target.tar.gz" <<'TARBALL'
+import gzip, io, sys, tarfile
+cli, tarball = sys.argv[1:]
+with open(cli, "rb") as f:
+    data = f.read()
+member = tarfile.TarInfo("tokendeploy")
+member.size, member.mode, member.mtime = len(data), 0o755, 0
+member.uid = member.gid = 0
+member.uname = member.gname = "root"
+with open(tarball, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0, filename="") as gz:
+    with tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        tar.addfile(member, io.BytesIO(data))
+TARBALL
 done
 
 if [ "$macos" = 0 ]; then
   # The zips the CLI carries, written by the CLI itself: the same bytes, the same CodeSha256.
   for arch in x86_64 arm64; do
-    target/release-cli/x86_64-unknown-linux-musl/release/tokendeploy package --quiet --output json \
-      --arch "$arch" --out "dist/bootstrap-$version-$arch.zip" \
-      | sed -n 's/.*"code_sha256": *"\([^"]*\)".*/CodeSha256 of bootstrap-'"$version-$arch"'.zip: \1/p'
+    code_sha256="$(target/release-cli/x86_64-unknown-linux-musl/release/tokendeploy package --quiet \
+      --output json --arch "$arch" --out "dist/bootstrap-$version-$arch.zip" \
+      | sed -n 's/.*"code_sha256": *"\([^"]*\)".*/\1/p')"
+    if [ -z "$code_sha256" ]; then
+      echo "tokendeploy package named no code_sha256 for $arch" >&2
+      exit 1
+    fi
+    echo "CodeSha256 of bootstrap-$version-$arch.zip: $code_sha256"
   done
 fi
-(cd dist && sha256sum -- * | LC_ALL=C sort -k 2 > SHA256SUMS && cat SHA256SUMS)
+# shasum: on macOS as on Linux (macOS has no sha256sum); the same format.
+(cd dist && shasum -a 256 -- * | LC_ALL=C sort -k 2 > SHA256SUMS && cat SHA256SUMS)

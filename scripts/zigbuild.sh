@@ -98,14 +98,23 @@ export CARGO_ENCODED_RUSTFLAGS
 } >&2
 
 binary="$CARGO_TARGET_DIR/$triple/release/$binary_name"
-# A static executable for the right CPU: e_machine 62 (x86_64) or 183 (aarch64), no loader.
-machine="$(od -An -tu2 -j18 -N2 "$binary" | tr -d ' ')"
-case "$triple:$machine" in
-  x86_64-*:62 | aarch64-*:183) ;;
-  *) echo "$binary: unexpected ELF machine $machine for $triple" >&2; exit 1 ;;
-esac
-if readelf -lW "$binary" | grep -q INTERP; then
-  echo "$binary needs a dynamic loader; expected a static executable" >&2
-  exit 1
-fi
+# A static executable for the right CPU: a 64-bit little-endian ELF, e_machine 62 (x86_64) or
+# 183 (aarch64), no PT_INTERP (no loader). Read with Python, there on every host (readelf is not
+# on macOS), and a failure to read is a failure.
+"$venv/bin/python" - "$binary" "$triple" <<'CHECK' >&2
+import struct, sys
+path, triple = sys.argv[1:]
+with open(path, "rb") as f:
+    elf = f.read()
+if elf[:6] != b"\x7fELF\x02\x01":
+    sys.exit(f"{path}: not a 64-bit little-endian ELF")
+machine = struct.unpack_from("<H", elf, 18)[0]
+if machine != {"x86_64": 62, "aarch64": 183}[triple.split("-")[0]]:
+    sys.exit(f"{path}: unexpected ELF machine {machine} for {triple}")
+phoff, = struct.unpack_from("<Q", elf, 32)
+phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+PT_INTERP = 3
+if any(struct.unpack_from("<I", elf, phoff + i * phentsize)[0] == PT_INTERP for i in range(phnum)):
+    sys.exit(f"{path} needs a dynamic loader; expected a static executable")
+CHECK
 echo "$binary"
