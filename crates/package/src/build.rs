@@ -28,21 +28,23 @@ pub fn find_function_dir(start: &Path) -> Result<PathBuf> {
 pub fn build_function(function_dir: &Path, quiet: bool, arch: Arch) -> Result<PathBuf> {
     let script = function_dir.join("../scripts/build-function.sh");
     if script.is_file() {
-        return build_with_script(&script, arch);
+        return build_with_script(&script, quiet, arch);
     }
     cargo_build(function_dir, quiet, arch)
 }
 
-/// Runs the checkout's build script; its last line on stdout is the binary's path.
-fn build_with_script(script: &Path, arch: Arch) -> Result<PathBuf> {
+/// Runs the checkout's build script; its last line on stdout is the binary's path. `quiet`:
+/// its progress is shown only if it fails.
+fn build_with_script(script: &Path, quiet: bool, arch: Arch) -> Result<PathBuf> {
     let output = Command::new("bash")
         .arg(script)
         .arg(arch.lambda_name())
         .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(if quiet { Stdio::piped() } else { Stdio::inherit() })
         .output()
         .with_context(|| format!("running {}", script.display()))?;
     if !output.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
         bail!("{} {arch} failed ({}); see its output above", script.display(), output.status);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -105,5 +107,41 @@ mod tests {
             r#"{"reason":"compiler-artifact","target":{"name":"token_function"},"executable":null}"#;
         assert_eq!(bootstrap_path(library), None);
         assert_eq!(bootstrap_path(r#"{"reason":"build-finished","success":true}"#), None);
+    }
+
+    /// A checkout of `function/` and `scripts/build-function.sh` (standing in for the real one),
+    /// in a directory of its own.
+    fn checkout_with_build_script(name: &str, script: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("tokendeploy-build-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("function")).unwrap();
+        std::fs::create_dir_all(root.join("scripts")).unwrap();
+        std::fs::write(root.join("scripts/build-function.sh"), script).unwrap();
+        root
+    }
+
+    #[test]
+    fn the_checkouts_build_script_names_the_binary_on_its_last_line_quiet_or_not() {
+        let root = checkout_with_build_script(
+            "names",
+            "echo \"progress for $1\" >&2\necho \"building $1\"\necho \"/built/$1/bootstrap\"\n",
+        );
+        for quiet in [false, true] {
+            let built = build_function(&root.join("function"), quiet, Arch::Arm64).unwrap();
+            assert_eq!(built, PathBuf::from("/built/arm64/bootstrap"));
+        }
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_failing_build_script_is_an_error_naming_it_quiet_or_not() {
+        let root = checkout_with_build_script("fails", "echo 'error: linking failed' >&2\nexit 3\n");
+        for quiet in [false, true] {
+            let error = build_function(&root.join("function"), quiet, Arch::X86_64).unwrap_err();
+            let message = format!("{error:#}");
+            assert!(message.contains("build-function.sh x86_64 failed"), "{message}");
+            assert!(message.contains("exit status: 3"), "{message}");
+        }
+        std::fs::remove_dir_all(root).unwrap();
     }
 }
