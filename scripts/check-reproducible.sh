@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the function again in another directory, with another CARGO_HOME and target directory,
+# Builds the function again in another directory, with another HOME (so zig's and
+# cargo-zigbuild's caches start empty), CARGO_HOME, target directory, time zone and locale, later,
 # and checks the bytes equal a first build's: a CLI built anywhere from the same version then
 # deploys the same CodeSha256, and `status` from one machine finds no drift in code another
 # deployed.
@@ -18,7 +19,11 @@ ln -s "$(pwd)/.venv" "$elsewhere/checkout/.venv"
 # Another CARGO_HOME, holding the same crates (offline: no network needed).
 mkdir "$elsewhere/cargo-home"
 ln -s "${CARGO_HOME:-$HOME/.cargo}/registry" "$elsewhere/cargo-home/registry"
-second="$(CARGO_HOME="$elsewhere/cargo-home" CARGO_NET_OFFLINE=true CARGO_TARGET_DIR="$elsewhere/target" \
+# Another HOME, with rustup's toolchains where they are (offline, like the crates).
+mkdir "$elsewhere/home"
+second="$(env -u XDG_CACHE_HOME -u ZIG_GLOBAL_CACHE_DIR -u ZIG_LOCAL_CACHE_DIR \
+  HOME="$elsewhere/home" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" TZ=Asia/Kathmandu LC_ALL=C \
+  CARGO_HOME="$elsewhere/cargo-home" CARGO_NET_OFFLINE=true CARGO_TARGET_DIR="$elsewhere/target" \
   bash "$elsewhere/checkout/scripts/build-function.sh" "$arch" | tail -n 1)"
 if cmp -s "$first" "$second"; then
   echo "reproducible: $arch bootstrap built in $elsewhere equals $first ($(sha256sum < "$first" | cut -c1-16)...)"
