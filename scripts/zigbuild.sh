@@ -80,7 +80,9 @@ remap() {
 remap "$cargo_home" /cargo
 remap "$root" /tokendeploy
 remap "$CARGO_TARGET_DIR" /target
-flags=("${remaps[@]}")
+# Position-independent (static-pie), so the kernel loads it at a random address (ASLR): zig
+# ignores the -static-pie rustc asks for, but links one when told -pie beside -static.
+flags=("${remaps[@]}" -C link-arg=-pie)
 if [ "$rustc" = /usr/bin/rustc ]; then
   # std's sources, named as rustup's prebuilt std names them: /rustc/<commit>.
   commit="$("$rustc" -vV | sed -n 's/^commit-hash: //p')"
@@ -98,8 +100,8 @@ export CARGO_ENCODED_RUSTFLAGS
 } >&2
 
 binary="$CARGO_TARGET_DIR/$triple/release/$binary_name"
-# A static executable for the right CPU: a 64-bit little-endian ELF, e_machine 62 (x86_64) or
-# 183 (aarch64), no PT_INTERP (no loader). Read with Python, there on every host (readelf is not
+# A static-pie executable for the right CPU: a 64-bit little-endian ELF, e_machine 62 (x86_64)
+# or 183 (aarch64), e_type ET_DYN (position-independent), no PT_INTERP (no loader). Read with Python, there on every host (readelf is not
 # on macOS), and a failure to read is a failure.
 "$venv/bin/python" - "$binary" "$triple" <<'CHECK' >&2
 import struct, sys
@@ -111,6 +113,9 @@ if elf[:6] != b"\x7fELF\x02\x01":
 machine = struct.unpack_from("<H", elf, 18)[0]
 if machine != {"x86_64": 62, "aarch64": 183}[triple.split("-")[0]]:
     sys.exit(f"{path}: unexpected ELF machine {machine} for {triple}")
+ET_DYN = 3
+if struct.unpack_from("<H", elf, 16)[0] != ET_DYN:
+    sys.exit(f"{path} is not position-independent (ASLR); expected a static-pie executable")
 phoff, = struct.unpack_from("<Q", elf, 32)
 phentsize, phnum = struct.unpack_from("<HH", elf, 54)
 PT_INTERP = 3
