@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # The offline stand-in for `cargo install tokendeploy` from crates.io, then a deploy with what it
 # installed, outside the repository: packages the CLI and the crates it needs (`cargo package`),
-# serves them with every dependency as a local directory registry (`cargo vendor`), installs the
-# CLI from its unpacked crate in a fresh directory, and runs `up`, `status` and `down` with it
-# against a moto server: each CPU's CodeSha256 must be the one the checkout's own CLI carries.
-# The test command runs it after the tests (a release build of the whole CLI, as `cargo install`
-# does it: many minutes); it needs the functions in crates/tokendeploy/embedded/ (scripts/test.sh
-# or scripts/release.sh puts them there).
+# installs the CLI from its unpacked crate in a fresh directory with the others as crates.io
+# would serve them, and runs `up`, `status` and `down` with it against a moto server: each
+# CPU's CodeSha256 must be the one the checkout's own CLI carries. The test command runs it
+# after the tests, whose compiled dependencies it reuses; it needs the functions in
+# crates/tokendeploy/embedded/ (scripts/test.sh or scripts/release.sh puts them there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -19,24 +18,30 @@ crates=(tokendeploy-config tokendeploy-package tokendeploy-deploy tokendeploy-fu
 packages=()
 for crate in "${crates[@]}"; do packages+=(-p "$crate"); done
 cargo package --locked --no-verify --allow-dirty --target-dir "$work/package-target" "${packages[@]}"
-# Not --offline: vendoring takes every platform's crates (Windows' too), which no build here
-# has downloaded.
-cargo vendor --locked "$work/registry" > /dev/null
+# Each packaged crate unpacked, as crates.io would serve it; the CLI's dependencies on the other
+# four resolve to these (a [patch] of crates.io), the rest to the crates.io sources the tests
+# already fetched and compiled.
+patches=()
 for crate in "${crates[@]}"; do
-  file="$work/package-target/package/$crate-0.1.0.crate"
-  mkdir "$work/registry/$crate"
-  tar -xzf "$file" -C "$work/registry/$crate" --strip-components=1
-  printf '{"files":{},"package":"%s"}' "$(sha256sum "$file" | cut -d' ' -f1)" > "$work/registry/$crate/.cargo-checksum.json"
+  mkdir -p "$work/unpacked/$crate"
+  tar -xzf "$work/package-target/package/$crate-0.1.0.crate" -C "$work/unpacked/$crate" --strip-components=1
+  [ "$crate" = tokendeploy ] || patches+=(--config "patch.crates-io.$crate.path=\"$work/unpacked/$crate\"")
 done
 
 # A fresh directory: no workspace, no checkout, only the unpacked crate.
 mkdir "$work/fresh"
-tar -xzf "$work/package-target/package/tokendeploy-0.1.0.crate" -C "$work/fresh"
+cp -R "$work/unpacked/tokendeploy" "$work/fresh/tokendeploy-0.1.0"
 cd "$work/fresh"
-cargo install --path tokendeploy-0.1.0 --root "$work/installed" --offline --locked \
-  --target-dir "$work/install-target" \
-  --config 'source.crates-io.replace-with="local-registry"' \
-  --config "source.local-registry.directory=\"$work/registry\""
+# A debug build in the test build's target directory with the workspace's dev profile, so the
+# crates.io dependencies the tests compiled are reused (same sources, features and profile).
+# What it proves is the same as a release build's: the packaged crates hold all they need and
+# compile on their own with the versions in the CLI's packaged Cargo.lock (--locked), and the
+# CLI they make deploys the function it carries. (scripts/release.sh makes the release build.)
+cargo install --path tokendeploy-0.1.0 --root "$work/installed" --offline --locked --debug \
+  --target-dir "$repo/target" \
+  --config 'profile.dev.debug="line-tables-only"' \
+  --config 'profile.dev.package."*".debug=false' \
+  "${patches[@]}"
 
 port="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 MOTO_IAM_LOAD_MANAGED_POLICIES=true "$PYTHON" "$repo/crates/testkit/moto_server.py" -H 127.0.0.1 -p "$port" > /dev/null 2>&1 &

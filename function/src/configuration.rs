@@ -328,6 +328,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs the emulator (moto): scripts/test.sh runs it"]
     async fn a_failed_read_is_tried_again_by_the_next_request_and_a_good_one_kept() {
         let rules = vec![
             Rule::nth(get_secret_value, 1, Effect::Error(ErrorKind::Internal)),
@@ -365,6 +366,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs the emulator (moto): scripts/test.sh runs it"]
     async fn a_secret_that_completes_no_configuration_is_read_again_by_the_next_request() {
         let (moto, _proxy, arn, configuration) =
             reading_through_a_proxy(json!({ "CONSUMER_KEY": KEY }), vec![]).await;
@@ -379,6 +381,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[ignore = "needs the emulator (moto): scripts/test.sh runs it"]
     async fn concurrent_first_requests_share_one_read() {
         let (_moto, proxy, _arn, configuration) = reading_through_a_proxy(credentials(), vec![]).await;
         let (first, second) = tokio::join!(configuration.get(), configuration.get());

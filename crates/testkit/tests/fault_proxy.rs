@@ -103,6 +103,7 @@ const CREATE_ROLE: &str = "Action=CreateRole&Version=2010-05-08&RoleName=tokende
     &AssumeRolePolicyDocument=%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D";
 
 #[tokio::test]
+#[ignore = "needs the emulator (moto): scripts/test.sh runs it"]
 async fn recording_names_each_call_through_moto() {
     let moto = Moto::start().expect("moto starts (set TOKENDEPLOY_TEST_PYTHON to a python with moto)");
     let proxy = FaultProxy::recording(&moto.endpoint()).await.unwrap();

@@ -1,0 +1,214 @@
+//! The README's table of bad inputs, as a test: each gets exit 2 and one line saying what is
+//! wrong, before any AWS call, changing nothing in the account and printing no secret.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+use tokendeploy_testkit::fault_proxy::FaultProxy;
+
+/// One row: what the user gives, and the words the one line must contain.
+struct Case {
+    args: Vec<String>,
+    /// Variables set (a value) or removed (`None`) on top of a complete environment.
+    env: Vec<(&'static str, Option<String>)>,
+    says: String,
+}
+
+fn case(args: &[&str], env: &[(&'static str, Option<&str>)], says: &str) -> Case {
+    Case {
+        args: args.iter().map(|a| a.to_string()).collect(),
+        env: env.iter().map(|(k, v)| (*k, v.map(str::to_string))).collect(),
+        says: says.to_string(),
+    }
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// A zip holding `entry` with the Python bytes expression `python_body`, made with Python's
+/// zipfile (fast even for a bomb).
+fn zip_with(dir: &Path, name: &str, entry: &str, python_body: &str, mode: u32) -> String {
+    let path: PathBuf = dir.join(name);
+    let script = format!(
+        "import zipfile\nz = zipfile.ZipFile({path:?}, 'w', zipfile.ZIP_DEFLATED)\ni = zipfile.ZipInfo({entry:?}, (1980, 1, 1, 0, 0, 0))\ni.external_attr = 0o{mode:o} << 16\ni.compress_type = zipfile.ZIP_DEFLATED\nz.writestr(i, {python_body})\nz.close()\n",
+        path = path.to_str().unwrap()
+    );
+    let python = std::env::var("TOKENDEPLOY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = std::process::Command::new(python).args(["-c", &script]).status().unwrap();
+    assert!(status.success());
+    path.to_str().unwrap().to_string()
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let stray_quote = write(
+        dir,
+        "quote.env",
+        format!("CONSUMER_KEY=k\nCONSUMER_SECRET=\"{SECRET}\nALLOWED_ORIGINS=*\n").as_bytes(),
+    );
+    let no_equals = write(dir, "noeq.env", format!("{SECRET}\n").as_bytes());
+    let not_zip = write(dir, "not.zip", b"plain text");
+    let big = dir.join("big.zip");
+    std::fs::File::create(&big).unwrap().set_len(51 * 1024 * 1024).unwrap();
+    let big = big.to_str().unwrap().to_string();
+    let no_bootstrap = zip_with(dir, "nobootstrap.zip", "handler", "b'x'", 0o100755);
+    let not_executable = zip_with(dir, "noexec.zip", "bootstrap", "b'\\x7fELF'", 0o100644);
+    let script = zip_with(dir, "script.zip", "bootstrap", "b'#!/bin/sh\\necho hi\\n'", 0o100755);
+    let bomb = zip_with(dir, "bomb.zip", "bootstrap", "bytes(300 * 1024 * 1024)", 0o100755);
+    vec![
+        case(
+            &["up", "--env-file", &stray_quote],
+            &[("CONSUMER_SECRET", None)],
+            "line 2: a value that starts with a quote must end with the same quote",
+        ),
+        case(&["up", "--quiet", "--env-file", &stray_quote], &[], "line 2: a value that starts with a quote"),
+        case(&["status", "--env-file", &stray_quote], &[], "line 2: a value that starts with a quote"),
+        case(&["up", "--env-file", &no_equals], &[], "line 1 is not NAME=value"),
+        case(
+            &["up", "--env-file", "/nonexistent/token.env"],
+            &[],
+            "cannot read --env-file /nonexistent/token.env: no such file",
+        ),
+        case(&["up"], &[("CONSUMER_SECRET", None)], "CONSUMER_SECRET is not set"),
+        case(&["up"], &[("CONSUMER_SECRET", Some("  "))], "CONSUMER_SECRET is not set"),
+        case(
+            &["up"],
+            &[("CONSUMER_SECRET", Some(&format!("{SECRET}{}", "x".repeat(5000))))],
+            "Lambda takes at most 4096",
+        ),
+        case(&["up"], &[("ALLOWED_ORIGINS", Some("app.example.com"))], "ALLOWED_ORIGINS must be"),
+        case(&["up"], &[("TOKEN_URL", Some("https://"))], "TOKEN_URL must be"),
+        case(&["up"], &[("TOKEN_URL", Some("https://a b.example/token"))], "TOKEN_URL must be"),
+        case(&["up"], &[("TOKEN_URL", Some("http://tokens.example.com/token"))], "TOKEN_URL must be"),
+        case(&["up"], &[("TOKEN_PROVIDER", Some("acme"))], "TOKEN_PROVIDER must be"),
+        case(&["up"], &[("UPSTREAM_TIMEOUT_MS", Some("soon"))], "UPSTREAM_TIMEOUT_MS must be"),
+        // The function has 10 s: an upstream timeout above 8 s would leave it no time for its 504.
+        case(
+            &["up"],
+            &[("UPSTREAM_TIMEOUT_MS", Some("9000"))],
+            "UPSTREAM_TIMEOUT_MS must be a whole number of milliseconds from 1 to 8000",
+        ),
+        // With the secret in Secrets Manager, a first request also spends up to 3 s reading it.
+        case(
+            &["up", "--secret-store", "secrets-manager"],
+            &[("UPSTREAM_TIMEOUT_MS", Some("6000"))],
+            "from 1 to 5000: the function has 10 s to answer, and keeps 2 s to answer its own 504, and a first request may spend 3 s reading the secret",
+        ),
+        case(&["up", "--name", "Bad_Name"], &[], "stack name \"Bad_Name\" is not valid"),
+        case(&["up"], &[("AWS_REGION", None)], "no AWS region: pass --region"),
+        case(&["up", "--region", "mars"], &[], "region \"mars\" is not an AWS region name"),
+        case(&["up", "--profile", "nope"], &[], "--profile nope: no such profile"),
+        case(&["down", "--yes", "--profile", "nope"], &[], "--profile nope: no such profile"),
+        case(&["up"], &[("AWS_ENDPOINT_URL", Some(""))], "the endpoint URL is empty"),
+        case(&["status", "--endpoint-url", "localhost:4566"], &[], "is not an http(s) URL"),
+        case(&["up", "--zip", "/nonexistent.zip"], &[], "--zip /nonexistent.zip: no such file"),
+        case(&["up", "--zip", &not_zip], &[], "is not a zip file"),
+        case(&["up", "--zip", &big], &[], "over Lambda's 52428800-byte limit for a direct upload"),
+        case(&["up", "--zip", &no_bootstrap], &[], "has no `bootstrap` at its top"),
+        case(&["up", "--zip", &not_executable], &[], "is not executable"),
+        case(&["plan", "--zip", &script], &[], "is not a 64-bit Linux (ELF) executable"),
+        case(&["up", "--zip", &bomb], &[], "over Lambda's 262144000-byte limit"),
+        case(&["up", "--output", "yaml"], &[], "invalid value 'yaml'"),
+        case(
+            &["up", "--arch", "arm64"],
+            &[],
+            "bootstrap is built for x86_64, but the function is deployed for arm64: pass --arch x86_64",
+        ),
+        case(&["up", "--arch", "sparc"], &[], "[possible values: x86_64, arm64]"),
+        case(&["up", "--rate-limit", "0"], &[], "must be from 0.1 to 10000 requests a second"),
+        case(&["plan", "--rate-limit", "NaN"], &[], "must be from 0.1 to 10000 requests a second"),
+        case(&["up", "--rate-limit", "fast"], &[], "must be a number of requests a second"),
+        case(&["up", "--burst-limit", "0"], &[], "0 is not in 1..=5000"),
+        case(&["status", "--burst-limit", "99999"], &[], "99999 is not in 1..=5000"),
+        case(&["up", "--secret-store", "vault"], &[], "[possible values: env, secrets-manager]"),
+        case(&["up", "--show-api-key"], &[], "required arguments were not provided: --api-key"),
+        case(&["up", "--no-such-flag"], &[], "unexpected argument '--no-such-flag'"),
+        case(&["down"], &[], "pass --yes to delete without a terminal"),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn each_bad_input_gets_exit_2_one_line_and_changes_nothing() {
+    let harness = Harness::start();
+    harness.up(&[]).assert_success();
+    let aws = harness.aws(REGION).await;
+    let before = snapshot(&aws).await;
+    // Every AWS call goes through a recorder: a bad input must be refused before the first.
+    let recorder = FaultProxy::recording(&harness.moto.endpoint()).await.unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let cases = cases(&harness.dir);
+    for case in &cases {
+        let mut env = harness.env();
+        env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+        env.push(("AWS_ENDPOINT_URL".into(), recorder.endpoint()));
+        for (name, value) in &case.env {
+            env.retain(|(k, _)| k != name);
+            if let Some(value) = value {
+                env.push((name.to_string(), value.clone()));
+            }
+        }
+        // Everything else as a user would give it: the function's zip unless the case names one.
+        let mut args: Vec<&str> = case.args.iter().map(String::as_str).collect();
+        let zip = function_zip().to_str().unwrap();
+        if matches!(args[0], "up" | "plan" | "status") && !args.contains(&"--zip") {
+            args.extend(["--zip", zip]);
+        }
+        let calls_before = recorder.calls().len();
+        let mut command = harness.command(&args, &env);
+        let run = Run::from(tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap());
+        let shown = format!("{args:?} {:?}", case.env);
+        // `down` reads the stack to say what it would delete, then refuses to go on.
+        if args[0] != "down" {
+            assert_eq!(
+                recorder.calls().len(),
+                calls_before,
+                "{shown}: AWS was called: {:?}",
+                recorder.calls()
+            );
+        }
+        assert_eq!(run.code, 2, "{shown}: {}", run.stderr);
+        let line = run.stderr.trim_end();
+        assert_eq!(line.lines().count(), 1, "{shown}: one line, got:\n{line}");
+        assert!(line.starts_with("error: "), "{shown}: {line}");
+        assert!(line.contains(&case.says), "{shown}: wanted {:?} in {line}", case.says);
+        assert!(run.stdout.is_empty(), "{shown}: {}", run.stdout);
+        run.assert_no_secret();
+        assert!(readme.contains(&case.says.replace('\\', "")), "README's table lacks {:?}", case.says);
+    }
+    assert_eq!(snapshot(&aws).await, before, "no bad input changed the account");
+    eprintln!("{} bad inputs tried, each refused with one line and no change", cases.len());
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn a_closed_stdout_is_a_failure_not_a_panic() {
+    let harness = Harness::start();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let zip = function_zip().to_str().unwrap().to_string();
+    let mut command = harness.command(&["up", "--quiet", "--zip", &zip], &harness.env());
+    let output = command.stdout(writer).output().unwrap();
+    let run = Run::from(output);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("writing the result to standard output"), "{}", run.stderr);
+    let _ = std::io::stderr().flush();
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn status_of_a_stack_blocked_by_someone_elses_resource_exits_3() {
+    let harness = Harness::start();
+    let aws = harness.aws(REGION).await;
+    // A REST API with the stack's name, not ours.
+    aws.apigateway.create_rest_api().name("token-server").send().await.unwrap();
+    let run = harness.status(&[]);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    let report = run.json();
+    assert_eq!(report["in_sync"], false);
+    assert!(report["problem"].as_str().unwrap().contains("belongs to someone else"), "{report}");
+}

@@ -1,0 +1,376 @@
+//! `examples/deployer-policy.json`, tested for real. moto enforces IAM (started through
+//! `crates/testkit/moto_server.py`), and an IAM user holding only that policy's actions runs
+//! `up` with every flag, `plan`, `status` and `down`. With any one statement taken away, the
+//! command that needs it fails with one line naming the missing permission, and once it is
+//! back, `up` and `down` finish whatever the failed run left.
+//!
+//! moto checks a call's action, never its resource or conditions, and never `iam:PassRole`
+//! (measured: ../shared/notes/moto-iam-enforcement.md). So the user holds each statement's
+//! actions on `*`, with API Gateway's actions (HTTP verbs on paths) spelled as moto checks them,
+//! as operation names; the statements' resources are checked against the stack's real ARNs.
+
+use std::collections::BTreeSet;
+
+use crate::support::*;
+use serde_json::{Value, json};
+use tokendeploy_deploy::Aws;
+use tokendeploy_testkit::moto::Moto;
+
+const POLICY: &str = include_str!("../../../../examples/deployer-policy.json");
+
+const EVERY_FLAG: [&str; 3] = ["--secret-store", "secrets-manager", "--api-key"];
+
+/// The API Gateway operations, by the HTTP verb AWS's policies name them with.
+const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
+    (
+        "GET",
+        &[
+            "GetRestApis",
+            "GetRestApi",
+            "GetResources",
+            "GetResource",
+            "GetMethod",
+            "GetIntegration",
+            "GetStages",
+            "GetStage",
+            "GetDeployments",
+            "GetDeployment",
+            "GetApiKeys",
+            "GetApiKey",
+            "GetUsagePlans",
+            "GetUsagePlan",
+            "GetUsagePlanKeys",
+            "GetUsagePlanKey",
+            "GetTags",
+        ],
+    ),
+    (
+        "POST",
+        &[
+            "CreateRestApi",
+            "CreateResource",
+            "CreateDeployment",
+            "CreateStage",
+            "CreateApiKey",
+            "CreateUsagePlan",
+            "CreateUsagePlanKey",
+        ],
+    ),
+    ("PUT", &["PutMethod", "PutIntegration", "TagResource"]),
+    ("PATCH", &["UpdateRestApi", "UpdateMethod", "UpdateStage", "UpdateApiKey", "UpdateUsagePlan"]),
+    (
+        "DELETE",
+        &[
+            "DeleteRestApi",
+            "DeleteResource",
+            "DeleteMethod",
+            "DeleteStage",
+            "DeleteDeployment",
+            "DeleteApiKey",
+            "DeleteUsagePlan",
+            "DeleteUsagePlanKey",
+            "UntagResource",
+        ],
+    ),
+];
+
+/// What AWS requires beside the calls themselves and moto never checks: passing the role to
+/// Lambda, and tagging in the same call that creates (AWS checks `TagResource`/`TagRole` for the
+/// tags a create call carries).
+const NOT_CHECKED_BY_MOTO: [&str; 5] =
+    ["iam:PassRole", "iam:TagRole", "lambda:TagResource", "logs:TagResource", "secretsmanager:TagResource"];
+
+fn statements() -> Vec<Value> {
+    let policy: Value = serde_json::from_str(POLICY).unwrap();
+    policy["Statement"].as_array().unwrap().clone()
+}
+
+fn actions(statement: &Value) -> Vec<String> {
+    match &statement["Action"] {
+        Value::String(action) => vec![action.clone()],
+        list => list.as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+    }
+}
+
+/// A statement's actions as moto checks them.
+fn as_moto_checks(action: &str) -> Vec<String> {
+    match action.strip_prefix("apigateway:") {
+        Some(verb) => {
+            let (_, operations) = APIGATEWAY_OPERATIONS.iter().find(|(v, _)| *v == verb).unwrap();
+            operations.iter().map(|operation| format!("apigateway:{operation}")).collect()
+        }
+        None => vec![action.to_string()],
+    }
+}
+
+/// The policy moto can check: every statement but `without`, its actions on `*`.
+fn checkable_policy(without: Option<usize>) -> String {
+    let kept = statements().into_iter().enumerate().filter(|(i, _)| Some(*i) != without);
+    let statements: Vec<Value> = kept
+        .map(|(_, statement)| {
+            let actions: Vec<String> = actions(&statement).iter().flat_map(|a| as_moto_checks(a)).collect();
+            json!({ "Sid": statement["Sid"], "Effect": "Allow", "Action": actions, "Resource": "*" })
+        })
+        .collect();
+    json!({ "Version": "2012-10-17", "Statement": statements }).to_string()
+}
+
+struct Users {
+    admin: Aws,
+    deployer_env: Vec<(String, String)>,
+}
+
+/// Before enforcement: an administrator (to read back and to change the deployer's policy) and
+/// the deployer, holding the checkable policy.
+async fn users(harness: &Harness) -> Users {
+    let unchecked = harness.aws(REGION).await;
+    let mut keys = Vec::new();
+    for (user, policy) in [("admin", json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}).to_string()), ("deployer", checkable_policy(None))] {
+        unchecked.iam.create_user().user_name(user).send().await.unwrap();
+        unchecked.iam.put_user_policy().user_name(user).policy_name("p").policy_document(policy).send().await.unwrap();
+        let key = unchecked.iam.create_access_key().user_name(user).send().await.unwrap();
+        let key = key.access_key().unwrap();
+        keys.push((key.access_key_id().to_string(), key.secret_access_key().to_string()));
+    }
+    harness.moto.enforce_iam().await.unwrap();
+    let admin = harness.aws_as(REGION, &keys[0].0, &keys[0].1).await;
+    let mut deployer_env = harness.env();
+    deployer_env.retain(|(k, _)| k != "AWS_ACCESS_KEY_ID" && k != "AWS_SECRET_ACCESS_KEY");
+    deployer_env.push(("AWS_ACCESS_KEY_ID".into(), keys[1].0.clone()));
+    deployer_env.push(("AWS_SECRET_ACCESS_KEY".into(), keys[1].1.clone()));
+    Users { admin, deployer_env }
+}
+
+async fn grant(admin: &Aws, policy: String) {
+    admin
+        .iam
+        .put_user_policy()
+        .user_name("deployer")
+        .policy_name("p")
+        .policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn run(harness: &Harness, users: &Users, command: &str, flags: &[&str]) -> Run {
+    let zip = function_zip().to_str().unwrap().to_string();
+    let mut args = vec![command, "--output", "json", "--quiet"];
+    if command == "down" {
+        args.push("--yes");
+    } else {
+        args.extend(["--zip", &zip]);
+        args.extend(flags);
+    }
+    harness.run_with(&args, &users.deployer_env)
+}
+
+/// The actions moto allowed the deployer, as the policy names them.
+fn allowed_actions(decisions: &std::path::Path) -> BTreeSet<String> {
+    let log = std::fs::read_to_string(decisions).unwrap();
+    let decisions = log.lines().map(|line| serde_json::from_str::<Value>(line).unwrap());
+    let deployer = |d: &Value| d["principal"].as_str().is_some_and(|p| p.ends_with(":user/deployer"));
+    let allowed = decisions.filter(|d| d["allowed"] == true && deployer(d));
+    allowed
+        .map(|d| {
+            let action = d["action"].as_str().unwrap().to_string();
+            let verb = action.strip_prefix("apigateway:").and_then(|operation| {
+                APIGATEWAY_OPERATIONS.iter().find(|(_, ops)| ops.contains(&operation)).map(|(verb, _)| *verb)
+            });
+            verb.map(|verb| format!("apigateway:{verb}")).unwrap_or(action)
+        })
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_every_statement() {
+    let decisions = std::env::temp_dir().join(format!("deployer-policy-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&decisions);
+    let harness = Harness::with(Moto::start_enforcing(&decisions).unwrap());
+    let users = users(&harness).await;
+
+    // Everything, with the policy whole: made, converged, read, and, later, removed.
+    run(&harness, &users, "up", &EVERY_FLAG).assert_success().assert_no_secret();
+    // Drift only a hand makes, so that `up` needs its every repair call too.
+    let admin = &users.admin;
+    let role = "token-server-us-west-1-lambda";
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    admin
+        .iam
+        .update_assume_role_policy()
+        .role_name(role)
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    admin
+        .secretsmanager
+        .delete_secret()
+        .secret_id("tokendeploy/token-server")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
+    let other_code = tokendeploy_package::zip_bootstrap(
+        b"\x7fELF code put there by hand",
+        tokendeploy_package::Arch::X86_64,
+    )
+    .unwrap()
+    .bytes;
+    let code = aws_sdk_lambda::primitives::Blob::new(other_code);
+    admin.lambda.update_function_code().function_name("token-server").zip_file(code).send().await.unwrap();
+    let anyone = admin.lambda.add_permission().function_name("token-server").statement_id("anyone");
+    anyone.action("lambda:InvokeFunction").principal("*").send().await.unwrap();
+    let repaired = run(&harness, &users, "up", &EVERY_FLAG);
+    repaired.assert_success();
+    assert_eq!(
+        repaired.actions().into_iter().filter(|(_, a)| a != "unchanged").map(|(s, _)| s).collect::<Vec<_>>(),
+        ["role", "package", "secret", "function", "permission"]
+    );
+    for command in ["plan", "status"] {
+        run(&harness, &users, command, &EVERY_FLAG).assert_success();
+    }
+    // Back to the environment and no key: the secret, its policy, the key and plan go.
+    run(&harness, &users, "up", &[]).assert_success();
+    run(&harness, &users, "down", &[]).assert_success();
+    assert!(snapshot(admin).await.is_empty(), "down left nothing");
+
+    // The policy names what the commands called, and no more than AWS also checks.
+    let used = allowed_actions(&decisions);
+    let granted: BTreeSet<String> = statements().iter().flat_map(actions).collect();
+    let unused: BTreeSet<&str> = granted.iter().filter(|a| !used.contains(*a)).map(String::as_str).collect();
+    let missing: Vec<&String> =
+        used.iter().filter(|a| !granted.contains(*a) && !a.starts_with("sts:")).collect();
+    assert!(missing.is_empty(), "called without the policy granting it: {missing:?}");
+    assert_eq!(unused, BTreeSet::from(NOT_CHECKED_BY_MOTO), "granted, never called: {unused:?}");
+
+    // Each statement taken away in turn: the command that needs it fails, naming a permission
+    // of that statement, and with the policy whole again, `up` and `down` finish.
+    for (index, statement) in statements().iter().enumerate() {
+        let sid = statement["Sid"].as_str().unwrap();
+        let its_actions: Vec<String> = actions(statement).iter().flat_map(|a| as_moto_checks(a)).collect();
+        if its_actions.iter().all(|a| NOT_CHECKED_BY_MOTO.contains(&a.as_str())) {
+            continue; // moto cannot tell whether it is needed
+        }
+        let names_one = |run: &Run| {
+            let line = run.stderr.trim_end();
+            assert_eq!(line.lines().count(), 1, "{sid}: one line, got:\n{line}");
+            let denied = line
+                .split("is not authorized to perform: ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next());
+            assert!(
+                denied.is_some_and(|action| its_actions.iter().any(|a| a == action)),
+                "{sid}: names none of {its_actions:?}: {line}"
+            );
+        };
+        grant(admin, checkable_policy(Some(index))).await;
+        let up = run(&harness, &users, "up", &EVERY_FLAG);
+        assert_eq!(up.code, 1, "{sid}: up needs it: {}", up.stderr);
+        names_one(&up);
+        grant(admin, checkable_policy(None)).await;
+        run(&harness, &users, "up", &EVERY_FLAG).assert_success();
+
+        grant(admin, checkable_policy(Some(index))).await;
+        let down = run(&harness, &users, "down", &[]);
+        if down.code != 0 {
+            assert_eq!(down.code, 1, "{sid}: {}", down.stderr);
+            names_one(&down);
+        }
+        grant(admin, checkable_policy(None)).await;
+        run(&harness, &users, "down", &[]).assert_success();
+        assert!(snapshot(admin).await.is_empty(), "{sid}: down left something");
+    }
+}
+
+/// The ARN patterns of each statement cover the stack's real resources, and not another
+/// stack's (moto cannot check them: they are matched here as IAM matches them).
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn each_statement_is_narrowed_to_the_stacks_names() {
+    let harness = Harness::start();
+    let made = harness.up(&EVERY_FLAG).assert_success().json();
+    let aws = harness.aws(REGION).await;
+    let account = made["account"].as_str().unwrap();
+    let region = REGION;
+    let ours = [
+        ("ExecutionRole", made["role_arn"].as_str().unwrap().to_string()),
+        ("PassTheExecutionRoleToLambdaOnly", made["role_arn"].as_str().unwrap().to_string()),
+        ("Function", made["function_arn"].as_str().unwrap().to_string()),
+        ("LogGroup", format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/token-server:*")),
+        (
+            "RestApiKeysAndUsagePlans",
+            format!("arn:aws:apigateway:{region}::/restapis/{}", made["api_id"].as_str().unwrap()),
+        ),
+        (
+            "RestApiKeysAndUsagePlans",
+            format!("arn:aws:apigateway:{region}::/apikeys/{}", made["api_key_id"].as_str().unwrap()),
+        ),
+        ("Secret", made["secret_arn"].as_str().unwrap().to_string()),
+    ];
+    let secret = aws
+        .secretsmanager
+        .describe_secret()
+        .secret_id(made["secret_arn"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(secret.name(), Some("tokendeploy/token-server"));
+    let others = [
+        ("ExecutionRole", format!("arn:aws:iam::{account}:role/admin")),
+        (
+            "PassTheExecutionRoleToLambdaOnly",
+            format!("arn:aws:iam::{account}:role/token-server-us-west-1-admin"),
+        ),
+        ("Function", format!("arn:aws:lambda:{region}:{account}:function:token-server-billing")),
+        ("LogGroup", format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/payments:*")),
+        ("Secret", format!("arn:aws:secretsmanager:{region}:{account}:secret:prod/database-AbCdEf")),
+        (
+            "Secret",
+            format!(
+                "arn:aws:secretsmanager:{region}:{account}:secret:tokendeploy/token-server-billing-AbCdEf"
+            ),
+        ),
+    ];
+    let covers = |sid: &str, arn: &str| {
+        let statement = statements().into_iter().find(|s| s["Sid"] == sid).unwrap();
+        let patterns = match &statement["Resource"] {
+            Value::String(one) => vec![one.clone()],
+            many => many.as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect(),
+        };
+        patterns.iter().any(|pattern| matches_wildcards(pattern, arn))
+    };
+    for (sid, arn) in &ours {
+        assert!(covers(sid, arn), "{sid} does not cover the stack's {arn}");
+    }
+    for (sid, arn) in &others {
+        assert!(!covers(sid, arn), "{sid} covers {arn}, which is not the stack's");
+    }
+}
+
+/// IAM's ARN matching: `*` any run of characters, `?` any one.
+fn matches_wildcards(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut p, mut t, mut star, mut mark) = (0, 0, None, 0);
+    while t < text.len() {
+        if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+            (p, t) = (p + 1, t + 1);
+        } else if p < pattern.len() && pattern[p] == '*' {
+            (star, mark, p) = (Some(p), t, p + 1);
+        } else if let Some(s) = star {
+            (p, mark, t) = (s + 1, mark + 1, mark + 1);
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+#[test]
+fn wildcards_match_as_iam_matches_them() {
+    assert!(matches_wildcards("arn:*:secret:x-??????", "arn:aws:secret:x-AbCdEf"));
+    assert!(!matches_wildcards("arn:*:secret:x-??????", "arn:aws:secret:x-y-AbCdEf"));
+    assert!(matches_wildcards("a*b*c", "a-b-b-c"));
+    assert!(!matches_wildcards("a*b", "a-c"));
+}
