@@ -1,6 +1,14 @@
-"""Run moto's server with three fixes that make it answer as AWS does: IAM enforcement checks the
-signature over the bytes a client sent, Lambda's UpdateFunctionCode honours Architectures, and
-API Gateway's CreateDeployment to an existing stage keeps that stage's settings.
+"""Run moto's server answering as AWS does where moto is kinder, each fix naming the AWS page it
+follows (docs/aws-behaviours.md lists them with the tests that rely on them):
+
+- IAM enforcement checks the signature over the bytes a client sent (below);
+- under enforcement, the permissions AWS checks beside a call's own action: iam:PassRole and
+  tagging on create, and lambda:ListTags, without which GetFunction withholds the tags;
+- Lambda: UpdateFunctionCode honours Architectures; a function can be made idle (Inactive) or
+  its last update Failed, as AWS does over time, and an update to an idle one passes through
+  Pending; updates are refused while Pending;
+- Secrets Manager frees the name of a secret deleted without recovery only after a moment;
+- API Gateway's CreateDeployment to an existing stage keeps that stage's settings.
 
 Usage (same arguments as ``python -m moto.server``)::
 
@@ -44,6 +52,16 @@ is appended there as one JSON line: {"action", "resource", "principal", "allowed
 STS AssumeRole and SQS (moto 5.2.5 checks no other resource). Only calls whose signature and
 access key moto accepted reach this check; SignatureDoesNotMatch and InvalidClientTokenId are not
 logged. Do not pass ``-r``/``--reload``: the reloader starts a fresh interpreter without the patch.
+
+Test hooks (AWS changes these only over time, or by its own hand)::
+
+    POST /_tokendeploy/lambda-state  {"Region": "us-west-1", "FunctionName": "f",
+                                      "State": "Inactive"}            # idle, as after weeks
+                                     {..., "LastUpdateStatus": "Failed",
+                                      "LastUpdateStatusReason": "..."} # a failed last update
+
+``MOTO_SECRET_NAME_FREED_AFTER`` (seconds, default 2): how long the name of a secret deleted
+without recovery stays taken.
 """
 
 from __future__ import annotations
@@ -54,6 +72,8 @@ import json
 import os
 import sys
 import threading
+import time
+import urllib.parse
 
 
 def _request_has_body(headers) -> bool:
@@ -78,6 +98,14 @@ def keep_raw_bodies(app):
     def wrapped(environ, start_response):
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length > 0 else b""
+        if environ.get("PATH_INFO") == "/_tokendeploy/lambda-state":
+            try:
+                set_function_state(json.loads(body))
+                start_response("200 OK", [("Content-Type", "application/json")])
+                return [b"{}"]
+            except Exception as error:  # a test's mistake: say what
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [f"{type(error).__name__}: {error}".encode()]
         environ["wsgi.input"] = io.BytesIO(body)
         _raw.body = body
         return app(environ, start_response)
@@ -120,27 +148,121 @@ def patch() -> None:
     base._create_aws_request = _create_aws_request
 
     log_path = os.environ.get("MOTO_ENFORCING_LOG")
-    if log_path:
-        lock = threading.Lock()
-        check = base.check_action_permitted
+    lock = threading.Lock()
+    check = base.check_action_permitted
 
-        def check_action_permitted(self, resource: str) -> None:
-            entry = {
-                "action": self._action,
-                "resource": resource,
-                "principal": getattr(self._access_key, "arn", None),
-            }
-            try:
-                check(self, resource)
-                entry.update(allowed=True, error=None)
-            except Exception as error:  # moto's AccessDenied, re-raised unchanged
-                entry.update(allowed=False, error=type(error).__name__)
-                raise
-            finally:
+    def check_logged(self, resource: str) -> None:
+        entry = {
+            "action": self._action,
+            "resource": resource,
+            "principal": getattr(self._access_key, "arn", None),
+        }
+        try:
+            check(self, resource)
+            entry.update(allowed=True, error=None)
+        except Exception as error:  # moto's AccessDenied, re-raised unchanged
+            entry.update(allowed=False, error=type(error).__name__)
+            raise
+        finally:
+            if log_path:
                 with lock, open(log_path, "a", encoding="utf-8") as log:
                     log.write(json.dumps(entry) + "\n")
 
-        base.check_action_permitted = check_action_permitted
+    def check_action_permitted(self, resource: str) -> None:
+        check_logged(self, resource)
+        action = self._action
+        try:
+            for implied in implied_actions(action, getattr(_raw, "body", None) or b""):
+                self._action = implied
+                check_logged(self, "*")
+        finally:
+            self._action = action
+
+    base.check_action_permitted = check_action_permitted
+
+
+def implied_actions(action: str, body: bytes) -> list[str]:
+    """The permissions AWS checks beside a call's own action, which moto does not:
+
+    - iam:PassRole to give a function its execution role (Lambda developer guide,
+      "Identity-based IAM policies for Lambda": "PassRole is used when you assign an execution
+      role to a function"), on CreateFunction and on UpdateFunctionConfiguration with a Role;
+    - tagging on create: CreateFunction with Tags needs lambda:TagResource (Lambda developer
+      guide, "Using tags on Lambda functions"); CreateSecret with Tags needs
+      secretsmanager:TagResource (API reference, CreateSecret); CreateLogGroup with tags needs
+      logs:TagResource (API reference, CreateLogGroup, which also takes logs:TagLogGroup: the
+      deployer's policy grants the newer one); CreateRole with Tags needs iam:TagRole (not in
+      the IAM reference's words, but AWS's answer when it is missing: "... is not authorized to
+      perform: iam:TagRole").
+    """
+    if action.startswith(("iam:", "sts:")):
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        tagged = any(key.startswith("Tags.member.") for key in form)
+        return ["iam:TagRole"] if action == "iam:CreateRole" and tagged else []
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return []
+    if not isinstance(request, dict):
+        return []
+    implied = {
+        "lambda:CreateFunction": ["iam:PassRole"] + (["lambda:TagResource"] if request.get("Tags") else []),
+        "lambda:UpdateFunctionConfiguration": ["iam:PassRole"] if request.get("Role") else [],
+        "logs:CreateLogGroup": ["logs:TagResource"] if request.get("tags") else [],
+        "secretsmanager:CreateSecret": ["secretsmanager:TagResource"] if request.get("Tags") else [],
+    }
+    return implied.get(action, [])
+
+
+def denied(response, action: str) -> str | None:
+    """Under enforcement, the caller's ARN when its policies do not allow ``action`` (checked and
+    logged as moto checks a call's own action); ``None`` when allowed or not enforcing."""
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.iam.access_control import IAMRequest
+
+    if ActionAuthenticatorMixin.request_count < settings.INITIAL_NO_AUTH_ACTION_COUNT:
+        return None
+    request = IAMRequest(
+        account_id=response.current_account,
+        method=response.method,
+        path=response.raw_path,
+        data=response.data,
+        body=response.raw_body,
+        headers=response.headers,
+        action=action,
+    )
+    try:
+        request.check_action_permitted("*")
+        return None
+    except Exception:
+        return getattr(request._access_key, "arn", "the caller")
+
+
+def withhold_tags_without_list_tags() -> None:
+    """AWS's GetFunction returns ``Tags`` "only if you have explicit allow permissions for
+    lambda:ListTags", else a ``TagsError`` (API reference: GetFunction, TagsError); moto always
+    returns them."""
+    from moto.awslambda.responses import LambdaResponse
+
+    get_function = LambdaResponse.get_function
+
+    def get_function_withholding(self):
+        body = get_function(self)
+        caller = denied(self, "ListTags")
+        if caller is None:
+            return body
+        answer = json.loads(body)
+        answer.pop("Tags", None)
+        arn = answer.get("Configuration", {}).get("FunctionArn", "")
+        answer["TagsError"] = {
+            "ErrorCode": "AccessDeniedException",
+            "Message": f"User: {caller} is not authorized to perform: lambda:ListTags on resource: {arn} "
+            "because no identity-based policy allows the lambda:ListTags action",
+        }
+        return json.dumps(answer)
+
+    LambdaResponse.get_function = get_function_withholding
 
 
 def honour_architectures_on_code_updates() -> None:
@@ -157,6 +279,117 @@ def honour_architectures_on_code_updates() -> None:
         return update(self, updated_spec)
 
     LambdaFunction.update_function_code = update_function_code
+
+
+def play_function_states() -> None:
+    """Lambda's function states (developer guide, "Lambda function states"): a function idle long
+    enough becomes Inactive; an update brings it back through Pending (StateReasonCode
+    Restoring); while Pending, "any invocations or other API actions that operate on the
+    function will fail" (ResourceConflictException); a failed update leaves LastUpdateStatus
+    Failed, and a new update is taken. moto's functions are always Active and Successful. The
+    hook ``POST /_tokendeploy/lambda-state`` makes one idle or its last update failed."""
+    from moto.awslambda.exceptions import LambdaClientError
+    from moto.awslambda.models import LambdaFunction
+
+    class Conflict(LambdaClientError):
+        code = 409
+
+        def __init__(self, message: str):
+            super().__init__("ResourceConflictException", message)
+
+    def pending(function) -> bool:
+        until = getattr(function, "_td_pending_until", None)
+        if until is not None and time.monotonic() >= until:
+            function._td_pending_until = None
+            function.state = "Active"
+            return False
+        return until is not None
+
+    configuration = LambdaFunction.get_configuration
+
+    def get_configuration(self, *args, **kwargs):
+        config = configuration(self, *args, **kwargs)
+        if pending(self):
+            config.update(State="Pending", StateReasonCode="Restoring",
+                          StateReason="The function is being restored.")
+        elif self.state == "Inactive":
+            config.update(StateReasonCode="Idle", StateReason="The function is inactive (idle).")
+        last_update = getattr(self, "_td_last_update", None)
+        if last_update and "LastUpdateStatus" in config:
+            config["LastUpdateStatus"] = last_update[0]
+            config["LastUpdateStatusReason"] = last_update[1]
+        return config
+
+    def refusing_while_pending(update):
+        def updated(self, *args, **kwargs):
+            if pending(self):
+                raise Conflict(
+                    "The operation cannot be performed at this time. "
+                    "The function is currently in the following state: Pending"
+                )
+            idle = self.state == "Inactive"
+            answer = update(self, *args, **kwargs)
+            self._td_last_update = None
+            if idle:
+                self._td_pending_until = time.monotonic() + 1.0
+            return answer
+
+        return updated
+
+    LambdaFunction.get_configuration = get_configuration
+    LambdaFunction.update_function_code = refusing_while_pending(LambdaFunction.update_function_code)
+    LambdaFunction.update_configuration = refusing_while_pending(LambdaFunction.update_configuration)
+
+
+def set_function_state(request: dict) -> None:
+    """The ``/_tokendeploy/lambda-state`` hook."""
+    from moto.awslambda.models import lambda_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    backend = lambda_backends[request.get("Account", DEFAULT_ACCOUNT_ID)][request["Region"]]
+    function = backend.get_function(request["FunctionName"])
+    if "State" in request:
+        function.state = request["State"]
+    if "LastUpdateStatus" in request:
+        function._td_last_update = (request["LastUpdateStatus"], request.get("LastUpdateStatusReason", ""))
+
+
+def free_secret_names_after_a_moment() -> None:
+    """DeleteSecret with ForceDeleteWithoutRecovery: "Secrets Manager performs the actual deletion
+    with an asynchronous background process, so there might be a short delay ... If you delete
+    a secret and then immediately create a secret with the same name, use appropriate back off
+    and retry logic" (API reference, DeleteSecret). Meanwhile CreateSecret of the name answers
+    InvalidRequestException (its documented cause: "The secret is scheduled for deletion"), and
+    the secret is gone from DescribeSecret. moto frees the name at once."""
+    from moto.secretsmanager.exceptions import InvalidRequestException
+    from moto.secretsmanager.models import SecretsManagerBackend
+
+    hold = float(os.environ.get("MOTO_SECRET_NAME_FREED_AFTER", "2"))
+    delete, create = SecretsManagerBackend.delete_secret, SecretsManagerBackend.create_secret
+
+    def held(backend) -> dict:
+        if not hasattr(backend, "_td_names_held"):
+            backend._td_names_held = {}
+        return backend._td_names_held
+
+    def delete_secret(self, secret_id, recovery_window_in_days, force_delete_without_recovery):
+        existing = self.secrets[secret_id] if self._is_valid_identifier(secret_id) else None
+        answer = delete(self, secret_id, recovery_window_in_days, force_delete_without_recovery)
+        if force_delete_without_recovery and existing is not None:
+            held(self)[existing.name] = time.monotonic() + hold
+        return answer
+
+    def create_secret(self, name, *args, **kwargs):
+        until = held(self).get(name)
+        if until is not None and time.monotonic() < until:
+            raise InvalidRequestException(
+                "You can't create this secret because a secret with this name is already scheduled for deletion."
+            )
+        held(self).pop(name, None)
+        return create(self, name, *args, **kwargs)
+
+    SecretsManagerBackend.delete_secret = delete_secret
+    SecretsManagerBackend.create_secret = create_secret
 
 
 def keep_stages_across_deployments() -> None:
@@ -181,7 +414,10 @@ def keep_stages_across_deployments() -> None:
 
 if __name__ == "__main__":
     patch()
+    withhold_tags_without_list_tags()
     honour_architectures_on_code_updates()
+    play_function_states()
+    free_secret_names_after_a_moment()
     keep_stages_across_deployments()
     import moto.server
 

@@ -282,6 +282,15 @@ fn xml_error(raw: &HttpResponse) -> Option<(String, String)> {
     Some((element("Code")?, message.chars().take(300).collect()))
 }
 
+/// The permission an access-denied message names ("... is not authorized to perform:
+/// iam:PassRole on resource: ..."), when it names one.
+fn denied_action(message: &str) -> Option<&str> {
+    let action = message.split("is not authorized to perform: ").nth(1)?.split_whitespace().next()?;
+    let (service, name) = action.split_once(':')?;
+    let word = |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    (word(service) && word(name)).then_some(action)
+}
+
 /// The start of an answer AWS could not have meant, for a person to recognise (a proxy's
 /// page, an emulator's traceback); what we sent never comes back in it.
 fn body_excerpt(raw: &HttpResponse) -> String {
@@ -316,9 +325,22 @@ where
 {
     match failure(error) {
         Failure::Answered(_) if !echo => {
-            let code = error.as_service_error().and_then(|e| e.code()).unwrap_or("an error");
             let status = error.raw_response().map(|r| r.status().as_u16()).unwrap_or_default();
-            format!("AWS answered {code} (HTTP {status}; its message is not shown, as it may quote a secret)")
+            let service = error.as_service_error();
+            let xml = error.raw_response().and_then(xml_error);
+            let code = service.and_then(|e| e.code()).or(xml.as_ref().map(|(code, _)| code.as_str()));
+            let message =
+                service.and_then(|e| e.message()).or(xml.as_ref().map(|(_, message)| message.as_str()));
+            // A refusal names the permission missing, and quotes nothing the call carried.
+            match (code, message.and_then(denied_action)) {
+                (Some(code), Some(action)) => format!(
+                    "{code}: the caller is not authorized to perform: {action} (HTTP {status}; the rest of AWS's message is not shown, as it may quote a secret)"
+                ),
+                (code, _) => format!(
+                    "AWS answered {} (HTTP {status}; its message is not shown, as it may quote a secret)",
+                    code.unwrap_or("an error")
+                ),
+            }
         }
         Failure::Answered(why) | Failure::Local(why) => why,
         Failure::Unreachable(why) => format!("no answer from AWS: {why}"),
@@ -409,6 +431,30 @@ mod tests {
         assert_eq!(bare.to_string(), "doing X: Weird (HTTP 400)");
         let long = answered(503, &"x".repeat(5000), None).unwrap_err().to_string();
         assert!(long.len() < 200 && long.ends_with("..."), "{long}");
+    }
+
+    #[test]
+    fn a_refusal_of_a_call_carrying_secrets_still_names_the_permission() {
+        let mut meta = ErrorMetadata::builder().code("AccessDeniedException");
+        meta = meta.message("User: arn:aws:iam::1:user/d is not authorized to perform: iam:PassRole on resource: arn:aws:iam::1:role/r");
+        let raw = HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::from(""));
+        let denied: Result<()> =
+            Err(SdkError::service_error(GetCallerIdentityError::generic(meta.build()), raw))
+                .aws_context_no_echo("creating X");
+        assert_eq!(
+            denied.unwrap_err().to_string(),
+            "creating X: AccessDeniedException: the caller is not authorized to perform: iam:PassRole (HTTP 403; the rest of AWS's message is not shown, as it may quote a secret)"
+        );
+        let quoting = ErrorMetadata::builder()
+            .code("InvalidParameterValueException")
+            .message("CONSUMER_SECRET=s3cr3t is too long");
+        let raw = HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(""));
+        let hidden: Result<()> =
+            Err(SdkError::service_error(GetCallerIdentityError::generic(quoting.build()), raw))
+                .aws_context_no_echo("setting Y");
+        let hidden = hidden.unwrap_err().to_string();
+        assert!(!hidden.contains("s3cr3t") && hidden.contains("InvalidParameterValueException"), "{hidden}");
+        assert_eq!(denied_action("is not authorized to perform: a:b; rm -rf"), None);
     }
 
     #[test]

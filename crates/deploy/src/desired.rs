@@ -173,34 +173,29 @@ impl Desired {
     }
 
     pub fn role_arn(&self) -> String {
-        format!("arn:aws:iam::{}:role/{}", self.account, self.stack.role_name())
+        self.stack.arn("iam", "", &self.account, &format!("role/{}", self.stack.role_name()))
     }
 
     /// Known before the function exists, so the API chain need not wait for it.
     pub fn function_arn(&self) -> String {
-        format!(
-            "arn:aws:lambda:{}:{}:function:{}",
-            self.stack.region,
-            self.account,
-            self.stack.function_name()
-        )
+        let function = format!("function:{}", self.stack.function_name());
+        self.stack.arn("lambda", &self.stack.region, &self.account, &function)
     }
 
     /// The URI API Gateway's Lambda proxy integration invokes.
     pub fn integration_uri(&self) -> String {
-        format!(
-            "arn:aws:apigateway:{}:lambda:path/2015-03-31/functions/{}/invocations",
-            self.stack.region,
-            self.function_arn()
-        )
+        let path = format!("path/2015-03-31/functions/{}/invocations", self.function_arn());
+        self.stack.arn("apigateway", &self.stack.region, "lambda", &path)
     }
 }
 
 /// What a plan shows for the ARN of a secret yet to be made.
 const NEW_SECRET_ARN: &str = "(the new secret's ARN)";
 
-pub fn invoke_url(api_id: &str, region: &str) -> String {
-    format!("https://{api_id}.execute-api.{region}.amazonaws.com/{STAGE}{TOKEN_PATH}")
+/// The stage's public URL for token requests, in the stack's partition.
+pub fn invoke_url(api_id: &str, stack: &Stack) -> String {
+    let Stack { region, partition, .. } = stack;
+    format!("https://{api_id}.execute-api.{region}.{}/{STAGE}{TOKEN_PATH}", partition.dns_suffix())
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub async fn down(
     };
     let apis = async {
         if !snapshot.usage_plans.is_empty() {
-            let plans = usage_plan::delete(aws, &snapshot.usage_plans);
+            let plans = usage_plan::delete(aws, &snapshot.usage_plans, progress);
             run_step(progress, Step::UsagePlan, Action::Delete, plans).await?;
         }
         let ids: Vec<String> = snapshot.api_keys.iter().map(|key| key.id.clone()).collect();
@@ -91,7 +91,8 @@ pub async fn down(
     };
     let role = async {
         if let Lookup::Ours(observed) = &snapshot.role {
-            run_step(progress, Step::Role, Action::Delete, role::delete(aws, stack, observed)).await?;
+            run_step(progress, Step::Role, Action::Delete, role::delete(aws, stack, observed, progress))
+                .await?;
         }
         anyhow::Ok(())
     };

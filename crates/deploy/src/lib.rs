@@ -2,13 +2,14 @@
 //! ([`snapshot`]), the [`plan::Plan`] between them, and the commands that carry it out
 //! ([`up`], [`down`], [`status`]).
 //!
-//! Dependencies point one way: the leaves ([`vocabulary`], [`aws`], [`retry`], [`stack`],
-//! [`desired`], [`error`]) <- [`resources`] <- [`snapshot`], [`plan`] <- the commands.
+//! Dependencies point one way: the leaves ([`vocabulary`], [`aws`], [`retry`], [`partition`],
+//! [`stack`], [`desired`], [`error`]) <- [`resources`] <- [`snapshot`], [`plan`] <- the commands.
 
 pub mod aws;
 pub mod desired;
 pub mod down;
 pub mod error;
+pub mod partition;
 pub mod plan;
 pub mod resources;
 pub mod retry;

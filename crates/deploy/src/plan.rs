@@ -41,12 +41,12 @@ impl Plan {
         let api_id = api.map(|api| api.id.as_str());
         let api_key = api_key::plan(desired, &snapshot.api_keys);
         Self {
-            role: role::plan(snapshot.role.ours()),
+            role: role::plan(&desired.stack, snapshot.role.ours()),
             code: function::plan_code(desired, function),
             log_group: log_group::plan(snapshot.log_group.ours()),
             function: function::plan_function(desired, function),
             environment: function::plan_environment(desired, function),
-            api: rest_api::plan(desired, api),
+            api: rest_api::plan(desired, api, api_key.enables()),
             permission: permission::plan(desired, api_id, &snapshot.permissions),
             secret: secret::plan(desired, snapshot.secret.ours()),
             secret_access: secret_access::plan(desired, snapshot.secret_access.as_ref()),

@@ -143,6 +143,40 @@ pub fn apigateway_deletion_refused<E: ProvideErrorMetadata>(
     }
 }
 
+/// IAM refuses to delete a role while it still sees policies on it (DeleteConflict): right
+/// after they were removed, the removal may not have reached every part of IAM yet (IAM is
+/// eventually consistent).
+pub fn role_policies_not_yet_gone<E: ProvideErrorMetadata, R>(
+    error: &SdkError<E, R>,
+) -> Option<&'static str> {
+    (error_code(error) == Some("DeleteConflict"))
+        .then_some("IAM does not see the role's policies removed yet")
+}
+
+/// UpdateUsagePlan is limited to one request every 20 s an account (API Gateway quotas): a
+/// throttled one, or any passing failure, is tried again.
+pub fn usage_plan_update_refused<E: ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> Option<&'static str> {
+    match error_code(error) {
+        Some("TooManyRequestsException") => Some("API Gateway allows one usage plan update every 20 s"),
+        _ => apigateway_passing_failure(error),
+    }
+}
+
+/// DeleteUsagePlan refused because API Gateway still counts the stages just removed from the
+/// plan ("Cannot delete Usage Plan ... because there are API Stages associated with it"), or
+/// busy.
+pub fn usage_plan_still_bound<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<&'static str> {
+    let still_bound =
+        error_code(error) == Some("BadRequestException") && message(error).contains("API Stages associated");
+    if still_bound {
+        Some("API Gateway still counts the plan's stages just removed")
+    } else {
+        apigateway_busy(error)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,6 +234,26 @@ mod tests {
             apigateway_deletion_refused(&answered(503, "ServiceUnavailableException", "later")).is_some()
         );
         assert_eq!(apigateway_deletion_refused(&answered(400, "BadRequestException", "no")), None);
+    }
+
+    #[test]
+    fn eventually_consistent_refusals_of_deletions_are_waited_out_and_nothing_else() {
+        let conflict =
+            answered(409, "DeleteConflict", "Cannot delete entity, must detach all policies first.");
+        assert!(role_policies_not_yet_gone(&conflict).is_some());
+        assert_eq!(role_policies_not_yet_gone(&answered(403, "AccessDenied", "no")), None);
+        let bound = answered(
+            400,
+            "BadRequestException",
+            "Cannot delete Usage Plan abc because there are API Stages associated with it, including x:prod",
+        );
+        assert!(usage_plan_still_bound(&bound).is_some());
+        assert_eq!(usage_plan_still_bound(&answered(400, "BadRequestException", "Invalid id")), None);
+        let throttled = answered(429, "TooManyRequestsException", "Too Many Requests");
+        assert_eq!(
+            usage_plan_update_refused(&throttled),
+            Some("API Gateway allows one usage plan update every 20 s")
+        );
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+
+use crate::partition::Partition;
 
 /// The tag that marks a resource as made by tokendeploy for one stack.
 pub const STACK_TAG: &str = "tokendeploy:stack";
@@ -40,6 +42,8 @@ pub fn run_id() -> &'static str {
 pub struct Stack {
     pub name: String,
     pub region: String,
+    /// The region's: every ARN and host name of the stack is in it.
+    pub partition: Partition,
 }
 
 impl Stack {
@@ -63,7 +67,8 @@ impl Stack {
         if !region_ok {
             bail!("region {region:?} is not an AWS region name such as us-west-1");
         }
-        let stack = Self { name: name.to_string(), region: region.to_string() };
+        let partition = Partition::of_region(region).map_err(|why| anyhow!(why))?;
+        let stack = Self { name: name.to_string(), region: region.to_string(), partition };
         if stack.role_name().len() > MAX_ROLE_NAME_LEN {
             bail!(
                 "stack name {name:?} is too long for region {region}: the role name {} would pass IAM's {MAX_ROLE_NAME_LEN} characters; choose a shorter --name",
@@ -71,6 +76,12 @@ impl Stack {
             );
         }
         Ok(stack)
+    }
+
+    /// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` in the stack's partition (`region` and
+    /// `account` empty where the service leaves them so: IAM has no region).
+    pub fn arn(&self, service: &str, region: &str, account: &str, resource: &str) -> String {
+        format!("arn:{}:{service}:{region}:{account}:{resource}", self.partition)
     }
 
     /// IAM is global, so the role carries the region: one stack name deployed in two regions
@@ -139,6 +150,19 @@ mod tests {
         let long = "a".repeat(40);
         assert!(Stack::new(&long, "ap-southeast-1").is_ok(), "40 + longest common region fits");
         assert!(Stack::new("ok", "mars").unwrap_err().to_string().contains("region"));
+        let iso = Stack::new("ok", "us-iso-east-1").unwrap_err().to_string();
+        assert!(iso.contains("aws-iso partition"), "{iso}");
+    }
+
+    #[test]
+    fn arns_carry_the_regions_partition() {
+        let china = Stack::new("s", "cn-north-1").unwrap();
+        assert_eq!(
+            china.arn("lambda", "cn-north-1", "1", "function:s"),
+            "arn:aws-cn:lambda:cn-north-1:1:function:s"
+        );
+        let gov = Stack::new("s", "us-gov-west-1").unwrap();
+        assert_eq!(gov.arn("iam", "", "1", "role/r"), "arn:aws-us-gov:iam::1:role/r");
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub fn status(prepared: &Prepared) -> StatusReport {
         (Step::ProxyResource, api.and_then(|a| a.resources.proxy_id.clone())),
         (Step::Methods, methods),
         (Step::Integrations, integrations),
+        (Step::GatewayResponses, api.and_then(|a| joined(a.gateway_responses.keys().collect()))),
         (
             Step::Deployment,
             api.and_then(|a| a.stages.deployed.as_ref()).map(|_| crate::stack::STAGE.to_string()),
@@ -127,7 +128,7 @@ pub fn status(prepared: &Prepared) -> StatusReport {
         region: stack.region.clone(),
         complete,
         in_sync: complete && plan.is_unchanged(),
-        invoke_url: api.filter(|a| a.stages.deployed.is_some()).map(|a| invoke_url(&a.id, &stack.region)),
+        invoke_url: api.filter(|a| a.stages.deployed.is_some()).map(|a| invoke_url(&a.id, stack)),
         resources,
         drift,
         missing,

@@ -11,7 +11,9 @@ use crate::aws::Aws;
 use crate::desired::{Desired, FunctionEnvironment, Security, invoke_url};
 use crate::error::{PackageFailed, Result};
 use crate::plan::Plan;
-use crate::resources::rest_api::{self, ApiState, Settle, api_key, methods, resource, stage, usage_plan};
+use crate::resources::rest_api::{
+    self, ApiState, Settle, api_key, gateway_responses, methods, resource, stage, usage_plan,
+};
 use crate::resources::secret_access::{self, SecretAccessChange};
 use crate::resources::{function, log_group, permission, role, secret};
 use crate::snapshot::{self, Snapshot};
@@ -131,7 +133,7 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         function_arn,
         code_sha256: artifact.code_sha256.clone(),
         architecture: artifact.arch.lambda_name().to_string(),
-        invoke_url: invoke_url(&api_id, &stack.region),
+        invoke_url: invoke_url(&api_id, stack),
         api_id,
         stage: STAGE.to_string(),
         secret_arn,
@@ -172,7 +174,7 @@ async fn function_chain(
         // last, once the function no longer reads it.
         let secret = async {
             let change = &plan.secret;
-            let kept = (!change.is_delete()).then(|| secret::apply(aws, desired, change));
+            let kept = (!change.is_delete()).then(|| secret::apply(aws, desired, change, progress));
             match kept {
                 Some(apply) => run_step(progress, Step::Secret, change.action(), apply).await.map(Some),
                 None => Ok(None),
@@ -250,7 +252,7 @@ async fn remove_secret(
         if !plan.secret.is_delete() {
             return Ok(None);
         }
-        let delete = secret::apply(aws, desired, &plan.secret);
+        let delete = secret::apply(aws, desired, &plan.secret, progress);
         run_step(progress, Step::Secret, plan.secret.action(), delete).await.map(|(_, report)| Some(report))
     };
     let (policy, secret) = tokio::try_join!(policy, secret)?;
@@ -273,8 +275,10 @@ async fn api_chain(
     let change = &plan.api.api;
     let (found, to_build) = oneshot::channel();
     let api_step = run_step(progress, Step::RestApi, change.action(), async {
-        // Told only when this run tried to make the role: otherwise no run claimed the stack.
-        let role_maker = async { claimed.await.ok().flatten() };
+        // Told when this run tried to make the role; else the run that made the role found,
+        // if it did so moments ago (it may be building the stack now).
+        let found_maker = snapshot.role.ours().and_then(|role| role.maker_at_work()).map(str::to_string);
+        let role_maker = async { claimed.await.ok().flatten().or(found_maker) };
         let (current, settle) =
             rest_api::apply(aws, &desired.stack, change, observed, role_maker, progress).await?;
         let _ = found.send(current.clone());
@@ -284,19 +288,24 @@ async fn api_chain(
         let _ = api_known.send(current.id.clone());
         Ok(current)
     });
+    // The deployment waits for the key: one enabled again is served only once redeployed.
+    let (key_done, key_settled) = oneshot::channel::<()>();
     let parts = async {
         // No API: the REST API step failed, and its error is the one to tell.
         let Ok(current) = to_build.await else { return Ok(None) };
-        build_parts(aws, desired, plan, observed, &current, progress).await.map(Some)
+        let key_settled = async { key_settled.await.ok().unwrap_or(()) };
+        build_parts(aws, desired, plan, observed, &current, key_settled, progress).await.map(Some)
     };
     // A key no longer wanted goes once the methods no longer ask for it.
     let key = async {
         let change = &plan.api_key;
         let kept = (!change.is_delete()).then(|| api_key::apply(aws, &desired.stack, change));
-        match kept {
+        let applied = match kept {
             Some(apply) => run_step(progress, Step::ApiKey, change.action(), apply).await.map(Some),
             None => Ok(None),
-        }
+        };
+        let _ = key_done.send(());
+        applied
     };
     let ((current, api_report), parts, key) = tokio::try_join!(Box::pin(api_step), Box::pin(parts), key)?;
     let parts = parts.context("the REST API's parts were not built")?;
@@ -304,7 +313,7 @@ async fn api_chain(
     let key_id = key_id.flatten();
     // Planned again with the API and the key as they now are (either may be new).
     let usage_plan = usage_plan::plan(desired, Some(&current.id), key_id.as_deref(), &snapshot.usage_plans);
-    let bind = usage_plan::apply(aws, &desired.stack, &current.id, key_id.as_deref(), &usage_plan);
+    let bind = usage_plan::apply(aws, &desired.stack, &current.id, key_id.as_deref(), &usage_plan, progress);
     let ((), plan_report) = run_step(progress, Step::UsagePlan, usage_plan.action(), bind).await?;
     let key_report = match key_report {
         Some(report) => report,
@@ -317,34 +326,47 @@ async fn api_chain(
     Ok((current.id, key_id, reports))
 }
 
-/// The API's parts, in order: `{proxy+}`, methods, integrations, stage, its limits.
+/// The API's parts: `{proxy+}`, methods, integrations, beside the gateway responses; once
+/// those and the key (`key_settled`) are done, the stage, then its limits.
 async fn build_parts(
     aws: &Aws,
     desired: &Desired,
     plan: &Plan,
     observed: Option<&ApiState>,
     current: &ApiState,
+    key_settled: impl Future<Output = ()>,
     progress: &dyn Progress,
-) -> anyhow::Result<[StepReport; 5]> {
+) -> anyhow::Result<[StepReport; 6]> {
     // Made now, or finished by another run meanwhile: plan its parts from what is there.
     let api_changes = plan.api.api.action() != Action::Unchanged;
-    let replanned =
-        (Some(current) != observed).then(|| rest_api::plan_parts(desired, Some(current), api_changes));
+    let replanned = (Some(current) != observed)
+        .then(|| rest_api::plan_parts(desired, Some(current), api_changes, plan.api_key.enables()));
     let parts = replanned.as_ref().unwrap_or(&plan.api.parts);
     let api_id = current.id.as_str();
 
-    let proxy = resource::apply(aws, api_id, &current.resources, &parts.resources, progress);
-    let (proxy_id, proxy_report) =
-        run_step(progress, Step::ProxyResource, parts.resources.action(), proxy).await?;
-    let put = methods::apply(aws, api_id, &proxy_id, &parts.methods, progress);
-    let ((), methods_report) = run_step(progress, Step::Methods, parts.methods.action(), put).await?;
-    let integrate =
-        methods::apply_integrations(aws, desired, api_id, &proxy_id, &parts.integrations, progress);
-    let ((), integrations_report) =
-        run_step(progress, Step::Integrations, parts.integrations.action(), integrate).await?;
+    let routes = async {
+        let proxy = resource::apply(aws, api_id, &current.resources, &parts.resources, progress);
+        let (proxy_id, proxy_report) =
+            run_step(progress, Step::ProxyResource, parts.resources.action(), proxy).await?;
+        let put = methods::apply(aws, api_id, &proxy_id, &parts.methods, progress);
+        let ((), methods_report) = run_step(progress, Step::Methods, parts.methods.action(), put).await?;
+        let integrate =
+            methods::apply_integrations(aws, desired, api_id, &proxy_id, &parts.integrations, progress);
+        let ((), integrations_report) =
+            run_step(progress, Step::Integrations, parts.integrations.action(), integrate).await?;
+        anyhow::Ok([proxy_report, methods_report, integrations_report])
+    };
+    let change = &parts.gateway_responses;
+    let responses = gateway_responses::apply(aws, desired, api_id, change, progress);
+    let responses = run_step(progress, Step::GatewayResponses, change.action(), responses);
+    let (routes, ((), responses_report), ()) = tokio::try_join!(routes, responses, async {
+        key_settled.await;
+        Ok(())
+    })?;
     let deploy = stage::apply(aws, desired, api_id, &parts.stage, progress);
     let ((), stage_report) = run_step(progress, Step::Deployment, parts.stage.action(), deploy).await?;
     let limit = stage::apply_throttle(aws, desired, api_id, &parts.throttle, progress);
     let ((), throttle_report) = run_step(progress, Step::Throttling, parts.throttle.action(), limit).await?;
-    Ok([proxy_report, methods_report, integrations_report, stage_report, throttle_report])
+    let [proxy_report, methods_report, integrations_report] = routes;
+    Ok([proxy_report, methods_report, integrations_report, responses_report, stage_report, throttle_report])
 }

@@ -22,6 +22,7 @@ pub enum Step {
     ProxyResource,
     Methods,
     Integrations,
+    GatewayResponses,
     Deployment,
     Throttling,
     ApiKey,
@@ -30,7 +31,7 @@ pub enum Step {
 }
 
 impl Step {
-    pub const ALL: [Step; 16] = [
+    pub const ALL: [Step; 17] = [
         Step::Role,
         Step::Package,
         Step::LogGroup,
@@ -42,6 +43,7 @@ impl Step {
         Step::ProxyResource,
         Step::Methods,
         Step::Integrations,
+        Step::GatewayResponses,
         Step::Deployment,
         Step::Throttling,
         Step::ApiKey,
@@ -63,6 +65,7 @@ impl Step {
             Step::ProxyResource => "proxy_resource",
             Step::Methods => "methods",
             Step::Integrations => "integrations",
+            Step::GatewayResponses => "gateway_responses",
             Step::Deployment => "deployment",
             Step::Throttling => "throttling",
             Step::ApiKey => "api_key",
@@ -85,6 +88,7 @@ impl Step {
             Step::ProxyResource => "{proxy+} resource",
             Step::Methods => "methods",
             Step::Integrations => "Lambda proxy integrations",
+            Step::GatewayResponses => "gateway responses (CORS)",
             Step::Deployment => "stage prod",
             Step::Throttling => "stage limits",
             Step::ApiKey => "API key",

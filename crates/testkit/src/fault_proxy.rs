@@ -115,6 +115,9 @@ pub enum Effect {
     LostReply,
     /// Never answer: hold the connection open until the proxy is dropped.
     Hang,
+    /// Forward the call, and answer with its JSON answer without any member of this name, at
+    /// any depth: what the real service may leave out where the emulator fills in.
+    StripFromAnswer(&'static str),
 }
 
 type Predicate = Arc<dyn Fn(&Call) -> bool + Send + Sync>;
@@ -352,7 +355,33 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
             Err(CloseWithoutAnswer)
         }
         Some(Effect::Hang) => std::future::pending().await,
+        Some(Effect::StripFromAnswer(member)) => {
+            let answer = match relay(&shared, parts, body).await {
+                Ok(answer) => without_member(answer, member).await,
+                Err(error) => Err(error),
+            };
+            Ok(answer.unwrap_or_else(|error| plain(StatusCode::BAD_GATEWAY, error.to_string())))
+        }
     }
+}
+
+/// `answer` with every `member` taken out of its JSON body.
+async fn without_member(answer: Response, member: &str) -> Result<Response> {
+    fn strip(value: &mut serde_json::Value, member: &str) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove(member);
+                map.values_mut().for_each(|v| strip(v, member));
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| strip(v, member)),
+            _ => {}
+        }
+    }
+    let (parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await?;
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes)?;
+    strip(&mut json, member);
+    Ok(Response::from_parts(parts, Body::from(json.to_string())))
 }
 
 fn plain(status: StatusCode, body: String) -> Response {

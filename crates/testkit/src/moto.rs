@@ -126,6 +126,29 @@ impl Moto {
         Ok(())
     }
 
+    /// Does to Lambda function `name` in `region` what AWS does over time (`moto_server.py`'s
+    /// hook): `{"State": "Inactive"}` makes it idle, `{"LastUpdateStatus": "Failed",
+    /// "LastUpdateStatusReason": "..."}` its last update failed.
+    pub async fn set_function_state(
+        &self,
+        region: &str,
+        name: &str,
+        mut state: serde_json::Value,
+    ) -> Result<()> {
+        state["Region"] = region.into();
+        state["FunctionName"] = name.into();
+        let answer = reqwest::Client::new()
+            .post(format!("{}/_tokendeploy/lambda-state", self.endpoint()))
+            .body(state.to_string())
+            .send()
+            .await?;
+        let status = answer.status();
+        if !status.is_success() {
+            bail!("moto refused to set the state of function {name}: {status} {}", answer.text().await?);
+        }
+        Ok(())
+    }
+
     /// Creates a Secrets Manager secret `name` holding `secret_string` in `region`; returns its
     /// ARN.
     pub async fn create_secret(&self, region: &str, name: &str, secret_string: &str) -> Result<String> {

@@ -10,7 +10,7 @@ use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, LastUpdateS
 
 use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, UPLOAD_TIMEOUT, error_code};
 use crate::desired::Desired;
-use crate::error::NotReady;
+use crate::error::{AwsCallFailed, NotReady};
 use crate::resources::Lookup;
 use crate::retry::{
     Backoff, LAMBDA_CONFLICT, lambda_configuration_busy, lambda_update_in_progress, retrying,
@@ -55,10 +55,19 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<FunctionState>> {
     let Some(output) = found.or_absent(RESOURCE_NOT_FOUND, format!("reading Lambda function {name}"))? else {
         return Ok(Lookup::Absent);
     };
-    if !stack.owns(output.tags().unwrap_or(&HashMap::new())) {
+    let config = output.configuration().context("Lambda returned a function without configuration")?;
+    // GetFunction answers with the tags only to a caller allowed lambda:ListTags, and else
+    // with a TagsError (API reference: GetFunction): without them, whose the function is
+    // cannot be told, and nothing is done to it, or to the rest of the stack.
+    let tags = match (output.tags(), output.tags_error()) {
+        (Some(tags), _) => tags.clone(),
+        (None, Some(withheld)) => return Err(tags_withheld(name, withheld.error_code(), withheld.message())),
+        // No tags and no word why: untagged, or withheld without saying; ListTags tells.
+        (None, None) => list_tags(aws, name, config.function_arn().unwrap_or(name)).await?,
+    };
+    if !stack.owns(&tags) {
         return Ok(Lookup::Foreign);
     }
-    let config = output.configuration().context("Lambda returned a function without configuration")?;
     Ok(Lookup::Ours(FunctionState {
         arn: config.function_arn().unwrap_or_default().to_string(),
         code_sha256: config.code_sha256().unwrap_or_default().to_string(),
@@ -71,6 +80,27 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<FunctionState>> {
         environment: config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default(),
         last_modified: config.last_modified().unwrap_or_default().to_string(),
     }))
+}
+
+/// The permission GetFunction needs to show a function's tags.
+const LIST_TAGS: &str = "lambda:ListTags";
+
+fn tags_withheld(name: &str, code: &str, message: &str) -> anyhow::Error {
+    AwsCallFailed {
+        doing: format!("reading the tags of Lambda function {name}"),
+        code: Some(code.to_string()),
+        request_id: None,
+        description: format!(
+            "GetFunction withheld them ({code}: {message}); allow {LIST_TAGS} on the function (examples/deployer-policy.json does): without its tags, tokendeploy cannot tell the function is the stack's, and changes nothing"
+        ),
+    }
+    .into()
+}
+
+async fn list_tags(aws: &Aws, name: &str, arn: &str) -> Result<HashMap<String, String>> {
+    let listed = aws.lambda.list_tags().resource(arn).send().await;
+    let doing = format!("reading the tags of Lambda function {name} (it needs {LIST_TAGS})");
+    Ok(listed.aws_context(doing)?.tags().cloned().unwrap_or_default())
 }
 
 /// The package step's verdict: is the zip's code already what runs? (The upload itself is
@@ -267,7 +297,7 @@ pub async fn apply_function(
         FunctionChange::Create => match create(aws, desired, zip, progress).await? {
             Created::Made { arn, ready } => {
                 if !ready {
-                    wait_until_ready(aws, name, Step::Function, progress).await?;
+                    wait_for(aws, name, Step::Function, Goal::Settled, progress).await?;
                 }
                 return Ok((arn, None));
             }
@@ -289,7 +319,7 @@ pub async fn apply_function(
     };
     // An update still running (from another deploy, or a console edit) would make ours fail
     // with ResourceConflictException.
-    wait_until_ready(aws, name, Step::Function, progress).await?;
+    wait_for(aws, name, Step::Function, Goal::TakesUpdates, progress).await?;
     let note = |message: &str| progress.note(Step::Function, message);
     if fixes.upload_code || fixes.architecture {
         let upload = || {
@@ -305,7 +335,7 @@ pub async fn apply_function(
         retrying(UPDATE_CONFLICT_LIMIT, Backoff::SHORT, lambda_update_in_progress, note, upload)
             .await
             .aws_context(format!("uploading new code to Lambda function {name}"))?;
-        wait_until_ready(aws, name, Step::Function, progress).await?;
+        wait_for(aws, name, Step::Function, Goal::Settled, progress).await?;
     }
     if !fixes.settings.is_empty() {
         let update = || {
@@ -322,7 +352,7 @@ pub async fn apply_function(
         retrying(ROLE_PROPAGATION_LIMIT, Backoff::PROPAGATION, lambda_configuration_busy, note, update)
             .await
             .aws_context(format!("updating the settings of Lambda function {name}"))?;
-        wait_until_ready(aws, name, Step::Function, progress).await?;
+        wait_for(aws, name, Step::Function, Goal::Settled, progress).await?;
     }
     Ok((arn, adopted))
 }
@@ -346,7 +376,7 @@ pub async fn apply_environment(
     retrying(UPDATE_CONFLICT_LIMIT, Backoff::SHORT, lambda_configuration_busy, note, update)
         .await
         .aws_context_no_echo(format!("setting the environment of Lambda function {name}"))?;
-    wait_until_ready(aws, name, Step::Environment, progress).await
+    wait_for(aws, name, Step::Environment, Goal::Settled, progress).await
 }
 
 enum Created {
@@ -391,7 +421,7 @@ async fn create(aws: &Aws, desired: &Desired, zip: &[u8], progress: &dyn Progres
                 created.last_update_status(),
                 created.last_update_status_reason(),
             );
-            Ok(Created::Made { arn, ready: readiness.is_ready() })
+            Ok(Created::Made { arn, ready: readiness.reached(Goal::Settled) })
         }
         Err(e) if error_code(&e) == Some(LAMBDA_CONFLICT) => Ok(Created::AlreadyThere),
         Err(e) => Err(e).aws_context_no_echo(format!("creating Lambda function {name}")),
@@ -416,12 +446,25 @@ fn upload_timeouts() -> aws_sdk_lambda::config::Builder {
 /// it, at four reads a second, far under Lambda's control-plane limits.
 const READY_POLL: Duration = Duration::from_millis(250);
 
-/// Where a function stands, as Lambda tells it in any answer carrying its configuration.
+/// Where a function stands, as Lambda tells it in any answer carrying its configuration
+/// (developer guide, "Lambda function states").
 struct Readiness {
     state: Option<State>,
     last_update: Option<LastUpdateStatus>,
     /// Lambda's own words: `StateReason`, `LastUpdateStatusReason`.
     reasons: Vec<String>,
+}
+
+/// What a wait on the function waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    /// Lambda takes an update now: the function is not being made (Pending) or updated
+    /// (InProgress). An idle function (Inactive) takes one, and the update brings it back; so
+    /// does one whose last update failed (its previous code and configuration still serve).
+    TakesUpdates,
+    /// Our change is through: made or updated, last update Successful. An idle function that
+    /// took the update counts, Lambda restores it on its next invocation.
+    Settled,
 }
 
 impl Readiness {
@@ -438,20 +481,33 @@ impl Readiness {
         }
     }
 
-    /// Active, and its last update (if any) through.
-    fn is_ready(&self) -> bool {
-        self.state == Some(State::Active)
-            && matches!(self.last_update, None | Some(LastUpdateStatus::Successful))
+    fn reached(&self, goal: Goal) -> bool {
+        let usable = matches!(self.state, None | Some(State::Active | State::Inactive));
+        let last_update = self.last_update.as_ref();
+        usable
+            && match goal {
+                Goal::TakesUpdates => last_update != Some(&LastUpdateStatus::InProgress),
+                Goal::Settled => matches!(last_update, None | Some(LastUpdateStatus::Successful)),
+            }
     }
 
-    fn has_failed(&self) -> bool {
-        self.state == Some(State::Failed) || self.last_update == Some(LastUpdateStatus::Failed)
+    /// Cannot get there by waiting: a failed creation (delete and make it again), or, once
+    /// our change was sent, its update failed.
+    fn has_failed(&self, goal: Goal) -> bool {
+        self.state == Some(State::Failed)
+            || (goal == Goal::Settled && self.last_update == Some(LastUpdateStatus::Failed))
+    }
+
+    fn describe(&self) -> String {
+        let state = self.state.as_ref().map_or("no state", |s| s.as_str());
+        let update = self.last_update.as_ref().map_or("none", |s| s.as_str());
+        format!("state {state}, last update {update}")
     }
 }
 
-/// Waits until the function is Active and its last update Successful, reading its
-/// configuration every [`READY_POLL`]; a failure says why, in Lambda's words.
-async fn wait_until_ready(aws: &Aws, name: &str, step: Step, progress: &dyn Progress) -> Result<()> {
+/// Waits until the function reaches `goal`, reading its configuration every [`READY_POLL`]; a
+/// failure says why, in Lambda's words.
+async fn wait_for(aws: &Aws, name: &str, step: Step, goal: Goal, progress: &dyn Progress) -> Result<()> {
     let started = std::time::Instant::now();
     loop {
         let config = aws.lambda.get_function_configuration().function_name(name).send().await;
@@ -462,20 +518,27 @@ async fn wait_until_ready(aws: &Aws, name: &str, step: Step, progress: &dyn Prog
             config.last_update_status(),
             config.last_update_status_reason(),
         );
-        if readiness.is_ready() {
+        if readiness.reached(goal) {
             return Ok(());
         }
-        let state = |r: &Readiness| {
-            let state = r.state.as_ref().map_or("no state", |s| s.as_str());
-            let update = r.last_update.as_ref().map_or("none", |s| s.as_str());
-            format!("state {state}, last update {update}")
-        };
-        if readiness.has_failed() || started.elapsed() > WAITER_LIMIT {
-            let said =
-                if readiness.reasons.is_empty() { state(&readiness) } else { readiness.reasons.join("; ") };
+        if readiness.has_failed(goal) || started.elapsed() > WAITER_LIMIT {
+            let mut said = if readiness.reasons.is_empty() {
+                readiness.describe()
+            } else {
+                readiness.reasons.join("; ")
+            };
+            if readiness.state == Some(State::Failed) {
+                said.push_str(
+                    ": Lambda cannot update a function whose creation failed; run tokendeploy down, then up",
+                );
+            }
             return Err(NotReady { what: format!("Lambda function {name}"), reason: said }.into());
         }
-        progress.note(step, &format!("waiting for the function to be active ({})", state(&readiness)));
+        let waiting = match goal {
+            Goal::TakesUpdates => "waiting for the function to take an update",
+            Goal::Settled => "waiting for the function to be active",
+        };
+        progress.note(step, &format!("{waiting} ({})", readiness.describe()));
         tokio::time::sleep(READY_POLL).await;
     }
 }
@@ -542,6 +605,23 @@ mod tests {
         let fixes = FunctionFixes { upload_code: true, architecture: false, settings: vec!["memory"] };
         assert_eq!(change, FunctionChange::Update { arn: desired.function_arn(), fixes });
         assert_eq!(plan_function(&desired, None), FunctionChange::Create);
+    }
+
+    #[test]
+    fn an_idle_function_and_one_whose_last_update_failed_take_an_update_at_once() {
+        let at = |state: State, update: Option<LastUpdateStatus>| {
+            Readiness::of(Some(&state), None, update.as_ref(), None)
+        };
+        let idle = at(State::Inactive, Some(LastUpdateStatus::Successful));
+        assert!(idle.reached(Goal::TakesUpdates) && idle.reached(Goal::Settled));
+        let failed_update = at(State::Active, Some(LastUpdateStatus::Failed));
+        assert!(failed_update.reached(Goal::TakesUpdates) && !failed_update.has_failed(Goal::TakesUpdates));
+        assert!(failed_update.has_failed(Goal::Settled), "after our own update, a failure is ours");
+        for busy in [at(State::Pending, None), at(State::Active, Some(LastUpdateStatus::InProgress))] {
+            assert!(!busy.reached(Goal::TakesUpdates) && !busy.has_failed(Goal::TakesUpdates));
+        }
+        let broken = at(State::Failed, None);
+        assert!(!broken.reached(Goal::TakesUpdates) && broken.has_failed(Goal::TakesUpdates));
     }
 
     #[test]

@@ -46,9 +46,12 @@ pub fn wanted(desired: &Desired, api_id: &str) -> Statements {
         .methods()
         .iter()
         .map(|method| {
-            let source = format!(
-                "arn:aws:execute-api:{}:{}:{api_id}/{STAGE}/{method}/*",
-                desired.stack.region, desired.account
+            let stack = &desired.stack;
+            let source = stack.arn(
+                "execute-api",
+                &stack.region,
+                &desired.account,
+                &format!("{api_id}/{STAGE}/{method}/*"),
             );
             (statement_id(method), source)
         })

@@ -1,6 +1,7 @@
 //! The function's IAM execution role: assumable by Lambda, allowed to write its logs.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use anyhow::Result;
 use aws_sdk_iam::types::Tag;
@@ -9,11 +10,15 @@ use serde_json::{Value, json};
 
 use crate::aws::{Aws, AwsResultExt, IAM_NOT_FOUND, error_code};
 use crate::resources::Lookup;
+use crate::retry::{Backoff, retrying, role_policies_not_yet_gone};
 use crate::stack::{RUN_TAG, SECRET_POLICY_NAME, Stack, run_id};
-use crate::vocabulary::{Planned, Summary};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
-/// Lets the function write to CloudWatch Logs, and nothing more.
-pub const BASIC_EXECUTION_POLICY: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+/// The AWS managed policy that lets the function write to CloudWatch Logs, and nothing more, in
+/// the stack's partition.
+pub fn basic_execution_policy(stack: &Stack) -> String {
+    stack.arn("iam", "", "aws", "policy/service-role/AWSLambdaBasicExecutionRole")
+}
 
 pub fn trust_policy() -> Value {
     json!({
@@ -35,15 +40,22 @@ pub struct RoleState {
     pub inline_policies: Vec<String>,
     /// The `up` run that made it, when known.
     pub made_by_run: Option<String>,
+    /// When IAM made it, in seconds since the epoch.
+    pub created: i64,
 }
 
 impl RoleState {
-    /// Managed policies beyond the one the function needs: more than it should be allowed.
-    fn extra_policies(&self) -> Vec<&str> {
-        let extra = self.attached_policies.iter().filter(|arn| *arn != BASIC_EXECUTION_POLICY);
-        extra.map(String::as_str).collect()
+    /// The run that made it moments ago, and may be making the rest of the stack now: a run
+    /// that finds the role so must not build a REST API of its own beside that run's.
+    pub fn maker_at_work(&self) -> Option<&str> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let recent = (now.as_secs() as i64).saturating_sub(self.created) < MAKER_AT_WORK.as_secs() as i64;
+        self.made_by_run.as_deref().filter(|run| recent && *run != run_id())
     }
 }
+
+/// How long after making the role a run may still be building the stack.
+const MAKER_AT_WORK: Duration = Duration::from_secs(60);
 
 pub const KIND: &str = "IAM role";
 
@@ -84,6 +96,7 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<RoleState>> {
             .collect(),
         inline_policies: inline.map(|i| i.policy_names().to_vec()).unwrap_or_default(),
         made_by_run: tags.get(RUN_TAG).cloned(),
+        created: role.create_date().secs(),
     }))
 }
 
@@ -135,14 +148,16 @@ impl Planned for RoleChange {
     }
 }
 
-pub fn plan(observed: Option<&RoleState>) -> RoleChange {
+pub fn plan(stack: &Stack, observed: Option<&RoleState>) -> RoleChange {
     let Some(role) = observed else {
         return RoleChange::Create;
     };
+    let basic = basic_execution_policy(stack);
     let fixes = RoleFixes {
         trust_policy: role.trust_policy.as_ref() != Some(&trust_policy()),
-        attach_basic_policy: !role.attached_policies.iter().any(|arn| arn == BASIC_EXECUTION_POLICY),
-        detach: role.extra_policies().into_iter().map(str::to_string).collect(),
+        attach_basic_policy: !role.attached_policies.contains(&basic),
+        // Managed policies beyond the one the function needs: more than it should be allowed.
+        detach: role.attached_policies.iter().filter(|arn| **arn != basic).cloned().collect(),
         // The secret's read policy is a resource of its own (`secret_access`).
         delete_inline: role.inline_policies.iter().filter(|p| *p != SECRET_POLICY_NAME).cloned().collect(),
     };
@@ -164,25 +179,24 @@ pub async fn apply(
     change: &RoleChange,
     made_by: impl FnOnce(Option<String>),
 ) -> Result<String> {
-    let name = stack.role_name();
     match change {
         RoleChange::Unchanged { arn } => Ok(arn.clone()),
         RoleChange::Update { arn, fixes } => {
-            fix(aws, &name, fixes).await?;
+            fix(aws, stack, fixes).await?;
             Ok(arn.clone())
         }
         RoleChange::Create => match create(aws, stack).await? {
             Some(arn) => {
                 made_by(Some(run_id().to_string()));
-                attach_basic_policy(aws, &name).await?;
+                attach_basic_policy(aws, stack).await?;
                 Ok(arn)
             }
             None => {
                 let adopted = find_made_elsewhere(aws, stack).await?;
                 // Our own call's, whose answer was lost and the call retried, or a twin run's.
                 made_by(adopted.made_by_run.clone());
-                if let RoleChange::Update { fixes, .. } = plan(Some(&adopted)) {
-                    fix(aws, &name, &fixes).await?;
+                if let RoleChange::Update { fixes, .. } = plan(stack, Some(&adopted)) {
+                    fix(aws, stack, &fixes).await?;
                 }
                 Ok(adopted.arn)
             }
@@ -190,7 +204,8 @@ pub async fn apply(
     }
 }
 
-async fn fix(aws: &Aws, name: &str, fixes: &RoleFixes) -> Result<()> {
+async fn fix(aws: &Aws, stack: &Stack, fixes: &RoleFixes) -> Result<()> {
+    let name = &stack.role_name();
     if fixes.trust_policy {
         aws.iam
             .update_assume_role_policy()
@@ -201,7 +216,7 @@ async fn fix(aws: &Aws, name: &str, fixes: &RoleFixes) -> Result<()> {
             .aws_context(format!("updating the trust policy of IAM role {name}"))?;
     }
     if fixes.attach_basic_policy {
-        attach_basic_policy(aws, name).await?;
+        attach_basic_policy(aws, stack).await?;
     }
     // The function's role may write its logs and nothing else: what `up` did not grant goes.
     let detach: Vec<&str> = fixes.detach.iter().map(String::as_str).collect();
@@ -251,11 +266,12 @@ async fn create(aws: &Aws, stack: &Stack) -> Result<Option<String>> {
     }
 }
 
-async fn attach_basic_policy(aws: &Aws, name: &str) -> Result<()> {
+async fn attach_basic_policy(aws: &Aws, stack: &Stack) -> Result<()> {
+    let name = stack.role_name();
     aws.iam
         .attach_role_policy()
-        .role_name(name)
-        .policy_arn(BASIC_EXECUTION_POLICY)
+        .role_name(&name)
+        .policy_arn(basic_execution_policy(stack))
         .send()
         .await
         .aws_context(format!("attaching AWSLambdaBasicExecutionRole to IAM role {name}"))?;
@@ -279,9 +295,9 @@ async fn remove_policies(aws: &Aws, name: &str, managed: &[&str], inline: &[Stri
     Ok(())
 }
 
-/// Detaches every managed policy, deletes the inline ones, then the role. Gone already is
-/// fine.
-pub async fn delete(aws: &Aws, stack: &Stack, observed: &RoleState) -> Result<()> {
+/// Detaches every managed policy, deletes the inline ones, then the role, once IAM sees them
+/// gone. Gone already is fine.
+pub async fn delete(aws: &Aws, stack: &Stack, observed: &RoleState, progress: &dyn Progress) -> Result<()> {
     let name = stack.role_name();
     let managed: Vec<&str> = observed.attached_policies.iter().map(String::as_str).collect();
     let detach = remove_policies(aws, &name, &managed, &[]);
@@ -294,9 +310,15 @@ pub async fn delete(aws: &Aws, stack: &Stack, observed: &RoleState) -> Result<()
         remove_policies(aws, &name, &[], &names).await
     };
     tokio::try_join!(detach, inline)?;
-    let deleted = aws.iam.delete_role().role_name(&name).send().await;
-    deleted.or_absent(IAM_NOT_FOUND, format!("deleting IAM role {name}")).map(drop)
+    let delete = || aws.iam.delete_role().role_name(&name).send();
+    let note = |message: &str| progress.note(Step::Role, message);
+    let deleted =
+        retrying(POLICIES_GONE_LIMIT, Backoff::PROPAGATION, role_policies_not_yet_gone, note, delete);
+    deleted.await.or_absent(IAM_NOT_FOUND, format!("deleting IAM role {name}")).map(drop)
 }
+
+/// How long IAM may take to see the role's policies removed before it deletes the role.
+const POLICIES_GONE_LIMIT: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
 mod tests {
@@ -309,32 +331,56 @@ mod tests {
             attached_policies: policies.iter().map(|p| p.to_string()).collect(),
             inline_policies: vec![],
             made_by_run: None,
+            created: 0,
         }
     }
 
     use crate::vocabulary::Action;
 
+    fn stack() -> Stack {
+        Stack::new("s", "us-west-1").unwrap()
+    }
+
+    const BASIC: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
     #[test]
     fn plans_create_update_or_nothing() {
-        assert_eq!(plan(None), RoleChange::Create);
-        assert_eq!(plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY]))).action(), Action::Unchanged);
-        let detached = plan(Some(&role(trust_policy(), &[]))).summary();
+        let stack = stack();
+        assert_eq!(plan(&stack, None), RoleChange::Create);
+        assert_eq!(plan(&stack, Some(&role(trust_policy(), &[BASIC]))).action(), Action::Unchanged);
+        let detached = plan(&stack, Some(&role(trust_policy(), &[]))).summary();
         assert_eq!(detached.action, Action::Update);
         assert!(detached.reason.contains("not attached"));
-        assert_eq!(plan(Some(&role(json!({}), &[BASIC_EXECUTION_POLICY]))).summary().reason, "trust policy");
+        assert_eq!(plan(&stack, Some(&role(json!({}), &[BASIC]))).summary().reason, "trust policy");
     }
 
     #[test]
     fn any_permission_beyond_writing_logs_is_drift_and_taken_away() {
         let admin = "arn:aws:iam::aws:policy/AdministratorAccess";
-        let widened = plan(Some(&role(trust_policy(), &[BASIC_EXECUTION_POLICY, admin])));
+        let stack = stack();
+        let widened = plan(&stack, Some(&role(trust_policy(), &[BASIC, admin])));
         assert_eq!(
             widened.summary(),
             Summary::update(format!("policies up does not grant attached: {admin}"))
         );
         assert!(matches!(widened, RoleChange::Update { fixes, .. } if fixes.detach == [admin]));
-        let mut inline = role(trust_policy(), &[BASIC_EXECUTION_POLICY]);
+        let mut inline = role(trust_policy(), &[BASIC]);
         inline.inline_policies = vec!["star".into()];
-        assert_eq!(plan(Some(&inline)).summary(), Summary::update("inline policies up does not grant: star"));
+        assert_eq!(
+            plan(&stack, Some(&inline)).summary(),
+            Summary::update("inline policies up does not grant: star")
+        );
+    }
+
+    #[test]
+    fn the_managed_policy_is_the_one_of_the_stacks_partition() {
+        let china = Stack::new("s", "cn-north-1").unwrap();
+        let policy = basic_execution_policy(&china);
+        assert_eq!(policy, "arn:aws-cn:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole");
+        assert_eq!(plan(&china, Some(&role(trust_policy(), &[&policy]))).action(), Action::Unchanged);
+        let wrong = plan(&china, Some(&role(trust_policy(), &[BASIC])));
+        assert!(
+            matches!(wrong, RoleChange::Update { fixes, .. } if fixes.attach_basic_policy && fixes.detach == [BASIC])
+        );
     }
 }

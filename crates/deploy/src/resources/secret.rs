@@ -5,14 +5,17 @@
 
 use std::collections::HashMap;
 
-use anyhow::Result;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
 use aws_sdk_secretsmanager::types::Tag;
 
 use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
 use crate::desired::{Desired, SecretValues};
 use crate::resources::Lookup;
+use crate::retry::Backoff;
 use crate::stack::Stack;
-use crate::vocabulary::{Planned, Summary};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 pub const KIND: &str = "Secrets Manager secret";
 
@@ -118,33 +121,24 @@ pub fn plan(desired: &Desired, observed: Option<&SecretState>) -> SecretChange {
 }
 
 /// Carries out `change`; returns the ARN of the secret the function is to read, if any.
-pub async fn apply(aws: &Aws, desired: &Desired, change: &SecretChange) -> Result<Option<String>> {
+pub async fn apply(
+    aws: &Aws,
+    desired: &Desired,
+    change: &SecretChange,
+    progress: &dyn Progress,
+) -> Result<Option<String>> {
     let stack = &desired.stack;
     let value = desired.secret.as_ref().map(SecretValues::to_json).unwrap_or_default();
     match change {
         SecretChange::Unchanged { arn } => Ok(arn.clone()),
         SecretChange::Update { arn, restore, .. } => {
-            if *restore {
-                restore_secret(aws, arn).await?;
+            if *restore && !restore_secret(aws, arn).await? {
+                bail!("{KIND} {arn} was deleted without recovery meanwhile: run up again");
             }
             put_value(aws, arn, &value).await?;
             Ok(Some(arn.clone()))
         }
-        SecretChange::Create => match create(aws, stack, &value).await? {
-            Some(arn) => Ok(Some(arn)),
-            // Made meanwhile (a twin run, or our own call whose answer was lost), or being
-            // deleted: bring that one to the wanted value.
-            None => {
-                let name = stack.secret_name();
-                let found = find(aws, stack).await?.ours_or_refuse(KIND, &name, stack)?;
-                let Some(found) = found else { anyhow::bail!("{KIND} {name} vanished while being made") };
-                if found.scheduled_for_deletion {
-                    restore_secret(aws, &found.arn).await?;
-                }
-                put_value(aws, &found.arn, &value).await?;
-                Ok(Some(found.arn))
-            }
-        },
+        SecretChange::Create => create_or_adopt(aws, stack, &value, progress).await.map(Some),
         SecretChange::Delete { arn } => {
             delete(aws, arn).await?;
             Ok(None)
@@ -152,8 +146,51 @@ pub async fn apply(aws: &Aws, desired: &Desired, change: &SecretChange) -> Resul
     }
 }
 
-/// Creates the secret; `None` when its name is taken already (or still held by a secret being
-/// deleted).
+/// How long Secrets Manager may take to free the name of a secret deleted without recovery:
+/// it deletes "with an asynchronous background process", and advises back-off and retry to
+/// whoever creates the name again (API reference, DeleteSecret).
+const NAME_FREED_LIMIT: Duration = Duration::from_secs(120);
+
+/// Makes the secret holding `value`, and returns its ARN. The name may be taken: by a secret
+/// made meanwhile (a twin run, or our own call whose answer was lost), which is adopted; by one
+/// scheduled for deletion by hand, which is restored; or by one deleted without recovery whose
+/// name Secrets Manager has not freed yet (`down` just ran), which is waited out.
+async fn create_or_adopt(aws: &Aws, stack: &Stack, value: &str, progress: &dyn Progress) -> Result<String> {
+    let name = stack.secret_name();
+    let started = Instant::now();
+    let mut pause = Backoff::PROPAGATION.first;
+    loop {
+        if let Some(arn) = create(aws, stack, value).await? {
+            return Ok(arn);
+        }
+        let taken_by = find(aws, stack).await?.ours_or_refuse(KIND, &name, stack)?;
+        if let Some(found) = taken_by
+            && (!found.scheduled_for_deletion || restore_secret(aws, &found.arn).await?)
+        {
+            put_value(aws, &found.arn, value).await?;
+            return Ok(found.arn);
+        }
+        if started.elapsed() + pause > NAME_FREED_LIMIT {
+            bail!(
+                "creating {KIND} {name}: Secrets Manager has not freed the name of the secret deleted before in {} s; run up again later",
+                NAME_FREED_LIMIT.as_secs()
+            );
+        }
+        progress.note(
+            Step::Secret,
+            &format!(
+                "Secrets Manager is still freeing the name {name} (a secret deleted without recovery); retrying in {:.2} s",
+                pause.as_secs_f64()
+            ),
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Backoff::PROPAGATION.max);
+    }
+}
+
+/// Creates the secret; `None` when its name is taken (by a secret that exists, or is
+/// scheduled for deletion, or was deleted and its name not yet freed: Secrets Manager answers
+/// InvalidRequestException to the last two).
 async fn create(aws: &Aws, stack: &Stack, value: &str) -> Result<Option<String>> {
     let name = stack.secret_name();
     let tags = stack.tags().into_iter().map(|(key, value)| Tag::builder().key(key).value(value).build());
@@ -182,9 +219,16 @@ async fn put_value(aws: &Aws, arn: &str, value: &str) -> Result<()> {
     put.aws_context_no_echo(format!("writing a new value to {KIND} {arn}")).map(drop)
 }
 
-async fn restore_secret(aws: &Aws, arn: &str) -> Result<()> {
+/// Cancels the secret's scheduled deletion; `false` when it cannot be restored, having been
+/// deleted without recovery (its name is then still being freed).
+async fn restore_secret(aws: &Aws, arn: &str) -> Result<bool> {
     let restored = aws.secretsmanager.restore_secret().secret_id(arn).send().await;
-    restored.aws_context(format!("restoring {KIND} {arn}, scheduled for deletion")).map(drop)
+    match restored {
+        Err(e) if matches!(error_code(&e), Some("InvalidRequestException" | RESOURCE_NOT_FOUND)) => Ok(false),
+        restored => {
+            restored.aws_context(format!("restoring {KIND} {arn}, scheduled for deletion")).map(|_| true)
+        }
+    }
 }
 
 /// Deletes the secret at once, without a recovery window: the values are the user's own and

@@ -92,9 +92,9 @@ async fn a_converged_up_and_status_only_read() {
     let calls = recorder.calls();
     let changing: Vec<&Call> = calls.iter().filter(|call| call.mutating).collect();
     assert!(changing.is_empty(), "{changing:?}");
-    // Each command reads each resource once: no call per method, none repeated (16 reads,
-    // the secret's, the key's and the usage plan's among them).
-    assert_eq!(calls.len(), 32, "{calls:#?}");
+    // Each command reads each resource once: no call per method, none repeated (17 reads,
+    // the secret's, the key's, the usage plan's and the gateway responses' among them).
+    assert_eq!(calls.len(), 34, "{calls:#?}");
 }
 
 #[tokio::test]

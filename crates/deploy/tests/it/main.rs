@@ -2,6 +2,7 @@
 //! Every test needs the emulator, so each is `#[ignore]`d with the reason: `scripts/test.sh`
 //! runs them (CONTRIBUTING.md, "Tiers").
 
+mod aws_behaviours;
 mod common;
 mod library;
 mod retries;

@@ -6,7 +6,7 @@ use crate::common::*;
 use serde_json::{Value, json};
 use tokendeploy_deploy::desired::{SecretStore, Security, Throttle};
 use tokendeploy_deploy::down::down;
-use tokendeploy_deploy::up::{UpReport, prepare, up};
+use tokendeploy_deploy::up::{UpReport, up};
 use tokendeploy_deploy::{Action, Aws, FunctionEnvironment, Silent, Stack, Step, snapshot};
 use tokendeploy_testkit::moto::Moto;
 
@@ -28,19 +28,6 @@ fn environment_with_secret(secret: &str) -> FunctionEnvironment {
 
 async fn deploy(aws: &Aws, stack: &Stack, environment: FunctionEnvironment, security: Security) -> UpReport {
     up(aws, stack, environment, security, || Ok(artifact("one")), &Silent).await.unwrap()
-}
-
-/// The steps a plan would change.
-async fn changes(
-    aws: &Aws,
-    stack: &Stack,
-    environment: FunctionEnvironment,
-    security: Security,
-) -> Vec<(Step, Action)> {
-    let prepared =
-        prepare(aws, stack, |_| environment, security, || Ok(artifact("one")), &Silent).await.unwrap();
-    let summaries = prepared.plan.summaries().into_iter();
-    summaries.filter(|(_, s)| s.action != Action::Unchanged).map(|(step, s)| (step, s.action)).collect()
 }
 
 async fn function_variables(aws: &Aws, stack: &Stack) -> std::collections::HashMap<String, String> {

@@ -100,6 +100,11 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["up", "--name", "Bad_Name"], &[], "stack name \"Bad_Name\" is not valid"),
         case(&["up"], &[("AWS_REGION", None)], "no AWS region: pass --region"),
         case(&["up", "--region", "mars"], &[], "region \"mars\" is not an AWS region name"),
+        case(
+            &["up", "--region", "us-iso-east-1"],
+            &[],
+            "region us-iso-east-1 is in the aws-iso partition, which tokendeploy does not deploy to",
+        ),
         case(&["up", "--profile", "nope"], &[], "--profile nope: no such profile"),
         case(&["down", "--yes", "--profile", "nope"], &[], "--profile nope: no such profile"),
         case(&["up"], &[("AWS_ENDPOINT_URL", Some(""))], "the endpoint URL is empty"),

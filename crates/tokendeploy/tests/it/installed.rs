@@ -30,7 +30,7 @@ async fn the_binary_alone_deploys_the_function_it_carries_from_an_empty_director
             .args(args)
             .env_clear()
             .envs(env)
-            .current_dir(&home)
+            .current_dir(&*home)
             .output()
             .unwrap();
         Run::from(output)
@@ -86,9 +86,26 @@ async fn the_binary_alone_deploys_the_function_it_carries_from_an_empty_director
     assert!(snapshot(&aws).await.is_empty());
 }
 
-fn tempdir(name: &str) -> std::path::PathBuf {
+/// An empty directory outside the repository, removed with everything in it when dropped (the
+/// test passing or not).
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("tokendeploy-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }

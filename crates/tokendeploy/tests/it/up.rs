@@ -330,9 +330,17 @@ async fn settings_come_from_an_env_file_with_the_environment_taking_precedence()
 async fn an_up_killed_after_any_step_is_completed_by_the_next() {
     let harness = Harness::start();
     let aws = harness.aws(REGION).await;
-    for step in
-        ["package", "role", "function", "rest_api", "proxy_resource", "methods", "integrations", "deployment"]
-    {
+    for step in [
+        "package",
+        "role",
+        "function",
+        "rest_api",
+        "proxy_resource",
+        "methods",
+        "integrations",
+        "gateway_responses",
+        "deployment",
+    ] {
         let name = format!("killed-{}", step.replace('_', "-"));
         let mut env = harness.env();
         env.push(("TOKENDEPLOY_ABORT_AFTER_STEP".into(), step.into()));

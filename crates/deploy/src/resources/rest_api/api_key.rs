@@ -78,6 +78,11 @@ impl ApiKeyChange {
         matches!(self, ApiKeyChange::Delete { .. })
     }
 
+    /// The kept key is enabled again: the stage serves that only once redeployed.
+    pub fn enables(&self) -> bool {
+        matches!(self, ApiKeyChange::Update { enable: true, .. })
+    }
+
     /// The key kept, when known before `up` runs.
     pub fn id(&self) -> Option<&str> {
         match self {

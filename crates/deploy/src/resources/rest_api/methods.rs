@@ -10,6 +10,7 @@ use tokendeploy_config::ProviderKind;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, error_code};
 use crate::desired::Desired;
+use crate::resources::rest_api::resource::PROXY_PATH;
 use crate::retry::{APIGATEWAY_BUSY_LIMIT, APIGATEWAY_CONFLICT, Backoff, apigateway_busy, retrying};
 use crate::vocabulary::{Planned, Progress, Step, Summary};
 
@@ -135,6 +136,37 @@ pub fn found(resources: &[Resource], proxy_id: &str) -> BTreeMap<String, MethodS
         );
     }
     methods
+}
+
+/// Reads by itself the integration of each method the embedded reading showed without one.
+/// API Gateway's reference does not say that `embed=methods` carries each method's
+/// `methodIntegration` (moto's does): if AWS left it out, every `up` would make the
+/// integrations again. A method really without one costs one call each time it is read.
+pub async fn confirm_integrations(
+    aws: &Aws,
+    api_id: &str,
+    proxy_id: &str,
+    methods: &mut BTreeMap<String, MethodState>,
+) -> Result<()> {
+    let missing = methods.iter_mut().filter(|(_, method)| method.integration.is_none());
+    let reads = missing.map(|(http_method, method)| async move {
+        let read = aws
+            .apigateway
+            .get_integration()
+            .rest_api_id(api_id)
+            .resource_id(proxy_id)
+            .http_method(http_method.as_str())
+            .send()
+            .await;
+        let doing = format!("reading the integration of {http_method} {PROXY_PATH} of REST API {api_id}");
+        method.integration = read.or_absent(APIGATEWAY_NOT_FOUND, doing)?.map(|i| IntegrationState {
+            kind: i.r#type().map(|t| t.as_str().to_string()).unwrap_or_default(),
+            http_method: i.http_method().unwrap_or_default().to_string(),
+            uri: i.uri().unwrap_or_default().to_string(),
+        });
+        anyhow::Ok(())
+    });
+    try_join_all(reads).await.map(drop)
 }
 
 /// What `up` does to the methods (not their integrations: [`IntegrationChange`]).

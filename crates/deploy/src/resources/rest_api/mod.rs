@@ -4,6 +4,7 @@
 //! made one at the same moment), and deleting it.
 
 pub mod api_key;
+pub mod gateway_responses;
 pub mod methods;
 pub mod resource;
 pub mod stage;
@@ -26,9 +27,10 @@ use crate::retry::{
 use crate::stack::{RUN_TAG, Stack, run_id};
 use crate::vocabulary::{Action, Planned, Progress, Step, Summary};
 
+use gateway_responses::{GatewayResponseChange, GatewayResponses};
 use methods::{ExtraMethod, IntegrationChange, MethodChange, MethodState};
 use resource::{ResourceChange, Resources};
-use stage::{StageChange, Stages, ThrottleChange};
+use stage::{DeployReason, StageChange, Stages, ThrottleChange};
 
 pub const KIND: &str = "REST API";
 
@@ -41,6 +43,8 @@ pub struct ApiState {
     /// Methods on the root or `{proxy+}` that `up` did not make.
     pub extra_methods: Vec<ExtraMethod>,
     pub stages: Stages,
+    /// The gateway responses customised on it.
+    pub gateway_responses: GatewayResponses,
     /// Other REST APIs of this stack (a twin run's, or a lost answer's): removed.
     pub duplicates: Vec<String>,
     /// When and by which run it was made (see [`RUN_TAG`]), when known.
@@ -158,12 +162,17 @@ impl Found {
     }
 }
 
-/// The API with its resources, methods and stages.
+/// The API with its resources, methods, stages and gateway responses.
 pub async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
-    let (resources, stages) = tokio::try_join!(resource::read(aws, id), stage::read(aws, id))?;
+    let (resources, stages, gateway_responses) =
+        tokio::try_join!(resource::read(aws, id), stage::read(aws, id), gateway_responses::read(aws, id))?;
     let extra_methods = methods::extra(&resources.all, &resources.root_id, resources.proxy_id.as_deref());
     let methods = match &resources.proxy_id {
-        Some(proxy_id) => methods::found(&resources.all, proxy_id),
+        Some(proxy_id) => {
+            let mut found = methods::found(&resources.all, proxy_id);
+            methods::confirm_integrations(aws, id, proxy_id, &mut found).await?;
+            found
+        }
         None => BTreeMap::new(),
     };
     Ok(ApiState {
@@ -172,6 +181,7 @@ pub async fn read(aws: &Aws, id: &str) -> Result<ApiState> {
         methods,
         extra_methods,
         stages,
+        gateway_responses,
         duplicates: vec![],
         made: None,
     })
@@ -217,25 +227,29 @@ pub struct PartsPlan {
     pub resources: ResourceChange,
     pub methods: MethodChange,
     pub integrations: IntegrationChange,
+    pub gateway_responses: GatewayResponseChange,
     pub stage: StageChange,
     pub throttle: ThrottleChange,
 }
 
 impl ApiPlan {
-    pub fn summaries(&self) -> [(Step, Summary); 6] {
+    pub fn summaries(&self) -> [(Step, Summary); 7] {
         let parts = &self.parts;
         [
             (Step::RestApi, self.api.summary()),
             (Step::ProxyResource, parts.resources.summary()),
             (Step::Methods, parts.methods.summary()),
             (Step::Integrations, parts.integrations.summary()),
+            (Step::GatewayResponses, parts.gateway_responses.summary()),
             (Step::Deployment, parts.stage.summary()),
             (Step::Throttling, parts.throttle.summary()),
         ]
     }
 }
 
-pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> ApiPlan {
+/// `key_enabled`: the stack's API key is enabled again, a change API Gateway serves only once
+/// the API is redeployed (updating-api).
+pub fn plan(desired: &Desired, observed: Option<&ApiState>, key_enabled: bool) -> ApiPlan {
     let api = match observed {
         None => ApiChange::Create,
         Some(api) if !api.duplicates.is_empty() => {
@@ -243,12 +257,18 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>) -> ApiPlan {
         }
         Some(_) => ApiChange::Unchanged,
     };
-    let parts = plan_parts(desired, observed, api != ApiChange::Unchanged);
+    let parts = plan_parts(desired, observed, api != ApiChange::Unchanged, key_enabled);
     ApiPlan { api, parts }
 }
 
-/// `api_changes`: the API object itself changes (made, or its duplicates removed).
-pub fn plan_parts(desired: &Desired, observed: Option<&ApiState>, api_changes: bool) -> PartsPlan {
+/// `api_changes`: the API object itself changes (made, or its duplicates removed);
+/// `key_enabled`: as for [`plan`].
+pub fn plan_parts(
+    desired: &Desired,
+    observed: Option<&ApiState>,
+    api_changes: bool,
+    key_enabled: bool,
+) -> PartsPlan {
     let none = BTreeMap::new();
     let found = observed.map_or(&none, |api| &api.methods);
     let extra = observed.map(|api| api.extra_methods.as_slice()).unwrap_or_default();
@@ -262,14 +282,20 @@ pub fn plan_parts(desired: &Desired, observed: Option<&ApiState>, api_changes: b
         kept.entry(spec.http_method.to_string()).and_modify(|method| method.integration = None);
     }
     let integrations = methods::plan_integrations(desired, &kept);
-    let changes = api_changes
-        || [resources.action(), methods.action(), integrations.action()]
+    let gateway_responses = gateway_responses::plan(desired, observed.map(|api| &api.gateway_responses));
+    let parts_change =
+        [resources.action(), methods.action(), integrations.action(), gateway_responses.action()]
             .iter()
             .any(|a| *a != Action::Unchanged);
+    let redeploy = match (api_changes || parts_change, key_enabled) {
+        (true, _) => Some(DeployReason::ApiChanges),
+        (false, true) => Some(DeployReason::KeyEnabled),
+        (false, false) => None,
+    };
     let stages = observed.map(|api| &api.stages);
-    let stage = stage::plan(desired, stages, changes);
+    let stage = stage::plan(desired, stages, redeploy);
     let throttle = stage::plan_throttle(desired, stages);
-    PartsPlan { resources, methods, integrations, stage, throttle }
+    PartsPlan { resources, methods, integrations, gateway_responses, stage, throttle }
 }
 
 /// Whether a new API must be settled with twin runs that may have made one at the same moment.
@@ -286,10 +312,11 @@ const TWIN_API_WAIT: Duration = Duration::from_secs(10);
 /// the one found once any other run building it is done; and whether to [`settle`].
 ///
 /// A new API is made beside the role; `role_maker` then says which run made the role, when
-/// this run tried to make it (IAM lets only one of several runs make it). The run that made it
-/// keeps its API. Another run waits for that run's API, removes its own, and goes on from
-/// theirs. Without a maker (the role was there already, or untagged), or when the maker's API
-/// does not come, a run keeps its own and settles.
+/// this run tried to make it (IAM lets only one of several runs make it) or found it made
+/// moments ago. The run that made it keeps its API. Another run waits for that run's API,
+/// removes its own, and goes on from theirs. Without a maker (the role was there already, or
+/// untagged), or when the maker's API does not come (that run died), a run keeps its own and
+/// settles.
 pub async fn apply(
     aws: &Aws,
     stack: &Stack,
@@ -423,6 +450,7 @@ async fn create(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<Mad
         methods: BTreeMap::new(),
         extra_methods: vec![],
         stages: Stages { deployed: None, extra: vec![], throttle: None },
+        gateway_responses: GatewayResponses::new(),
         duplicates: vec![],
         made: Some(ApiSummary { id: id.to_string(), created, run: Some(run_id().to_string()) }),
     };
@@ -534,6 +562,10 @@ mod tests {
                 extra: vec![],
                 throttle: Some(desired.security.throttle),
             },
+            gateway_responses: gateway_responses::TYPES
+                .iter()
+                .map(|kind| (kind.as_str().to_string(), gateway_responses::wanted(desired)))
+                .collect(),
             duplicates: vec![],
             made: None,
         }
@@ -543,15 +575,24 @@ mod tests {
         plan.summaries().into_iter().map(|(_, summary)| summary.action).collect()
     }
 
+    /// `plan`, as API Gateway serves it without a key enabled again.
+    fn plan(desired: &Desired, observed: Option<&ApiState>) -> ApiPlan {
+        super::plan(desired, observed, false)
+    }
+
+    fn of(plan: &ApiPlan, step: Step) -> Summary {
+        plan.summaries().into_iter().find(|(s, _)| *s == step).unwrap().1
+    }
+
     #[test]
     fn a_missing_api_is_created_whole() {
-        assert_eq!(actions(&plan(&desired(), None)), vec![Action::Create; 6]);
+        assert_eq!(actions(&plan(&desired(), None)), vec![Action::Create; 7]);
     }
 
     #[test]
     fn a_complete_api_needs_nothing() {
         let desired = desired();
-        assert_eq!(actions(&plan(&desired, Some(&complete(&desired)))), vec![Action::Unchanged; 6]);
+        assert_eq!(actions(&plan(&desired, Some(&complete(&desired)))), vec![Action::Unchanged; 7]);
     }
 
     #[test]
@@ -560,9 +601,9 @@ mod tests {
         let mut api = complete(&desired);
         api.methods.get_mut("GET").unwrap().integration.as_mut().unwrap().uri = "arn:elsewhere".into();
         let plan = plan(&desired, Some(&api));
-        assert_eq!(plan.summaries()[3].1, Summary::update("integration of GET missing or different"));
+        assert_eq!(of(&plan, Step::Integrations), Summary::update("integration of GET missing or different"));
         assert_eq!(plan.parts.integrations.put.iter().map(|s| s.http_method).collect::<Vec<_>>(), ["GET"]);
-        assert_eq!(plan.summaries()[4].1.action, Action::Update);
+        assert_eq!(of(&plan, Step::Deployment).action, Action::Update);
     }
 
     #[test]
@@ -582,6 +623,7 @@ mod tests {
                 Action::Unchanged,
                 Action::Update,
                 Action::Create,
+                Action::Unchanged,
                 Action::Create,
                 Action::Create
             ]
@@ -594,8 +636,8 @@ mod tests {
         let mut api = complete(&desired);
         api.stages.throttle = Some(crate::desired::Throttle { rate_limit: 10000.0, burst_limit: 5000 });
         let plan = plan(&desired, Some(&api));
-        assert_eq!(plan.summaries()[5].1, Summary::update("limits 10000/s, burst 5000"));
-        assert_eq!(plan.summaries()[4].1.action, Action::Unchanged);
+        assert_eq!(of(&plan, Step::Throttling), Summary::update("limits 10000/s, burst 5000"));
+        assert_eq!(of(&plan, Step::Deployment).action, Action::Unchanged);
     }
 
     #[test]
@@ -607,9 +649,9 @@ mod tests {
             wanted(&desired).into_iter().map(|spec| (spec.http_method, spec.api_key_required)).collect();
         assert_eq!(keyed, [("GET", true), ("OPTIONS", false)]);
         let plan = plan(&desired, Some(&open));
-        assert_eq!(plan.summaries()[2].1, Summary::update("method of GET missing or different"));
-        assert_eq!(plan.summaries()[4].1.action, Action::Update, "the stage must serve the change");
-        assert_eq!(plan.summaries()[5].1.action, Action::Unchanged, "the limits stay with the stage");
+        assert_eq!(of(&plan, Step::Methods), Summary::update("method of GET missing or different"));
+        assert_eq!(of(&plan, Step::Deployment).action, Action::Update, "the stage must serve the change");
+        assert_eq!(of(&plan, Step::Throttling).action, Action::Unchanged, "the limits stay with the stage");
     }
 
     #[test]
@@ -620,14 +662,22 @@ mod tests {
         api.extra_methods =
             vec![ExtraMethod { resource_id: "p".into(), path: PROXY_PATH.into(), method: "POST".into() }];
         api.duplicates = vec!["twin".into()];
-        let summaries = plan(&desired, Some(&api)).summaries();
+        let plan = plan(&desired, Some(&api));
         assert_eq!(
-            summaries[0].1,
+            of(&plan, Step::RestApi),
             Summary::update("1 more REST APIs of this stack: removes twin, keeps api")
         );
-        assert_eq!(summaries[1].1, Summary::update("resources up did not make: /evil"));
-        assert_eq!(summaries[2].1, Summary::update("methods up did not make: POST /{proxy+}"));
-        assert_eq!(summaries[4].1.action, Action::Update, "the stage must stop serving them");
+        assert_eq!(of(&plan, Step::ProxyResource), Summary::update("resources up did not make: /evil"));
+        assert_eq!(of(&plan, Step::Methods), Summary::update("methods up did not make: POST /{proxy+}"));
+        assert_eq!(of(&plan, Step::Deployment).action, Action::Update, "the stage must stop serving them");
+    }
+
+    #[test]
+    fn a_key_enabled_again_is_served_by_a_redeployment() {
+        let desired = desired();
+        let api = complete(&desired);
+        let plan = super::plan(&desired, Some(&api), true);
+        assert_eq!(of(&plan, Step::Deployment), Summary::update("the API key is enabled again"));
     }
 
     #[test]
@@ -635,6 +685,6 @@ mod tests {
         let desired = desired();
         let mut api = complete(&desired);
         api.stages.deployed = Some("made by hand".into());
-        assert_eq!(plan(&desired, Some(&api)).summaries()[4].1.action, Action::Update);
+        assert_eq!(of(&plan(&desired, Some(&api)), Step::Deployment).action, Action::Update);
     }
 }

@@ -89,6 +89,10 @@ pub enum DeployReason {
     NoStage,
     /// Another part of the API changes: the stage must serve the change.
     ApiChanges,
+    /// The API key is enabled again: API Gateway applies that to the stage only with a new
+    /// deployment (developer guide, "Maintaining a REST API": ApiKey updates require
+    /// redeploying).
+    KeyEnabled,
     ServesOlderVersion,
     ExtraStages,
 }
@@ -100,6 +104,7 @@ impl Planned for StageChange {
             StageChange::Deploy { why, remove } => match why {
                 DeployReason::NoStage => Summary::create(format!("no stage {STAGE} yet")),
                 DeployReason::ApiChanges => Summary::update("the API changes"),
+                DeployReason::KeyEnabled => Summary::update("the API key is enabled again"),
                 DeployReason::ServesOlderVersion => {
                     Summary::update(format!("stage {STAGE} serves an older version of the API"))
                 }
@@ -112,17 +117,18 @@ impl Planned for StageChange {
     }
 }
 
-/// `api_changes`: whether any other part of the API changes. `None` for an API yet to be made.
-pub fn plan(desired: &Desired, observed: Option<&Stages>, api_changes: bool) -> StageChange {
+/// `redeploy`: why a change elsewhere must be served (another part of the API changes, the
+/// key is enabled again), if it must. `observed`: `None` for an API yet to be made.
+pub fn plan(desired: &Desired, observed: Option<&Stages>, redeploy: Option<DeployReason>) -> StageChange {
     let remove = observed.map(|s| s.extra.clone()).unwrap_or_default();
-    let why = match observed.and_then(|s| s.deployed.as_ref()) {
-        None => DeployReason::NoStage,
-        Some(_) if api_changes => DeployReason::ApiChanges,
-        Some(description) if *description != deployment_description(desired) => {
+    let why = match (observed.and_then(|s| s.deployed.as_ref()), redeploy) {
+        (None, _) => DeployReason::NoStage,
+        (Some(_), Some(why)) => why,
+        (Some(description), None) if *description != deployment_description(desired) => {
             DeployReason::ServesOlderVersion
         }
-        Some(_) if !remove.is_empty() => DeployReason::ExtraStages,
-        Some(_) => return StageChange::Unchanged,
+        (Some(_), None) if !remove.is_empty() => DeployReason::ExtraStages,
+        (Some(_), None) => return StageChange::Unchanged,
     };
     StageChange::Deploy { why, remove }
 }

@@ -1,14 +1,21 @@
 //! The usage plan that issues the stack's API key for stage `prod` (`up --api-key`). API
 //! Gateway accepts a key only on a stage some plan of the key's binds.
 
+use std::time::Duration;
+
 use anyhow::Result;
+use aws_config::retry::RetryConfig;
+use aws_sdk_apigateway::operation::update_usage_plan::UpdateUsagePlanError;
 use aws_sdk_apigateway::types::{ApiStage, Op, PatchOperation};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use futures::future::try_join_all;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
 use crate::desired::Desired;
+use crate::retry::{Backoff, retrying, usage_plan_still_bound, usage_plan_update_refused};
 use crate::stack::{STAGE, Stack};
-use crate::vocabulary::{Planned, Summary};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 pub const KIND: &str = "usage plan";
 
@@ -162,11 +169,12 @@ pub async fn apply(
     api_id: &str,
     key_id: Option<&str>,
     change: &UsagePlanChange,
+    progress: &dyn Progress,
 ) -> Result<()> {
     let api = &aws.apigateway;
     match change {
         UsagePlanChange::Unchanged { .. } => Ok(()),
-        UsagePlanChange::Delete { plans } => delete(aws, plans).await,
+        UsagePlanChange::Delete { plans } => delete(aws, plans, progress).await,
         UsagePlanChange::Create => {
             let name = stack.api_key_name();
             let stage = ApiStage::builder().api_id(api_id).stage(STAGE).build();
@@ -194,9 +202,9 @@ pub async fn apply(
                 operations.push(patch(Op::Add, &stage_ref(api_id)));
             }
             if !operations.is_empty() {
-                let updated =
-                    api.update_usage_plan().usage_plan_id(id).set_patch_operations(Some(operations));
-                updated.send().await.aws_context(format!("binding stage {STAGE} to {KIND} {id}"))?;
+                update(aws, id, operations, progress)
+                    .await
+                    .aws_context(format!("binding stage {STAGE} to {KIND} {id}"))?;
             }
             if let (true, Some(key_id)) = (bind_key, key_id) {
                 bind(aws, id, key_id).await?;
@@ -205,9 +213,30 @@ pub async fn apply(
                 let unbound = api.delete_usage_plan_key().usage_plan_id(id).key_id(key).send().await;
                 unbound.or_absent(APIGATEWAY_NOT_FOUND, format!("unbinding key {key} from {KIND} {id}"))?;
             }
-            delete(aws, remove_plans).await
+            delete(aws, remove_plans, progress).await
         }
     }
+}
+
+/// How long a usage plan change may wait out API Gateway: its quota of one UpdateUsagePlan
+/// every 20 s an account (API Gateway quotas), shared with twin runs and other stacks.
+const UPDATE_LIMIT: Duration = Duration::from_secs(300);
+
+/// One UpdateUsagePlan, waiting out API Gateway's quota on it in view (our own retry, not the
+/// SDK's, so the wait shows).
+async fn update(
+    aws: &Aws,
+    id: &str,
+    operations: Vec<PatchOperation>,
+    progress: &dyn Progress,
+) -> Result<(), SdkError<UpdateUsagePlanError, HttpResponse>> {
+    let call = || {
+        let once = aws_sdk_apigateway::config::Builder::default().retry_config(RetryConfig::disabled());
+        let update = aws.apigateway.update_usage_plan().usage_plan_id(id);
+        update.set_patch_operations(Some(operations.clone())).customize().config_override(once).send()
+    };
+    let note = |message: &str| progress.note(Step::UsagePlan, message);
+    retrying(UPDATE_LIMIT, Backoff::LONG, usage_plan_update_refused, note, call).await.map(drop)
 }
 
 async fn bind(aws: &Aws, plan_id: &str, key_id: &str) -> Result<()> {
@@ -222,29 +251,30 @@ async fn bind(aws: &Aws, plan_id: &str, key_id: &str) -> Result<()> {
     bound.aws_context(format!("binding API key {key_id} to {KIND} {plan_id}")).map(drop)
 }
 
-/// Deletes the plans: each unbound from its stages first, as API Gateway requires. Gone
-/// already is fine.
-pub async fn delete(aws: &Aws, plans: &[UsagePlanState]) -> Result<()> {
-    let deletions = plans.iter().map(|plan| async move {
+/// How long API Gateway may go on counting a plan's stages once they were removed.
+const UNBOUND_LIMIT: Duration = Duration::from_secs(60);
+
+/// Deletes the plans one after another (each unbinding counts against API Gateway's quota of
+/// one UpdateUsagePlan every 20 s): each unbound from its stages first, as API Gateway
+/// requires, and deleted once it no longer counts them (it may for a moment). Gone already is
+/// fine.
+pub async fn delete(aws: &Aws, plans: &[UsagePlanState], progress: &dyn Progress) -> Result<()> {
+    for plan in plans {
         let id = &plan.id;
         if !plan.stages.is_empty() {
             let unbind = plan.stages.iter().map(|stage| {
                 PatchOperation::builder().op(Op::Remove).path("/apiStages").value(stage).build()
             });
-            let updated = aws
-                .apigateway
-                .update_usage_plan()
-                .usage_plan_id(id)
-                .set_patch_operations(Some(unbind.collect()));
-            updated
-                .send()
+            update(aws, id, unbind.collect(), progress)
                 .await
                 .or_absent(APIGATEWAY_NOT_FOUND, format!("unbinding the stages of {KIND} {id}"))?;
         }
-        let deleted = aws.apigateway.delete_usage_plan().usage_plan_id(id).send().await;
-        deleted.or_absent(APIGATEWAY_NOT_FOUND, format!("deleting {KIND} {id}")).map(drop)
-    });
-    try_join_all(deletions).await.map(drop)
+        let call = || aws.apigateway.delete_usage_plan().usage_plan_id(id).send();
+        let note = |message: &str| progress.note(Step::UsagePlan, message);
+        let deleted = retrying(UNBOUND_LIMIT, Backoff::SHORT, usage_plan_still_bound, note, call).await;
+        deleted.or_absent(APIGATEWAY_NOT_FOUND, format!("deleting {KIND} {id}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

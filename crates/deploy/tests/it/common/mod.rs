@@ -4,16 +4,23 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use aws_config::{BehaviorVersion, Region};
-use tokendeploy_deploy::{Aws, FunctionEnvironment, Progress, Stack, Step, StepReport};
+use tokendeploy_deploy::desired::Security;
+use tokendeploy_deploy::up::prepare;
+use tokendeploy_deploy::{Action, Aws, FunctionEnvironment, Progress, Silent, Stack, Step, StepReport};
 use tokendeploy_package::{Artifact, zip_bootstrap};
 
 pub const REGION: &str = "us-west-1";
 
 /// Clients for `endpoint` (moto, or a fault proxy in front of it) with dummy credentials.
 pub async fn aws_at(endpoint: &str) -> Aws {
+    aws_in(endpoint, REGION).await
+}
+
+/// As [`aws_at`], for `region`.
+pub async fn aws_in(endpoint: &str, region: &str) -> Aws {
     let credentials = aws_sdk_sts::config::Credentials::new("testing", "testing", None, None, "tests");
     let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(REGION))
+        .region(Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(credentials)
         .load()
@@ -68,4 +75,17 @@ impl Progress for Notes {
     fn finished(&self, report: &StepReport) {
         self.finished.lock().unwrap().push(report.clone());
     }
+}
+
+/// The steps `up` would change now, with the code `artifact("one")`, and how.
+pub async fn changes(
+    aws: &Aws,
+    stack: &Stack,
+    environment: FunctionEnvironment,
+    security: Security,
+) -> Vec<(Step, Action)> {
+    let prepared =
+        prepare(aws, stack, |_| environment, security, || Ok(artifact("one")), &Silent).await.unwrap();
+    let summaries = prepared.plan.summaries().into_iter();
+    summaries.filter(|(_, s)| s.action != Action::Unchanged).map(|(step, s)| (step, s.action)).collect()
 }

@@ -33,7 +33,7 @@ pub fn function_zip() -> &'static Path {
 }
 
 /// `up`'s steps, in the order its JSON report lists them.
-pub const ALL_STEPS: [&str; 16] = [
+pub const ALL_STEPS: [&str; 17] = [
     "role",
     "package",
     "log_group",
@@ -45,6 +45,7 @@ pub const ALL_STEPS: [&str; 16] = [
     "proxy_resource",
     "methods",
     "integrations",
+    "gateway_responses",
     "deployment",
     "throttling",
     "api_key",
