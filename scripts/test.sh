@@ -52,6 +52,10 @@ done
 step "tier 2: the tests that need the emulator, the shipped function, Python, qemu or Chromium"
 cargo test --workspace --locked --no-fail-fast -- --ignored "$@"
 
+step "demo: the main job against the emulator ends with a token fetched through the URL"
+demo="$(TOKENDEPLOY_BIN=target/debug/tokendeploy bash scripts/demo.sh 2>&1)" || { printf '%s\n' "$demo" >&2; exit 1; }
+grep -q '"access_token":"stand-in-' <<< "$demo" || { printf '%s\n' "$demo" >&2; echo "the demo fetched no token" >&2; exit 1; }
+
 step "install: the packaged crates install and deploy (the stand-in for cargo install)"
 bash scripts/check-install.sh
 step "all tests passed"

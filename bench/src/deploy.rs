@@ -249,7 +249,7 @@ impl Command {
                 let prepared =
                     prepare(aws, stack, |_| environment(), Security::default(), || Ok(artifact()), &Silent)
                         .await?;
-                anyhow::ensure!(status(&prepared).in_sync, "status after up: not in sync");
+                anyhow::ensure!(status(&prepared, None).in_sync, "status after up: not in sync");
             }
             Command::Down => {
                 let found = snapshot::read(aws, stack).await?;

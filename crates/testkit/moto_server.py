@@ -8,7 +8,13 @@ follows (docs/aws-behaviours.md lists them with the tests that rely on them):
   its last update Failed, as AWS does over time, and an update to an idle one passes through
   Pending; updates are refused while Pending;
 - Secrets Manager frees the name of a secret deleted without recovery only after a moment;
-- API Gateway's CreateDeployment to an existing stage keeps that stage's settings.
+- API Gateway's CreateDeployment to an existing stage keeps that stage's settings, and
+  remembers what it deployed;
+
+and serves what moto only stores: the deployed REST APIs at their invoke URLs, in LocalStack's
+form ``/restapis/{api_id}/{stage}/_user_request_/{path}`` (emulator/gateway.py), running the
+functions they integrate as Lambda runs them, logs to CloudWatch Logs included
+(emulator/functions.py).
 
 Usage (same arguments as ``python -m moto.server``)::
 
@@ -66,6 +72,7 @@ without recovery stays taken.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import io
 import json
@@ -74,6 +81,10 @@ import sys
 import threading
 import time
 import urllib.parse
+from http import HTTPStatus
+
+# The emulator's modules beside this file (emulator/): the invoke URLs and the functions.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 def _request_has_body(headers) -> bool:
@@ -107,10 +118,35 @@ def keep_raw_bodies(app):
                 start_response("400 Bad Request", [("Content-Type", "text/plain")])
                 return [f"{type(error).__name__}: {error}".encode()]
         environ["wsgi.input"] = io.BytesIO(body)
+        served = data_plane(environ).serve(environ)
+        if served is not None:
+            status, headers, data = served
+            start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+            return [data]
+        environ["wsgi.input"] = io.BytesIO(body)
         _raw.body = body
         return app(environ, start_response)
 
     return wrapped
+
+
+_gateway = None
+_gateway_lock = threading.Lock()
+
+
+def data_plane(environ):
+    """The invoke-URL side of the emulator (emulator/gateway.py), running the functions
+    (emulator/functions.py) with this server as their AWS endpoint."""
+    global _gateway
+    with _gateway_lock:
+        if _gateway is None:
+            from emulator.functions import Functions
+            from emulator.gateway import Gateway
+
+            functions = Functions(f"http://127.0.0.1:{environ['SERVER_PORT']}")
+            atexit.register(functions.stop_all)
+            _gateway = Gateway(functions)
+        return _gateway
 
 
 def patch() -> None:
@@ -169,7 +205,7 @@ def patch() -> None:
                     log.write(json.dumps(entry) + "\n")
 
     def check_action_permitted(self, resource: str) -> None:
-        check_logged(self, resource)
+        check_logged(self, resource_of(self._action, resource))
         action = self._action
         try:
             for implied in implied_actions(action, getattr(_raw, "body", None) or b""):
@@ -179,6 +215,38 @@ def patch() -> None:
             self._action = action
 
     base.check_action_permitted = check_action_permitted
+
+    # moto checks most calls on the resource "*", which a statement naming an ARN never
+    # matches: such a statement then allows nothing. Where moto knows no resource, the action
+    # alone decides; where the resource is known (resource_of), its ARN is matched.
+    statement = access_control.IAMPolicyStatement
+    matches = statement._check_element_matches
+
+    def check_element_matches(self, element, value):
+        if element == "Resource" and value == "*":
+            return True
+        return matches(self, element, value)
+
+    statement._check_element_matches = check_element_matches
+
+
+def resource_of(action: str, resource: str) -> str:
+    """The ARN a call acts on, where it matters to what the tests prove: GetSecretValue on the
+    stack's secret, which the function's role may read by one inline policy naming that ARN
+    alone (secret_access.rs). Elsewhere what moto passes (``"*"`` for most calls)."""
+    if action != "secretsmanager:GetSecretValue":
+        return resource
+    try:
+        secret_id = json.loads(getattr(_raw, "body", None) or b"{}").get("SecretId", "")
+    except ValueError:
+        return resource
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    for backend in secretsmanager_backends[DEFAULT_ACCOUNT_ID].values():
+        if secret_id in backend.secrets:
+            return backend.secrets[secret_id].arn
+    return secret_id or resource
 
 
 def implied_actions(action: str, body: bytes) -> list[str]:
@@ -392,17 +460,38 @@ def free_secret_names_after_a_moment() -> None:
     SecretsManagerBackend.create_secret = create_secret
 
 
+def stop_deleted_functions() -> None:
+    """A deleted function's warm instances stop, as Lambda's do (emulator/functions.py)."""
+    from moto.awslambda.models import LambdaBackend
+
+    delete = LambdaBackend.delete_function
+
+    def delete_function(self, function_name, qualifier=None):
+        function = self.get_function(function_name, qualifier)
+        deleted = delete(self, function_name, qualifier)
+        if _gateway is not None:
+            _gateway.functions.forget(function.function_arn)
+        return deleted
+
+    LambdaBackend.delete_function = delete_function
+
+
 def keep_stages_across_deployments() -> None:
     """AWS's CreateDeployment with the name of an existing stage points that stage at the new
     deployment and keeps everything else it has, its method settings (throttling) included
     (API reference: CreateDeployment, stageName); moto 5.2.5 makes the stage anew, empty."""
     from moto.apigateway.models import RestAPI
 
+    from emulator.gateway import snapshot as gateway_snapshot
+
     create = RestAPI.create_deployment
 
     def create_deployment(self, name, description, stage_variables=None):
         existing = self.stages.get(name) if name else None
         deployment = create(self, name, description, stage_variables)
+        # What the deployment serves, as API Gateway keeps it: later changes to the API wait
+        # for the next deployment (emulator/gateway.py routes by it).
+        deployment._td_snapshot = gateway_snapshot(self)
         if existing is not None:
             existing.deployment_id = deployment.id
             existing.variables.update(stage_variables or {})
@@ -419,6 +508,7 @@ if __name__ == "__main__":
     play_function_states()
     free_secret_names_after_a_moment()
     keep_stages_across_deployments()
+    stop_deleted_functions()
     import moto.server
 
     run_simple = moto.server.run_simple

@@ -69,10 +69,12 @@ impl TokenService {
         });
         let method = loggable(&request.method);
         let path = loggable(path);
+        // The error's code (`upstream_error`, ...): `tokendeploy logs` shows it beside the status.
+        let error = (status >= 400).then(|| error_code(&response)).flatten();
         if status >= 500 {
-            tracing::warn!(method, path, status, cache, "request failed");
+            tracing::warn!(method, path, status, cache, error, "request failed");
         } else {
-            tracing::info!(method, path, status, cache, "request served");
+            tracing::info!(method, path, status, cache, error, "request served");
         }
         response
     }
@@ -226,6 +228,12 @@ fn upstream_error(error: &UpstreamError) -> ApiError {
 
 /// A request's own text as a log line may hold it: at most [`LOGGED_CHARS`] characters,
 /// control characters escaped (no forged lines in plain-text logs).
+/// The `error` code of an error answer's JSON body: one of the function's own fixed codes.
+fn error_code(response: &Response) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_str(&response.body).ok()?;
+    body["error"].as_str().map(loggable)
+}
+
 fn loggable(text: &str) -> String {
     let mut out: String = text.chars().take(LOGGED_CHARS).flat_map(char::escape_default).collect();
     if text.chars().nth(LOGGED_CHARS).is_some() {

@@ -304,7 +304,7 @@ fn body_excerpt(raw: &HttpResponse) -> String {
 }
 
 /// The error's chain of causes in their own words, without Rust's debug dumps.
-fn causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next = Some(error);
     while let Some(current) = next {

@@ -192,10 +192,22 @@ impl Desired {
 /// What a plan shows for the ARN of a secret yet to be made.
 const NEW_SECRET_ARN: &str = "(the new secret's ARN)";
 
-/// The stage's public URL for token requests, in the stack's partition.
-pub fn invoke_url(api_id: &str, stack: &Stack) -> String {
+/// The stage's URL for token requests as API Gateway serves it, in the stack's partition.
+pub fn aws_invoke_url(api_id: &str, stack: &Stack) -> String {
     let Stack { region, partition, .. } = stack;
     format!("https://{api_id}.execute-api.{region}.{}/{STAGE}{TOKEN_PATH}", partition.dns_suffix())
+}
+
+/// The URL that answers token requests: API Gateway's, or with an endpoint override (an
+/// emulator) the path LocalStack and tokendeploy's emulator serve the stage at, which needs no
+/// DNS: `ENDPOINT/restapis/{id}/{stage}/_user_request_/token`.
+pub fn invoke_url(api_id: &str, stack: &Stack, endpoint: Option<&str>) -> String {
+    match endpoint {
+        Some(endpoint) => {
+            format!("{}/restapis/{api_id}/{STAGE}/_user_request_{TOKEN_PATH}", endpoint.trim_end_matches('/'))
+        }
+        None => aws_invoke_url(api_id, stack),
+    }
 }
 
 #[cfg(test)]

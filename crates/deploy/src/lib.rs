@@ -1,6 +1,6 @@
 //! The token server's AWS resources: what should exist ([`desired`]), what exists
 //! ([`snapshot`]), the [`plan::Plan`] between them, and the commands that carry it out
-//! ([`up`], [`down`], [`status`]).
+//! ([`up`], [`down`], [`status`]), and what shows the stack at work ([`verify`], [`logs`]).
 //!
 //! Dependencies point one way: the leaves ([`vocabulary`], [`aws`], [`retry`], [`partition`],
 //! [`stack`], [`desired`], [`error`]) <- [`resources`] <- [`snapshot`], [`plan`] <- the commands.
@@ -9,6 +9,7 @@ pub mod aws;
 pub mod desired;
 pub mod down;
 pub mod error;
+pub mod logs;
 pub mod partition;
 pub mod plan;
 pub mod resources;
@@ -18,6 +19,7 @@ pub mod stack;
 pub mod status;
 mod steps;
 pub mod up;
+pub mod verify;
 pub mod vocabulary;
 
 pub use aws::{Aws, ConnectOptions};

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::desired::{FunctionEnvironment, invoke_url};
+use crate::desired::{FunctionEnvironment, aws_invoke_url, invoke_url};
 use crate::snapshot::Snapshot;
 use crate::stack::SECRET_POLICY_NAME;
 use crate::up::Prepared;
@@ -31,7 +31,10 @@ pub struct StatusReport {
     pub complete: bool,
     /// Complete, and `up` would change nothing.
     pub in_sync: bool,
+    /// The URL that answers token requests (with an endpoint override, the emulator's).
     pub invoke_url: Option<String>,
+    /// API Gateway's own URL for the stage.
+    pub aws_invoke_url: Option<String>,
     pub resources: Vec<ResourceStatus>,
     /// How existing resources differ from what `up` would make (names, never values).
     pub drift: Vec<Drift>,
@@ -65,7 +68,8 @@ pub fn environment_to_compare(
     FunctionEnvironment { variables, managed }
 }
 
-pub fn status(prepared: &Prepared) -> StatusReport {
+/// `endpoint`: the endpoint override the stack was read through, if any.
+pub fn status(prepared: &Prepared, endpoint: Option<&str>) -> StatusReport {
     let Prepared { desired, snapshot, plan, .. } = prepared;
     let stack = &desired.stack;
     let api = snapshot.api.ours();
@@ -123,12 +127,14 @@ pub fn status(prepared: &Prepared) -> StatusReport {
         .map(|step| Drift { kind: step.name(), reason: summaries[step].reason.clone() })
         .collect();
     let complete = missing.is_empty();
+    let deployed = api.filter(|a| a.stages.deployed.is_some());
     StatusReport {
         name: stack.name.clone(),
         region: stack.region.clone(),
         complete,
         in_sync: complete && plan.is_unchanged(),
-        invoke_url: api.filter(|a| a.stages.deployed.is_some()).map(|a| invoke_url(&a.id, stack)),
+        invoke_url: deployed.map(|a| invoke_url(&a.id, stack, endpoint)),
+        aws_invoke_url: deployed.map(|a| aws_invoke_url(&a.id, stack)),
         resources,
         drift,
         missing,

@@ -8,7 +8,7 @@ use tokendeploy_package::Artifact;
 use tokio::sync::oneshot;
 
 use crate::aws::Aws;
-use crate::desired::{Desired, FunctionEnvironment, Security, invoke_url};
+use crate::desired::{Desired, FunctionEnvironment, Security, aws_invoke_url, invoke_url};
 use crate::error::{PackageFailed, Result};
 use crate::plan::Plan;
 use crate::resources::rest_api::{
@@ -34,7 +34,10 @@ pub struct UpReport {
     pub architecture: String,
     pub api_id: String,
     pub stage: String,
+    /// The URL that answers token requests: with an endpoint override, the emulator's.
     pub invoke_url: String,
+    /// API Gateway's own URL for the stage (the same as `invoke_url` without an override).
+    pub aws_invoke_url: String,
     /// With `--secret-store secrets-manager`: the secret the function reads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_arn: Option<String>,
@@ -44,6 +47,9 @@ pub struct UpReport {
     /// The key's value: set by the caller, only when the user asked to see it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key: Option<String>,
+    /// With `up --verify`: whether the stack answers, set by the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<crate::verify::VerifyReport>,
     pub steps: Vec<StepReport>,
 }
 
@@ -133,12 +139,14 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         function_arn,
         code_sha256: artifact.code_sha256.clone(),
         architecture: artifact.arch.lambda_name().to_string(),
-        invoke_url: invoke_url(&api_id, stack),
+        invoke_url: invoke_url(&api_id, stack, aws.endpoint_url.as_deref()),
+        aws_invoke_url: aws_invoke_url(&api_id, stack),
         api_id,
         stage: STAGE.to_string(),
         secret_arn,
         api_key_id,
         api_key: None,
+        verify: None,
         steps,
     })
 }

@@ -33,6 +33,15 @@ pub enum Command {
     Down(DownArgs),
     /// Build the token function and write the deterministic zip that `up --zip` deploys.
     Package(PackageArgs),
+    /// Check that the deployed stack answers, through its URL, as the app will ask.
+    ///
+    /// A browser's CORS preflight from the first allowed origin, then a token request (with the
+    /// stack's API key when it has one), checked against what the provider's function gives.
+    /// Waits, in view, for what AWS documents as taking time. Exits 1, saying what answered and
+    /// how (and the function's log lines when the function is at fault), when it does not.
+    Verify(VerifyArgs),
+    /// Show the function's log: a line a request (time, request id, status, latency, error).
+    Logs(LogsArgs),
     /// Serve tokens on this machine with the function's own handler, before anything touches AWS.
     ///
     /// The same variables (environment or --env-file), routes (/token, /prod/token), CORS,
@@ -64,6 +73,70 @@ pub struct UpArgs {
     /// --api-key; never shown otherwise.
     #[arg(long, requires = "api_key")]
     pub show_api_key: bool,
+    /// Then check the stack answers, as `tokendeploy verify` does (exit 1 when it does not).
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub checking: VerifyFlags,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    #[command(flatten)]
+    pub checking: VerifyFlags,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How `verify` asks.
+#[derive(Debug, Args)]
+pub struct VerifyFlags {
+    /// A file holding a caller's token from the app's sign-in, sent as `Authorization: Bearer`
+    /// (for twilio and livekit with IDENTITY_MODE=jwt; without one, the 401 a caller without a
+    /// sign-in gets is what is checked). Or TOKENDEPLOY_BEARER. Never a flag's value: argv is
+    /// visible to every user of the machine.
+    #[arg(long, value_name = "PATH")]
+    pub bearer_file: Option<PathBuf>,
+    /// How long to wait for a new API's host name and a new API key to work.
+    #[arg(long, value_name = "SECONDS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(0..=900))]
+    pub wait: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// How far back to start: 30s, 10m, 2h or 1d.
+    #[arg(long, value_name = "AGE", default_value = "10m", value_parser = parse_age)]
+    pub since: std::time::Duration,
+    /// Keep showing new lines until Ctrl-C.
+    #[arg(long)]
+    pub follow: bool,
+    /// text: a line a request; json: a JSON object a line.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// `30s`, `10m`, `2h` or `1d`: from a second up to 14 days (CloudWatch Logs keeps the function's
+/// log 30 days; more is not worth a read).
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let unit = text.chars().last().ok_or("must be a number and a unit, such as 10m")?;
+    let seconds: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        _ => return Err("must end in s, m, h or d, such as 10m".into()),
+    };
+    let amount: u64 =
+        text[..text.len() - 1].parse().map_err(|_| "must be a whole number and a unit, such as 10m")?;
+    match amount.checked_mul(seconds) {
+        Some(total) if (1..=14 * 86_400).contains(&total) => Ok(std::time::Duration::from_secs(total)),
+        _ => Err("must be from 1s to 14d".into()),
+    }
 }
 
 /// What `up` deploys; `plan` and `status` compare against the same.

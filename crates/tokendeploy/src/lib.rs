@@ -23,6 +23,9 @@ pub enum Outcome {
     Done,
     /// `status` found the stack incomplete, drifted or not ours to sort out (exit 3).
     OutOfSync,
+    /// `verify` (or `up --verify`) ran to its end and found the stack not answering (exit 1):
+    /// its report is printed, and why on stderr.
+    Failed,
 }
 
 /// The exit codes: 0 done, 1 failed, 2 bad usage or input (nothing changed), 3 out of sync.
@@ -42,6 +45,7 @@ pub async fn run() -> ExitCode {
     match commands::run(cli).await {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::OutOfSync) => ExitCode::from(3),
+        Ok(Outcome::Failed) => ExitCode::from(1),
         Err(error) => {
             // `{:#}` keeps the whole context chain on one line.
             display::say(&format!("error: {error:#}"));

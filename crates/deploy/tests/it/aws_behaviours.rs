@@ -259,9 +259,10 @@ async fn an_up_in_china_builds_only_aws_cn_arns_and_a_com_cn_invoke_url() {
     let aws = aws_in(&moto.endpoint(), region).await;
     let stack = Stack::new("china", region).unwrap();
     let made = deploy(&aws, &stack, "one", Security::default()).await;
+    let url = &made.aws_invoke_url;
     assert!(
-        made.invoke_url
-            .starts_with(&format!("https://{}.execute-api.cn-north-1.amazonaws.com.cn/", made.api_id))
+        url.starts_with(&format!("https://{}.execute-api.cn-north-1.amazonaws.com.cn/", made.api_id)),
+        "{url}"
     );
     for arn in [&made.role_arn, &made.function_arn] {
         assert!(arn.starts_with("arn:aws-cn:"), "{arn}");

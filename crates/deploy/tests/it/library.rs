@@ -23,8 +23,12 @@ async fn up_plan_status_and_down_as_a_library() {
     // Everything but what only a flag asks for (secret, API key) is made.
     let made_steps = made.steps.iter().filter(|step| step.action == Action::Create).count();
     assert_eq!(made_steps, Step::ALL.len() - 4, "{:?}", made.steps);
-    assert!(made.invoke_url.starts_with(&format!("https://{}.execute-api.{REGION}", made.api_id)));
-    assert!(made.invoke_url.ends_with("/prod/token"), "{}", made.invoke_url);
+    assert!(made.aws_invoke_url.starts_with(&format!("https://{}.execute-api.{REGION}", made.api_id)));
+    assert!(made.aws_invoke_url.ends_with("/prod/token"), "{}", made.aws_invoke_url);
+    assert_eq!(
+        made.invoke_url,
+        format!("{}/restapis/{}/prod/_user_request_/token", moto.endpoint(), made.api_id)
+    );
 
     // Planned again with the same code and variables: nothing to do, and status agrees.
     let again =
@@ -32,7 +36,7 @@ async fn up_plan_status_and_down_as_a_library() {
             .await
             .unwrap();
     assert!(again.plan.is_unchanged(), "{:?}", again.plan.summaries());
-    let report = status(&again);
+    let report = status(&again, aws.endpoint_url.as_deref());
     assert!(report.complete && report.in_sync, "{report:?}");
     assert_eq!(report.invoke_url.as_deref(), Some(made.invoke_url.as_str()));
 
@@ -88,7 +92,7 @@ async fn a_converged_up_and_status_only_read() {
         prepare(&aws, &stack, |_| environment(), Security::default(), || Ok(artifact("one")), &Silent)
             .await
             .unwrap();
-    assert!(status(&prepared).in_sync);
+    assert!(status(&prepared, aws.endpoint_url.as_deref()).in_sync);
     let calls = recorder.calls();
     let changing: Vec<&Call> = calls.iter().filter(|call| call.mutating).collect();
     assert!(changing.is_empty(), "{changing:?}");
@@ -282,7 +286,7 @@ async fn arm64_is_set_with_the_code_and_switching_back_updates_the_function_in_p
     .unwrap();
     let fixes = FunctionFixes { architecture: true, ..FunctionFixes::default() };
     assert_eq!(back.plan.function, FunctionChange::Update { arn: made.function_arn.clone(), fixes });
-    let drift = status(&back).drift;
+    let drift = status(&back, aws.endpoint_url.as_deref()).drift;
     assert!(drift.iter().any(|d| d.kind == "function" && d.reason == "architecture changed"), "{drift:?}");
     let switched =
         up(&aws, &stack, environment(), Security::default(), move || Ok(built_for(Arch::X86_64)), &Silent)

@@ -1,11 +1,13 @@
 //! One module per subcommand, and what they share: connecting, and finding the code.
 
 mod down;
+mod logs;
 mod package;
 mod plan;
 mod serve;
 mod status;
 mod up;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Status(args) => status::run(args).await,
         Command::Down(args) => down::run(args).await,
         Command::Package(args) => package::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
+        Command::Logs(args) => logs::run(args).await,
         Command::Serve(args) => serve::run(args).await,
     }
 }

@@ -57,7 +57,7 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
         changes,
     };
     print_result(args.output.output, &report, |report| {
-        let lines = report.changes.iter().map(|c| format!("{:<10} {:<15} {}", c.action, c.name, c.reason));
+        let lines = report.changes.iter().map(|c| format!("{:<10} {:<17} {}", c.action, c.name, c.reason));
         lines.collect::<Vec<_>>().join("\n")
     })?;
     Ok(Outcome::Done)

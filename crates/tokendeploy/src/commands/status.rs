@@ -44,7 +44,7 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
         })?;
         return Ok(Outcome::OutOfSync);
     }
-    let report = status(&prepared);
+    let report = status(&prepared, aws.endpoint_url.as_deref());
     print_result(args.output.output, &report, text)?;
     Ok(if report.in_sync { Outcome::Done } else { Outcome::OutOfSync })
 }
@@ -57,7 +57,7 @@ fn text(report: &StatusReport) -> String {
     };
     let mut lines = vec![format!("stack {} in {}: {state}", report.name, report.region)];
     for resource in &report.resources {
-        lines.push(format!("  {:<15} {}", resource.kind, resource.id.as_deref().unwrap_or("-- missing")));
+        lines.push(format!("  {:<17} {}", resource.kind, resource.id.as_deref().unwrap_or("-- missing")));
     }
     lines.extend(report.drift.iter().map(|drift| format!("  drift: {}: {}", drift.kind, drift.reason)));
     if let Some(url) = &report.invoke_url {

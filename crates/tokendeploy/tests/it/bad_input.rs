@@ -50,6 +50,7 @@ fn cases(dir: &Path) -> Vec<Case> {
         format!("CONSUMER_KEY=k\nCONSUMER_SECRET=\"{SECRET}\nALLOWED_ORIGINS=*\n").as_bytes(),
     );
     let no_equals = write(dir, "noeq.env", format!("{SECRET}\n").as_bytes());
+    let two_words = write(dir, "bearer.txt", b"one two\n");
     let not_zip = write(dir, "not.zip", b"plain text");
     let big = dir.join("big.zip");
     std::fs::File::create(&big).unwrap().set_len(51 * 1024 * 1024).unwrap();
@@ -132,6 +133,19 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["up", "--show-api-key"], &[], "required arguments were not provided: --api-key"),
         case(&["up", "--no-such-flag"], &[], "unexpected argument '--no-such-flag'"),
         case(&["down"], &[], "pass --yes to delete without a terminal"),
+        case(
+            &["verify", "--bearer-file", "/nonexistent/bearer"],
+            &[],
+            "cannot read --bearer-file /nonexistent/bearer: No such file or directory",
+        ),
+        case(
+            &["verify", "--bearer-file", &two_words],
+            &[],
+            "must hold one token from the app's sign-in, and nothing else",
+        ),
+        case(&["verify", "--wait", "5000"], &[], "5000 is not in 0..=900"),
+        case(&["logs", "--since", "10y"], &[], "must end in s, m, h or d, such as 10m"),
+        case(&["logs", "--since", "30d"], &[], "must be from 1s to 14d"),
     ]
 }
 

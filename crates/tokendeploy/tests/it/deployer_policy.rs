@@ -166,12 +166,15 @@ async fn grant(admin: &Aws, policy: String) {
 
 fn run(harness: &Harness, users: &Users, command: &str, flags: &[&str]) -> Run {
     let zip = function_zip().to_str().unwrap().to_string();
-    let mut args = vec![command, "--output", "json", "--quiet"];
-    if command == "down" {
-        args.push("--yes");
-    } else {
-        args.extend(["--zip", &zip]);
-        args.extend(flags);
+    let mut args = vec![command, "--output", "json"];
+    match command {
+        "down" => args.extend(["--quiet", "--yes"]),
+        "verify" => args.extend(["--quiet", "--wait", "5"]),
+        "logs" => {}
+        _ => {
+            args.extend(["--quiet", "--zip", &zip]);
+            args.extend(flags);
+        }
     }
     harness.run_with(&args, &users.deployer_env)
 }
@@ -198,7 +201,10 @@ fn allowed_actions(decisions: &std::path::Path) -> BTreeSet<String> {
 async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_every_statement() {
     let decisions = harness_log("every-statement");
     let harness = Harness::with(Moto::start_enforcing(&decisions).unwrap());
-    let users = users(&harness).await;
+    let mut users = users(&harness).await;
+    // The function, run by the emulator, asks this for its token: `verify` sees it answer.
+    let upstream = upstream().await;
+    users.deployer_env.push(("TOKEN_URL".into(), format!("{}/v1/oauth2/token", upstream.uri())));
 
     // Everything, with the policy whole: made, converged, read, and, later, removed.
     run(&harness, &users, "up", &EVERY_FLAG).assert_success().assert_no_secret();
@@ -238,7 +244,7 @@ async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_ev
         repaired.actions().into_iter().filter(|(_, a)| a != "unchanged").map(|(s, _)| s).collect::<Vec<_>>(),
         ["role", "package", "secret", "function", "permission"]
     );
-    for command in ["plan", "status"] {
+    for command in ["plan", "status", "verify", "logs"] {
         run(&harness, &users, command, &EVERY_FLAG).assert_success();
     }
     // Back to the environment and no key: the secret, its policy, the key and plan go.

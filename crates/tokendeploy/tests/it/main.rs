@@ -3,6 +3,8 @@
 //! it ships, Chromium or Node.js is `#[ignore]`d with the reason: `cargo test` runs what needs
 //! only Rust, and `scripts/test.sh` runs every test (CONTRIBUTING.md, "Tiers").
 
+mod acceptance;
+mod answers;
 mod bad_input;
 mod browser;
 mod concurrency;

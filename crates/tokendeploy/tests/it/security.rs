@@ -47,7 +47,7 @@ async fn every_flag_deploys_converges_and_shows_the_key_only_when_asked() {
     text.assert_success();
     let lines: Vec<&str> = text.stdout.lines().collect();
     assert_eq!(lines.len(), 2, "{}", text.stdout);
-    assert!(lines[0].ends_with("/prod/token"), "{}", text.stdout);
+    assert!(lines[0].ends_with("/prod/_user_request_/token"), "the URL that answers here: {}", text.stdout);
     assert_eq!(lines[1], format!("x-api-key: {key_value}"));
 
     // Every other command, with and without the flags, in text and JSON: neither the secret

@@ -30,6 +30,7 @@ async fn a_fresh_up_creates_every_resource_as_specified() {
         "api_id",
         "stage",
         "invoke_url",
+        "aws_invoke_url",
     ] {
         assert!(report[field].as_str().is_some_and(|v| !v.is_empty()), "{field} missing in {report}");
     }
@@ -38,8 +39,13 @@ async fn a_fresh_up_creates_every_resource_as_specified() {
     assert_eq!(report["name"], "token-server");
     assert_eq!(report["stage"], "prod");
     assert_eq!(
-        report["invoke_url"],
+        report["aws_invoke_url"],
         format!("https://{api_id}.execute-api.{REGION}.amazonaws.com/prod/token")
+    );
+    // Through an endpoint override, the URL that answers there (the emulator's, LocalStack's).
+    assert_eq!(
+        report["invoke_url"],
+        format!("{}/restapis/{api_id}/prod/_user_request_/token", harness.moto.endpoint())
     );
     for step in report["steps"].as_array().unwrap() {
         assert!(step["seconds"].as_f64().is_some_and(|s| s >= 0.0));

@@ -306,3 +306,28 @@ pub async fn serve(env: &[(String, String)], args: &[&str]) -> (tokio::process::
     assert!(base.starts_with("http://127.0.0.1:"), "{line}");
     (child, base, lines)
 }
+
+/// Dolby.io's token endpoint, standing in on loopback: the token `upstream-token` for the app's
+/// key and secret as Dolby.io documents the request, 401 `invalid_client` for any other.
+pub async fn upstream() -> wiremock::MockServer {
+    use base64::Engine;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{KEY}:{SECRET}"));
+    let token =
+        serde_json::json!({"token_type": "Bearer", "access_token": "upstream-token", "expires_in": 3600});
+    Mock::given(method("POST"))
+        .and(path("/v1/oauth2/token"))
+        .and(header("authorization", format!("Basic {basic}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(token))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "invalid_client"})),
+        )
+        .mount(&server)
+        .await;
+    server
+}
