@@ -10,6 +10,7 @@
 //! one per identity and room, or none kept at all. At most [`MAX_ENTRIES`] tokens are kept.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -83,9 +84,67 @@ impl CacheKey {
     }
 }
 
-/// One key's token. Its lock is held across the upstream call: concurrent requests on a cold
-/// key queue behind the one fetch instead of each calling the upstream.
-type Slot = Arc<Mutex<Option<Cached>>>;
+/// One key's token, or its last failure. Its lock is held across the upstream call: concurrent
+/// requests on a cold key queue behind the one fetch, and get its outcome, token or failure,
+/// instead of each calling the upstream.
+type Slot = Arc<SlotCell>;
+
+#[derive(Default)]
+struct SlotCell {
+    kept: Mutex<Kept>,
+    /// Fetches finished so far: a request that finds more once it holds the lock waited while
+    /// one ran, and shares its outcome.
+    fetches: AtomicU64,
+}
+
+#[derive(Default)]
+struct Kept {
+    token: Option<Cached>,
+    failure: Option<Failure>,
+}
+
+/// The last failed fetch of a key, remembered while the upstream asked to be left alone.
+struct Failure {
+    error: UpstreamError,
+    at: Instant,
+    /// Until when every request gets it instead of asking again: the upstream's `Retry-After`
+    /// (at most [`crate::provider::MAX_RETRY_AFTER`]); [`SLOW_FAILURE_MEMORY`] after a timeout
+    /// or no connection (each request would wait for its own); otherwise `at` (only the
+    /// requests that queued behind the fetch get it).
+    until: Instant,
+}
+
+/// How long a timeout or a connection that could not be made is remembered.
+pub const SLOW_FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
+/// Why no token came: the upstream's failure, and, when it is remembered, how long until the
+/// upstream is asked again (the caller's `Retry-After`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub error: UpstreamError,
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn new(error: UpstreamError, at: Instant) -> Self {
+        let memory = match &error {
+            UpstreamError::Busy { retry_after: Some(wait), .. } => *wait,
+            UpstreamError::Timeout | UpstreamError::Unreachable => SLOW_FAILURE_MEMORY,
+            _ => Duration::ZERO,
+        };
+        Self { until: at.checked_add(memory).unwrap_or(at), error, at }
+    }
+
+    /// The failure as told to a request at `now`.
+    fn refusal(&self, now: Instant) -> Refusal {
+        let left = self.until.saturating_duration_since(now);
+        let mut error = self.error.clone();
+        if let UpstreamError::Busy { retry_after: Some(wait), .. } = &mut error {
+            *wait = left;
+        }
+        Refusal { error, retry_after: (!left.is_zero()).then_some(left) }
+    }
+}
 
 pub struct TokenCache {
     slots: std::sync::Mutex<HashMap<CacheKey, Slot>>,
@@ -99,26 +158,45 @@ impl TokenCache {
 
     /// A token for `request`: a cached one if still fresh and the provider's policy lets this
     /// request have it, else one from `provider` (cached when it states its lifetime and the
-    /// policy keeps tokens). Failures are not cached: the next request tries again.
+    /// policy keeps tokens). A failure is shared with the requests that waited on the same fetch,
+    /// and remembered while the upstream asked for time ([`Failure`]); otherwise the next
+    /// request tries again.
     pub async fn get_or_fetch(
         &self,
         provider: &dyn TokenProvider,
         request: &TokenRequest,
-    ) -> Result<(IssuedToken, CacheOutcome), UpstreamError> {
+    ) -> Result<(IssuedToken, CacheOutcome), Refusal> {
+        let refused = |error| Refusal { error, retry_after: None };
         let Some(key) = CacheKey::of(provider.cache_policy(), request) else {
-            let token = provider.fetch_token(request).await?;
+            let token = provider.fetch_token(request).await.map_err(refused)?;
             let now = self.clock.now();
             return Ok((issue(&token, now, now), CacheOutcome::Miss));
         };
         let slot = self.slot(key);
-        let mut kept = slot.lock().await;
+        let seen = slot.fetches.load(Ordering::Acquire);
+        let mut kept = slot.kept.lock().await;
+        let waited_on_a_fetch = slot.fetches.load(Ordering::Acquire) != seen;
         let now = self.clock.now();
-        if let Some(cached) = kept.as_ref().filter(|cached| now < cached.fresh_until) {
+        if let Some(cached) = kept.token.as_ref().filter(|cached| now < cached.fresh_until) {
             return Ok((issue(&cached.token, cached.fetched_at, now), CacheOutcome::Hit));
         }
-        let token = provider.fetch_token(request).await?;
+        if let Some(failure) = kept.failure.as_ref().filter(|f| now < f.until || waited_on_a_fetch) {
+            return Err(failure.refusal(now));
+        }
+        let fetched = provider.fetch_token(request).await;
+        slot.fetches.fetch_add(1, Ordering::Release);
+        let token = match fetched {
+            Ok(token) => token,
+            Err(error) => {
+                let failure = Failure::new(error, self.clock.now());
+                let refusal = failure.refusal(failure.at);
+                kept.failure = Some(failure);
+                return Err(refusal);
+            }
+        };
         let fetched_at = self.clock.now();
-        *kept = token.expires_in.and_then(|seconds| {
+        kept.failure = None;
+        kept.token = token.expires_in.and_then(|seconds| {
             let keep = Duration::from_secs(seconds).min(MAX_CACHE_LIFETIME);
             // `keep - margin` cannot underflow (the margin is at most half); a clock so close to
             // its end that the addition overflows just means no caching.
@@ -148,7 +226,8 @@ fn evict_one(slots: &mut HashMap<CacheKey, Slot>) {
         .min_by_key(|(_, slot)| {
             let in_use = Arc::strong_count(slot) > 1;
             // `None` sorts first, and an expired token's instant before any fresh one's.
-            let fresh_until = slot.try_lock().ok().and_then(|cached| cached.as_ref().map(|c| c.fresh_until));
+            let fresh_until =
+                slot.kept.try_lock().ok().and_then(|kept| kept.token.as_ref().map(|c| c.fresh_until));
             (in_use, fresh_until)
         })
         .map(|(key, _)| key.clone());
@@ -243,7 +322,7 @@ mod tests {
     }
 
     fn asking(identity: &str, room: &str) -> TokenRequest {
-        TokenRequest { identity: Some(identity.into()), room: Some(room.into()) }
+        TokenRequest { identity: Some(identity.into()), room: Some(room.into()), not_after: None }
     }
 
     /// The access token `provider` hands `request` through `cache`, and whether it was cached.

@@ -18,7 +18,9 @@
 //! The key set is fetched on first need and kept in memory for at most [`MAX_KEY_SET_AGE`]. A
 //! token naming a key the set lacks (the provider rotated its keys) fetches it again, at most
 //! once per [`REFRESH_INTERVAL`]. Concurrent requests that need the set queue behind one fetch
-//! and use its outcome. A failed fetch keeps nothing new: the next request tries again.
+//! and use its outcome. A failed fetch keeps nothing new: the next request tries again, but for
+//! a fetch that timed out, found no server or a busy one, which is remembered for
+//! [`SLOW_FAILURE_MEMORY`] (each request would otherwise wait out its own timeout).
 //!
 //! Nothing here logs, and no error repeats the token or any of its claims' values.
 
@@ -194,6 +196,18 @@ impl fmt::Display for KeySetProblem {
     }
 }
 
+/// Who a caller proved to be, and until when their token says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedIdentity {
+    pub name: String,
+    /// The token's `exp`, in seconds since the epoch.
+    pub expires_at: u64,
+}
+
+/// How long a key-set fetch that timed out or found no server is remembered: each request would
+/// otherwise wait out its own timeout while the provider is down.
+pub const SLOW_FAILURE_MEMORY: Duration = Duration::from_secs(5);
+
 /// Verifies callers' bearer tokens against the configured keys, issuer and audience.
 pub struct IdentityCheck {
     keys: Keys,
@@ -260,6 +274,14 @@ impl IdentityCheck {
     /// The identity the caller proved: the configured claim (`sub` unless told otherwise) of a
     /// valid token, as a string. `authorization` is the `Authorization` header's value.
     pub async fn verify(&self, authorization: Option<&str>) -> Result<String, IdentityError> {
+        self.verify_identity(authorization).await.map(|verified| verified.name)
+    }
+
+    /// As [`verify`](Self::verify), with when the caller's token expires.
+    pub async fn verify_identity(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<VerifiedIdentity, IdentityError> {
         let token = bearer_token(authorization)?;
         let header = read_header(token).map_err(IdentityError::InvalidToken)?;
         let found;
@@ -283,7 +305,19 @@ impl IdentityCheck {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation(algorithm))
             .map_err(|error| IdentityError::InvalidToken(problem_of(error.kind())))?
             .claims;
-        self.identity_of(&claims).map_err(IdentityError::InvalidToken)
+        let name = self.identity_of(&claims).map_err(IdentityError::InvalidToken)?;
+        // `exp` is required and was checked to be a time.
+        let expires_at = claims.get("exp").and_then(Value::as_f64).map_or(0, |exp| exp.max(0.0) as u64);
+        Ok(VerifiedIdentity { name, expires_at })
+    }
+
+    /// How long a failure to fetch the key set is answered from memory (the caller's
+    /// `Retry-After`); `None` when none is remembered.
+    pub fn unavailable_for(&self) -> Option<Duration> {
+        match &self.keys {
+            Keys::Jwks(source) => source.remembered_failure().map(|(_, left)| left),
+            Keys::Secret(_) => None,
+        }
     }
 
     /// Exactly `algorithm`, whose family the key's matches; `exp`, `iss` and `aud` required.
@@ -426,12 +460,17 @@ fn problem_of(kind: &ErrorKind) -> TokenProblem {
     }
 }
 
-/// The client for the key set: gives up after `timeout`, follows a few redirects to https only.
+/// The client for the key set: gives up after `timeout`, follows a few redirects, each to https
+/// on the configured host only (the keys that sign callers' tokens come from there or nowhere).
 fn key_set_client(timeout: Duration) -> Result<reqwest::Client, SetupError> {
     let redirects = reqwest::redirect::Policy::custom(|attempt| {
+        let configured_host =
+            attempt.previous().first().and_then(|first| first.host_str().map(str::to_string));
         if attempt.previous().len() > MAX_REDIRECTS {
             attempt.error("too many redirects")
-        } else if attempt.url().scheme() == "https" {
+        } else if attempt.url().scheme() == "https"
+            && attempt.url().host_str().map(str::to_string) == configured_host
+        {
             attempt.follow()
         } else {
             attempt.stop()
@@ -494,6 +533,20 @@ impl KeySet {
 }
 
 impl KeySetSource {
+    /// The last fetch's failure while it is remembered ([`SLOW_FAILURE_MEMORY`] after a timeout,
+    /// no connection, or a busy server), and for how much longer.
+    fn remembered_failure(&self) -> Option<(KeySetProblem, Duration)> {
+        let log = self.fetching.try_lock().ok()?;
+        let problem = log.last_failure?;
+        let slow = matches!(
+            problem,
+            KeySetProblem::Timeout | KeySetProblem::Unreachable | KeySetProblem::Status(429 | 503)
+        );
+        let left =
+            SLOW_FAILURE_MEMORY.saturating_sub(self.clock.now().saturating_duration_since(log.last_attempt?));
+        (slow && !left.is_zero()).then_some((problem, left))
+    }
+
     fn current(&self) -> Option<Arc<KeySet>> {
         // Nothing panics while this lock is held; should something have, the value is whole.
         self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
@@ -511,6 +564,9 @@ impl KeySetSource {
         let fresh = self.current().filter(|set| set.is_fresh(self.clock.now()));
         if let Some(key) = fresh.as_ref().map(|set| set.find(kid, algorithm)).transpose()?.flatten() {
             return Ok(key);
+        }
+        if let Some((problem, _)) = self.remembered_failure() {
+            return Err(IdentityError::KeysUnavailable(problem));
         }
 
         let mut log = self.fetching.lock().await;

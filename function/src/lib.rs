@@ -18,6 +18,7 @@ mod secrets_manager;
 mod service;
 
 pub use request::{Request, Response};
+pub use response::MAX_SAFE_INTEGER;
 pub use service::TokenService;
 /// The configuration, shared with the CLI that checks and deploys it.
 pub use tokendeploy_config as config;

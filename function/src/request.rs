@@ -75,8 +75,12 @@ impl Request {
             let value = if self.method == "POST" { self.body_field(name)? } else { self.query_value(name)? };
             match value {
                 Some(value) if !valid_name(&value) => Err(format!(
-                    "`{name}` must be 1 to {MAX_NAME_CHARS} letters, digits or any of - _ . @ + : ="
+                    "`{name}` must be 1 to {MAX_NAME_CHARS} letters, digits or any of - _ . @ + : = |"
                 )),
+                // A room named like a path step would read as one where it meets a URL.
+                Some(value) if name == "room" && (value == "." || value == "..") => {
+                    Err("`room` may not be `.` or `..`".into())
+                }
                 value => Ok(value),
             }
         };
@@ -142,12 +146,14 @@ impl Request {
 }
 
 /// Whether `name` may be an identity or a room: 1 to [`MAX_NAME_CHARS`] characters, each a
-/// letter or digit (any script) or one of `-_.@+:=`. No spaces, slashes or control characters:
-/// the name ends up in tokens, logs and other services' URLs.
+/// letter or digit (any script) or one of `-_.@+:=|`: what the common sign-in services put in
+/// `sub` (Auth0's `auth0|5f7c...` and `google-oauth2|1045...`, Cognito's and Supabase's UUIDs,
+/// Google's digits, Entra ID's base64url, Okta's `00u...`, Clerk's `user_...`). No spaces,
+/// slashes or control characters: the name ends up in tokens, logs and other services' URLs.
 pub fn valid_name(name: &str) -> bool {
     let chars = name.chars().count();
     (1..=MAX_NAME_CHARS).contains(&chars)
-        && name.chars().all(|c| c.is_alphanumeric() || "-_.@+:=".contains(c))
+        && name.chars().all(|c| c.is_alphanumeric() || "-_.@+:=|".contains(c))
 }
 
 /// One HTTP answer: status, headers (lowercase names) and a body (empty for `204`).
@@ -222,7 +228,16 @@ mod tests {
 
     #[test]
     fn names_are_letters_digits_and_a_few_marks_of_bounded_length() {
-        for good in ["alice", "user@example.com", "Zoë", "東京", "a:b=c+d-e_f.g", &"x".repeat(128)] {
+        for good in [
+            "alice",
+            "user@example.com",
+            "Zoë",
+            "東京",
+            "a:b=c+d-e_f.g",
+            "auth0|5f7c8ec7c33c6c004bbafe82",
+            "google-oauth2|104583291234567890123",
+            &"x".repeat(128),
+        ] {
             assert!(valid_name(good), "{good:?}");
         }
         let long = "é".repeat(129);
@@ -254,6 +269,8 @@ mod tests {
         for (request, expected) in [
             (twice, "more than once"),
             (Request::new("GET", "/token").with_query("room", "../admin"), "`room` must be"),
+            (Request::new("GET", "/token").with_query("room", ".."), "may not be `.` or `..`"),
+            (Request::new("POST", "/token").with_body(r#"{"room":"."}"#), "may not be `.` or `..`"),
             (Request::new("POST", "/token").with_body("identity=x"), "JSON object"),
             (Request::new("POST", "/token").with_body("[1]"), "JSON object"),
             (Request::new("POST", "/token").with_body(r#"{"identity":5}"#), "must be a string"),

@@ -8,6 +8,8 @@ use crate::request::Response;
 
 /// `X-Api-Key`: API Gateway reads a usage plan's API key from it.
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type, X-Api-Key";
+/// The largest integer JavaScript's numbers hold exactly: 2^53 - 1.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// Browsers may reuse a preflight answer this many seconds.
 const PREFLIGHT_MAX_AGE: &str = "600";
 
@@ -17,11 +19,13 @@ pub struct ApiError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    /// `Retry-After`, in seconds: when the failure is remembered, asking sooner gets it again.
+    pub retry_after: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after: None }
     }
 }
 
@@ -31,7 +35,9 @@ pub fn token(token: &IssuedToken, cors: &OriginCheck) -> Response {
         body["refresh_token"] = json!(refresh_token);
     }
     if let Some(expires_in) = token.expires_in {
-        body["expires_in"] = json!(expires_in);
+        // JavaScript holds integers exactly up to 2^53 - 1: a larger lifetime would reach the
+        // app rounded, and mean the same (practically forever) capped.
+        body["expires_in"] = json!(expires_in.min(MAX_SAFE_INTEGER));
     }
     json_response(200, &body, cors)
 }
@@ -39,7 +45,12 @@ pub fn token(token: &IssuedToken, cors: &OriginCheck) -> Response {
 /// An error answer, with the CORS headers when `cors` allows the origin: a browser can then
 /// read why it got no token instead of seeing a bare CORS failure.
 pub fn error(error: &ApiError, cors: &OriginCheck) -> Response {
-    json_response(error.status, &json!({ "error": error.code, "message": error.message }), cors)
+    let mut response =
+        json_response(error.status, &json!({ "error": error.code, "message": error.message }), cors);
+    if let Some(seconds) = &error.retry_after {
+        response.set_header("retry-after", seconds.clone());
+    }
+    response
 }
 
 /// The answer to an event that is no HTTP request: nobody to send CORS headers to.

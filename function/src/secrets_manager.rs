@@ -124,8 +124,11 @@ impl SecretsManager {
     pub async fn secret_string(&self, secret_id: &str) -> Result<Secret, ReadError> {
         let body = serde_json::json!({ "SecretId": secret_id }).to_string();
         let signature = self.sign(&body)?;
+        // No redirect is followed: the signature and the session token go to the endpoint
+        // configured, or nowhere.
         let client =
-            reqwest::Client::builder().timeout(READ_TIMEOUT).build().map_err(|_| ReadError::HttpClient)?;
+            reqwest::Client::builder().timeout(READ_TIMEOUT).redirect(reqwest::redirect::Policy::none());
+        let client = client.build().map_err(|_| ReadError::HttpClient)?;
         let mut request = client.post(self.endpoint.as_str()).body(body);
         for (name, value) in CALL_HEADERS.into_iter().chain(signature.headers()) {
             request = request.header(name, value);

@@ -1,14 +1,15 @@
 //! The request handler: routing, configuration, CORS, and the cached upstream call.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 
-use crate::cache::{CacheOutcome, Clock, SystemClock, TokenCache};
+use crate::cache::{CacheOutcome, Clock, Refusal, SystemClock, TokenCache};
 use crate::config::origins::OriginCheck;
-use crate::config::{Config, ConfigError, IdentitySettings, TOKEN_PATH};
+use crate::config::{Config, ConfigError, IdentitySettings, MintedLifetime, TOKEN_PATH};
 use crate::configuration::{Configuration, ConfigurationError};
-use crate::identity::IdentityCheck;
+use crate::identity::{IdentityCheck, TokenProblem};
 use crate::provider::{self, SetupError, TokenProvider, TokenRequest, UpstreamError};
 use crate::request::{Request, Response, valid_name};
 use crate::response::{self, ApiError};
@@ -143,9 +144,11 @@ impl TokenService {
         };
         match self.cache.get_or_fetch(provider.as_ref(), &token_request).await {
             Ok((token, outcome)) => (response::token(&token, cors), Some(outcome)),
-            Err(upstream) => {
-                tracing::warn!(error = %upstream, "token API call failed");
-                (response::error(&upstream_error(&upstream), cors), None)
+            Err(Refusal { error, retry_after }) => {
+                tracing::warn!(error = %error, "token API call failed");
+                let mut refused = upstream_error(&error);
+                refused.retry_after = retry_after.map(retry_after_seconds);
+                (response::error(&refused, cors), None)
             }
         }
     }
@@ -165,6 +168,7 @@ impl TokenService {
         };
         let parameters =
             request.parameters().map_err(|reason| (ApiError::new(400, "bad_request", reason), None))?;
+        let mut not_after = None;
         let identity = match identity_settings {
             IdentitySettings::Trust => parameters.identity.ok_or_else(|| {
                 let message =
@@ -177,11 +181,33 @@ impl TokenService {
                     .get_or_try_init(|| async { IdentityCheck::new(settings, config.upstream_timeout) })
                     .await
                     .map_err(|setup| (ApiError::new(503, "identity_unavailable", setup.to_string()), None))?;
-                let verified = check.verify(request.authorization.as_deref()).await.map_err(|error| {
-                    let code =
-                        if error.status() == 401 { "invalid_identity" } else { "identity_unavailable" };
-                    (ApiError::new(error.status(), code, error.to_string()), error.www_authenticate())
-                })?;
+                let verified =
+                    check.verify_identity(request.authorization.as_deref()).await.map_err(|error| {
+                        let code =
+                            if error.status() == 401 { "invalid_identity" } else { "identity_unavailable" };
+                        let mut refusal = (
+                            ApiError::new(error.status(), code, error.to_string()),
+                            error.www_authenticate(),
+                        );
+                        if let Some(wait) = check.unavailable_for() {
+                            refusal.0.retry_after = Some(retry_after_seconds(wait));
+                        }
+                        refusal
+                    })?;
+                // Within the clock leeway a token past its `exp` still verifies; no token is
+                // minted on a sign-in that has ended.
+                if verified.expires_at <= unix_now() {
+                    let expired = TokenProblem::Expired;
+                    let challenge = format!(
+                        r#"Bearer error="invalid_token", error_description="{}""#,
+                        expired.description()
+                    );
+                    let message = "the sign-in has expired: no token is minted on it";
+                    return Err((ApiError::new(401, "invalid_identity", message), Some(challenge)));
+                }
+                let bound = (config.minted_lifetime == MintedLifetime::SignIn).then_some(verified.expires_at);
+                not_after = bound;
+                let verified = verified.name;
                 if !valid_name(&verified) {
                     let message = "the token's identity is not one a token can be minted for";
                     let challenge = r#"Bearer error="invalid_token", error_description="unusable identity""#;
@@ -198,7 +224,7 @@ impl TokenService {
             let message = "name the room the token admits to: ?room=... on GET, {\"room\": ...} on POST";
             return Err((ApiError::new(400, "room_required", message), None));
         }
-        Ok(TokenRequest { identity: Some(identity), room: parameters.room })
+        Ok(TokenRequest { identity: Some(identity), room: parameters.room, not_after })
     }
 }
 
@@ -218,7 +244,11 @@ fn configuration_error(error: &ConfigurationError) -> ApiError {
 fn upstream_error(error: &UpstreamError) -> ApiError {
     let (status, code) = match error {
         UpstreamError::Rejected { .. } => (502, "upstream_rejected_credentials"),
-        UpstreamError::Failed { .. } => (502, "upstream_error"),
+        // Busy, and said for how long: so is this function, for that long.
+        UpstreamError::Busy { retry_after: Some(_), .. } => (503, "upstream_unavailable"),
+        UpstreamError::Busy { retry_after: None, .. }
+        | UpstreamError::Redirected { .. }
+        | UpstreamError::Failed { .. } => (502, "upstream_error"),
         UpstreamError::Unreachable => (502, "upstream_unreachable"),
         UpstreamError::InvalidResponse(_) => (502, "upstream_invalid_response"),
         UpstreamError::Timeout => (504, "upstream_timeout"),
@@ -228,6 +258,15 @@ fn upstream_error(error: &UpstreamError) -> ApiError {
 
 /// A request's own text as a log line may hold it: at most [`LOGGED_CHARS`] characters,
 /// control characters escaped (no forged lines in plain-text logs).
+/// `Retry-After` in whole seconds, at least 1: the memory of a failure runs out within it.
+fn retry_after_seconds(wait: Duration) -> String {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1).to_string()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs())
+}
+
 /// The `error` code of an error answer's JSON body: one of the function's own fixed codes.
 fn error_code(response: &Response) -> Option<String> {
     let body: serde_json::Value = serde_json::from_str(&response.body).ok()?;

@@ -7,7 +7,9 @@ use std::time::Duration;
 use url::{Host, Url};
 
 use crate::origins::AllowedOrigins;
-use crate::providers::{ALLOWED_ORIGINS, ProviderKind, TOKEN_PROVIDER, UPSTREAM_TIMEOUT_MS, Variable};
+use crate::providers::{
+    ALLOWED_ORIGINS, ProviderKind, TOKEN_LIFETIME, TOKEN_PROVIDER, UPSTREAM_TIMEOUT_MS, Variable,
+};
 use crate::settings::{IdentitySettings, ProviderSettings};
 use crate::{DEFAULT_UPSTREAM_TIMEOUT, UPSTREAM_TIMEOUT_CEILING};
 
@@ -45,6 +47,19 @@ pub struct Config {
     pub identity: Option<IdentitySettings>,
     pub allowed_origins: AllowedOrigins,
     pub upstream_timeout: Duration,
+    /// How long a token minted for a signed-in caller may live.
+    pub minted_lifetime: MintedLifetime,
+}
+
+/// How long a token minted for a caller who proved a sign-in may live (`TOKEN_LIFETIME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MintedLifetime {
+    /// No longer than the caller's own sign-in token (the default): someone whose sign-in has
+    /// lapsed (signed out, disabled) holds no call token past it.
+    SignIn,
+    /// TOKEN_TTL_SECONDS, whatever the sign-in's expiry: for apps whose sign-in tokens live a few
+    /// minutes and are renewed in the background, where a call must not end with the ID token.
+    Ttl,
 }
 
 /// What is wrong with the configuration. Names the variable, never its value.
@@ -125,7 +140,20 @@ impl Config {
                     )
                 })?,
         };
-        Ok(Self { provider, settings, identity, allowed_origins, upstream_timeout })
+        let minted_lifetime = match provider.mints_per_identity() {
+            false => MintedLifetime::Ttl,
+            true => match reader.require(TOKEN_LIFETIME)?.trim().to_ascii_lowercase().as_str() {
+                "sign-in" => MintedLifetime::SignIn,
+                "ttl" => MintedLifetime::Ttl,
+                _ => {
+                    return Err(reader.invalid(
+                        TOKEN_LIFETIME,
+                        "`sign-in` (minted tokens expire no later than the caller's own) or `ttl` (TOKEN_TTL_SECONDS)",
+                    ));
+                }
+            },
+        };
+        Ok(Self { provider, settings, identity, allowed_origins, upstream_timeout, minted_lifetime })
     }
 }
 

@@ -9,7 +9,7 @@ pub mod settings;
 
 use std::time::Duration;
 
-pub use config::{Config, ConfigError, Credentials, Secret};
+pub use config::{Config, ConfigError, Credentials, MintedLifetime, Secret};
 pub use providers::{DEFAULT_TOKEN_URL, ProviderKind, Variable, all_variables};
 pub use settings::{IdentitySettings, ProviderSettings};
 

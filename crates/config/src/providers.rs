@@ -70,13 +70,16 @@ pub(crate) const IDENTITY_HS256_SECRET: Variable = Variable::optional_secret("ID
 pub(crate) const IDENTITY_ISSUER: Variable = Variable::optional("IDENTITY_ISSUER");
 pub(crate) const IDENTITY_AUDIENCE: Variable = Variable::optional("IDENTITY_AUDIENCE");
 pub(crate) const IDENTITY_CLAIM: Variable = Variable::with_default("IDENTITY_CLAIM", "sub");
-const IDENTITY: [Variable; 6] = [
+/// `sign-in`: a minted token expires no later than the caller's own; `ttl`: TOKEN_TTL_SECONDS.
+pub(crate) const TOKEN_LIFETIME: Variable = Variable::with_default("TOKEN_LIFETIME", "sign-in");
+const IDENTITY: [Variable; 7] = [
     IDENTITY_MODE,
     IDENTITY_JWKS_URL,
     IDENTITY_HS256_SECRET,
     IDENTITY_ISSUER,
     IDENTITY_AUDIENCE,
     IDENTITY_CLAIM,
+    TOKEN_LIFETIME,
 ];
 
 pub(crate) const TWILIO_ACCOUNT_SID: Variable = Variable::required("TWILIO_ACCOUNT_SID");

@@ -284,13 +284,14 @@ mod tests {
                 "IDENTITY_MODE",
                 "LIVEKIT_API_KEY",
                 "LIVEKIT_API_SECRET",
+                "TOKEN_LIFETIME",
                 "TOKEN_PROVIDER",
                 "TOKEN_TTL_SECONDS"
             ]
         );
         assert!(env.managed.contains("CONSUMER_KEY") && env.managed.contains("TWILIO_API_SECRET"));
         assert!(warnings(&env)[0].contains("IDENTITY_MODE=trust"));
-        assert_eq!(always_set(ProviderKind::Livekit).len(), 7);
+        assert_eq!(always_set(ProviderKind::Livekit).len(), 8);
     }
 
     #[test]

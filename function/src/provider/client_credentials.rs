@@ -67,12 +67,16 @@ impl TokenProvider for ClientCredentials {
             .send()
             .await
             .map_err(transport_error)?;
-        let status = response.status();
-        if status.as_u16() == 401 || status.as_u16() == 403 {
-            return Err(UpstreamError::Rejected { status: status.as_u16() });
-        }
-        if !status.is_success() {
-            return Err(UpstreamError::Failed { status: status.as_u16() });
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => {}
+            300..=399 => return Err(UpstreamError::Redirected { status }),
+            401 | 403 => return Err(UpstreamError::Rejected { status }),
+            429 | 503 => {
+                let retry_after = super::retry_after(response.headers(), std::time::SystemTime::now());
+                return Err(UpstreamError::Busy { status, retry_after });
+            }
+            _ => return Err(UpstreamError::Failed { status }),
         }
         let body = read_capped(response).await?;
         parse_token(&body)

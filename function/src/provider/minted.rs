@@ -25,13 +25,21 @@ pub(super) trait Minter: Send + Sync {
             return Err(UpstreamError::InvalidResponse("no identity to mint a token for"));
         };
         let room = request.room.as_deref().filter(|room| !room.is_empty());
-        let (header, claims) = self.token(identity, room, now, self.ttl());
+        // No longer than the caller's sign-in, when it bounds the token.
+        let ttl = match request.not_after {
+            Some(end) if end <= now => {
+                return Err(UpstreamError::InvalidResponse("the caller's sign-in has expired"));
+            }
+            Some(end) => self.ttl().min(end - now),
+            None => self.ttl(),
+        };
+        let (header, claims) = self.token(identity, room, now, ttl);
         debug_assert_eq!(header.alg, Algorithm::HS256);
         let key = EncodingKey::from_secret(self.secret().expose().as_bytes());
         // HS256 over a JSON value cannot fail; the error is not echoed either way.
         let access_token = encode(&header, &claims, &key)
             .map_err(|_| UpstreamError::InvalidResponse("the token could not be signed"))?;
-        Ok(UpstreamToken { access_token, refresh_token: None, expires_in: Some(self.ttl()) })
+        Ok(UpstreamToken { access_token, refresh_token: None, expires_in: Some(ttl) })
     }
 }
 

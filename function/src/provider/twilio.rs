@@ -111,7 +111,7 @@ mod tests {
     }
 
     fn request(identity: &str, room: Option<&str>) -> TokenRequest {
-        TokenRequest { identity: Some(identity.into()), room: room.map(str::to_string) }
+        TokenRequest { identity: Some(identity.into()), room: room.map(str::to_string), not_after: None }
     }
 
     /// The header and claims of `token`, its signature checked with the secret; the times are

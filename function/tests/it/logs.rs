@@ -1,5 +1,5 @@
-//! What the function logs, and what it never logs. One test alone in its binary: a scoped
-//! subscriber sees every line only when no other test thread races it to the call sites.
+//! What the function logs, and what it never logs, read through a subscriber scoped to this
+//! test's thread (a current-thread runtime: every line the service writes is on it).
 
 use crate::common::*;
 use serde_json::Value;

@@ -15,3 +15,4 @@ mod identity;
 mod logs;
 mod minted_tokens;
 mod minting;
+mod real_world;

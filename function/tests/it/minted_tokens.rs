@@ -134,7 +134,8 @@ async fn fetch(vars: &[(&str, &str)], identity: &str, room: Option<&str>) -> Str
     .unwrap();
     let provider = provider::from_config(&config).unwrap();
     assert_eq!(provider.cache_policy(), CachePolicy::Never);
-    let request = TokenRequest { identity: Some(identity.into()), room: room.map(str::to_string) };
+    let request =
+        TokenRequest { identity: Some(identity.into()), room: room.map(str::to_string), not_after: None };
     let token = provider.fetch_token(&request).await.unwrap();
     assert_eq!((token.refresh_token, token.expires_in), (None, Some(TTL)));
     token.access_token

@@ -23,6 +23,8 @@ use crate::settings::{function_environment, warnings};
 const STAGE: &str = "prod";
 /// The most of a body read: far more than a token request, far less than API Gateway's 10 MB.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The longest URL read: a token request's is well under 1 KiB, API Gateway's limit is 8 KiB.
+const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// The example client (`examples/client`, a link to the crate's `client/`: a published crate
 /// holds only its own files), built into the binary for `serve --client`.
@@ -79,8 +81,11 @@ async fn answer(State(served): State<Served>, request: HttpRequest) -> HttpRespo
         }
     }
     let (parts, body) = request.into_parts();
+    if parts.uri.to_string().len() > MAX_URI_BYTES {
+        return refused(StatusCode::URI_TOO_LONG, "uri_too_long", "the URL is longer than 8 KiB");
+    }
     let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return (StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB").into_response();
+        return refused(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 1 MiB");
     };
     let request = Request {
         method: parts.method.as_str().to_string(),
@@ -105,6 +110,12 @@ async fn answer(State(served): State<Served>, request: HttpRequest) -> HttpRespo
         }
     }
     response
+}
+
+/// A request refused before the function sees it, in the function's error shape.
+fn refused(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// A header as the Lambda event reader gives it: values joined with `", "`, and one that is not

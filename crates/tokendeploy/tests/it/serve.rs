@@ -292,3 +292,23 @@ async fn serve_logs_one_line_a_request_never_the_secret_and_serves_the_client_pa
     assert!(stderr.starts_with(&format!("error: cannot listen on 127.0.0.1:{port}")), "{stderr}");
     assert!(stderr.contains("pass another --port") && !stderr.contains(SECRET), "{stderr}");
 }
+
+#[tokio::test]
+async fn requests_too_large_to_read_get_the_functions_json_errors() {
+    let upstream = MockServer::start().await;
+    let (child, base, _) = serve(&dolby_env(&upstream), &[]).await;
+    let client = reqwest::Client::new();
+    let long_url = format!("{base}/token?pad={}", "a".repeat(9000));
+    let big_body = vec![b'x'; 2 * 1024 * 1024];
+    for (request, status, code) in [
+        (client.get(long_url), 414, "uri_too_long"),
+        (client.post(format!("{base}/token")).body(big_body), 413, "payload_too_large"),
+    ] {
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), status);
+        assert_eq!(answer.headers()["content-type"], "application/json");
+        let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], code, "{body}");
+    }
+    drop(child);
+}

@@ -501,6 +501,7 @@ async fn up_with_a_provider_sets_exactly_its_variables_and_refuses_a_missing_one
             "ALLOWED_ORIGINS",
             "IDENTITY_CLAIM",
             "IDENTITY_MODE",
+            "TOKEN_LIFETIME",
             "TOKEN_PROVIDER",
             "TOKEN_TTL_SECONDS",
             "TWILIO_ACCOUNT_SID",
