@@ -501,6 +501,35 @@ def keep_stages_across_deployments() -> None:
     RestAPI.create_deployment = create_deployment
 
 
+def remove_method_settings() -> None:
+    """AWS's UpdateStage removes a stage's method settings for one resource and method with
+    `op: remove, path: /{resourcePath}/{httpMethod}` (path `~1`-escaped, as the keys of
+    methodSettings are), answering BadRequestException "Cannot remove method setting ...
+    because there is no method setting for this method" when there is none (API reference:
+    UpdateStage, "Patch Operations"; the message as Terraform's AWS provider handles it in
+    aws_api_gateway_method_settings); moto 5.2.6 ignores the removal."""
+    from moto.apigateway.exceptions import BadRequestException
+    from moto.apigateway.models import Stage
+
+    apply = Stage.apply_operations
+
+    def apply_operations(self, patch_operations):
+        rest = []
+        for op in patch_operations:
+            parts = op["path"].split("/")
+            if op["op"] == "remove" and len(parts) == 3 and parts[0] == "":
+                key = f"{parts[1]}/{parts[2]}"
+                if self.method_settings.pop(key, None) is None:
+                    raise BadRequestException(
+                        f"Cannot remove method setting {key} because there is no method setting for this method"
+                    )
+            else:
+                rest.append(op)
+        return apply(self, rest)
+
+    Stage.apply_operations = apply_operations
+
+
 if __name__ == "__main__":
     patch()
     withhold_tags_without_list_tags()
@@ -508,6 +537,7 @@ if __name__ == "__main__":
     play_function_states()
     free_secret_names_after_a_moment()
     keep_stages_across_deployments()
+    remove_method_settings()
     stop_deleted_functions()
     import moto.server
 

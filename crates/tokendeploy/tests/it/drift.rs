@@ -193,3 +193,36 @@ async fn a_second_rest_api_of_the_stack_is_healed_keeping_the_one_serving_traffi
     assert_eq!(apis, [first["api_id"].as_str().unwrap()], "the API the stage serves is kept");
     assert_eq!(harness.status(&[]).json()["invoke_url"], first["invoke_url"]);
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn stage_settings_of_single_methods_caching_and_logging_are_drift_and_set_back() {
+    use aws_sdk_apigateway::types::{Op, PatchOperation};
+    let harness = Harness::start();
+    let made = harness.up(&[]);
+    made.assert_success();
+    let api_id = made.json()["api_id"].as_str().unwrap().to_string();
+    let aws = harness.aws(REGION).await;
+    for (path, value, expected) in [
+        ("/~1{proxy+}/GET/throttling/rateLimit", "10000", "settings of single methods: ~1{proxy+}/GET"),
+        ("/~1{proxy+}/OPTIONS/caching/enabled", "true", "settings of single methods: ~1{proxy+}/OPTIONS"),
+        ("/*/*/caching/enabled", "true", "caching on"),
+        ("/*/*/logging/dataTrace", "true", "data tracing on"),
+        ("/*/*/logging/loglevel", "INFO", "execution logging on"),
+        ("/cacheClusterEnabled", "true", "a cache cluster on"),
+    ] {
+        let edit = PatchOperation::builder().op(Op::Replace).path(path).value(value).build();
+        let stage = aws.apigateway.update_stage().rest_api_id(&api_id).stage_name("prod");
+        stage.patch_operations(edit).send().await.unwrap();
+        assert_drift_repaired(&harness, "throttling", expected);
+        let stage = aws.apigateway.get_stage().rest_api_id(&api_id).stage_name("prod").send().await.unwrap();
+        let keys: Vec<&String> = stage.method_settings().unwrap().keys().collect();
+        assert_eq!(keys, ["*/*"], "{path}");
+        let every = &stage.method_settings().unwrap()["*/*"];
+        assert!(
+            !every.caching_enabled() && !every.data_trace_enabled() && !stage.cache_cluster_enabled(),
+            "{path}"
+        );
+        assert!(every.logging_level().is_none_or(|level| level == "OFF"), "{path}");
+    }
+}

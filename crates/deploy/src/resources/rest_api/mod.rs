@@ -449,7 +449,7 @@ async fn create(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<Mad
         resources: Resources { root_id: root_id.to_string(), proxy_id: None, extra: vec![], all: vec![] },
         methods: BTreeMap::new(),
         extra_methods: vec![],
-        stages: Stages { deployed: None, extra: vec![], throttle: None },
+        stages: Stages::default(),
         gateway_responses: GatewayResponses::new(),
         duplicates: vec![],
         made: Some(ApiSummary { id: id.to_string(), created, run: Some(run_id().to_string()) }),
@@ -498,7 +498,9 @@ pub async fn settle(aws: &Aws, stack: &Stack, made: &str, progress: &dyn Progres
     }
     match won {
         true => Ok(()),
-        false => Err(ConcurrentRun { stack: stack.name.clone(), kept: oldest.id, removed }.into()),
+        false => {
+            Err(ConcurrentRun::MadeRestApi { stack: stack.name.clone(), kept: oldest.id, removed }.into())
+        }
     }
 }
 
@@ -559,8 +561,8 @@ mod tests {
             extra_methods: vec![],
             stages: Stages {
                 deployed: Some(stage::deployment_description(desired)),
-                extra: vec![],
                 throttle: Some(desired.security.throttle),
+                ..Stages::default()
             },
             gateway_responses: gateway_responses::TYPES
                 .iter()
@@ -638,6 +640,20 @@ mod tests {
         let plan = plan(&desired, Some(&api));
         assert_eq!(of(&plan, Step::Throttling), Summary::update("limits 10000/s, burst 5000"));
         assert_eq!(of(&plan, Step::Deployment).action, Action::Unchanged);
+    }
+
+    #[test]
+    fn settings_of_single_methods_and_unwanted_stage_settings_are_drift_set_back_in_place() {
+        let desired = desired();
+        let mut api = complete(&desired);
+        api.stages.overrides = vec!["~1{proxy+}/GET".into()];
+        api.stages.unwanted = vec![stage::Unwanted::Caching, stage::Unwanted::DataTrace];
+        let plan = plan(&desired, Some(&api));
+        assert_eq!(
+            of(&plan, Step::Throttling),
+            Summary::update("settings of single methods: ~1{proxy+}/GET; caching, data tracing on")
+        );
+        assert_eq!(of(&plan, Step::Deployment).action, Action::Unchanged, "they belong to the stage");
     }
 
     #[test]

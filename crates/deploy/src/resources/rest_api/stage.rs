@@ -3,21 +3,21 @@
 //! local state. Any other stage is one `up` did not make: removed.
 
 use anyhow::Result;
-use aws_sdk_apigateway::types::{Op, PatchOperation};
+use aws_sdk_apigateway::types::{Op, PatchOperation, Stage};
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt};
 use crate::desired::{Desired, Throttle};
 use crate::resources::rest_api::resource::PROXY_PATH;
 use crate::retry::{APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_busy, retrying};
 use crate::stack::STAGE;
-use crate::vocabulary::{Action, Planned, Progress, Step, Summary};
+use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 /// What the `prod` deployment records.
 pub fn deployment_description(desired: &Desired) -> String {
     format!("tokendeploy: {} {PROXY_PATH} -> {}", desired.methods().join(", "), desired.function_arn())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stages {
     /// The description of the deployment `prod` serves (empty when it serves none); `None`
     /// with no stage `prod`.
@@ -26,6 +26,75 @@ pub struct Stages {
     pub extra: Vec<String>,
     /// `prod`'s limits for every method (its `*/*` method settings), when set.
     pub throttle: Option<Throttle>,
+    /// `prod`'s method settings for one resource and method (`~1{proxy+}/GET`): overrides of
+    /// the `*/*` ones, none of which `up` makes.
+    pub overrides: Vec<String>,
+    /// Settings of `prod` that `up` leaves off and someone turned on ([`Unwanted`]).
+    pub unwanted: Vec<Unwanted>,
+}
+
+/// A setting of stage `prod` that `up` keeps off: each changes what callers get, or puts
+/// their bearer tokens and the tokens answered where others can read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Unwanted {
+    /// Caching for every method: one caller's token answered to another.
+    Caching,
+    /// A cache cluster for the stage.
+    CacheCluster,
+    /// Full requests and answers in the execution logs: bearer tokens and minted tokens.
+    DataTrace,
+    /// Execution logs (`ERROR` or `INFO`), which can hold request headers.
+    ExecutionLogging,
+    /// A canary: some of the traffic served by another deployment.
+    Canary,
+}
+
+impl Unwanted {
+    pub const ALL: [Unwanted; 5] = [
+        Unwanted::Caching,
+        Unwanted::CacheCluster,
+        Unwanted::DataTrace,
+        Unwanted::ExecutionLogging,
+        Unwanted::Canary,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Unwanted::Caching => "caching",
+            Unwanted::CacheCluster => "a cache cluster",
+            Unwanted::DataTrace => "data tracing",
+            Unwanted::ExecutionLogging => "execution logging",
+            Unwanted::Canary => "a canary",
+        }
+    }
+
+    /// Whether `stage` has it on.
+    fn is_on(self, stage: &Stage) -> bool {
+        let every = stage.method_settings().and_then(|all| all.get(EVERY_METHOD));
+        match self {
+            Unwanted::Caching => every.is_some_and(|setting| setting.caching_enabled()),
+            Unwanted::CacheCluster => stage.cache_cluster_enabled(),
+            Unwanted::DataTrace => every.is_some_and(|setting| setting.data_trace_enabled()),
+            Unwanted::ExecutionLogging => {
+                every.and_then(|setting| setting.logging_level()).is_some_and(|level| level != "OFF")
+            }
+            Unwanted::Canary => stage.canary_settings().is_some(),
+        }
+    }
+
+    /// The patch that turns it off.
+    fn off(self) -> PatchOperation {
+        let replace = |path: &str, value: &str| {
+            PatchOperation::builder().op(Op::Replace).path(path).value(value).build()
+        };
+        match self {
+            Unwanted::Caching => replace(&format!("/{EVERY_METHOD}/caching/enabled"), "false"),
+            Unwanted::CacheCluster => replace("/cacheClusterEnabled", "false"),
+            Unwanted::DataTrace => replace(&format!("/{EVERY_METHOD}/logging/dataTrace"), "false"),
+            Unwanted::ExecutionLogging => replace(&format!("/{EVERY_METHOD}/logging/loglevel"), "OFF"),
+            Unwanted::Canary => PatchOperation::builder().op(Op::Remove).path("/canarySettings").build(),
+        }
+    }
 }
 
 /// The stages, and the deployments read side by side (one page holds them: `up` makes one a
@@ -49,12 +118,18 @@ pub async fn read(aws: &Aws, api_id: &str) -> Result<Stages> {
             None => Some(deployment_of(aws, api_id, id).await?),
         },
     };
-    let every_method = prod.and_then(|stage| stage.method_settings()).and_then(|all| all.get(EVERY_METHOD));
-    let throttle = every_method.map(|setting| Throttle {
+    let settings = prod.and_then(|stage| stage.method_settings());
+    let throttle = settings.and_then(|all| all.get(EVERY_METHOD)).map(|setting| Throttle {
         rate_limit: setting.throttling_rate_limit(),
         burst_limit: setting.throttling_burst_limit(),
     });
-    Ok(Stages { deployed, extra: extra.map(str::to_string).collect(), throttle })
+    let mut overrides: Vec<String> =
+        settings.into_iter().flat_map(|all| all.keys()).filter(|key| *key != EVERY_METHOD).cloned().collect();
+    overrides.sort();
+    let unwanted =
+        prod.map(|stage| Unwanted::ALL.into_iter().filter(|setting| setting.is_on(stage)).collect());
+    let extra = extra.map(str::to_string).collect();
+    Ok(Stages { deployed, extra, throttle, overrides, unwanted: unwanted.unwrap_or_default() })
 }
 
 /// The method settings' key for every resource and method of a stage.
@@ -159,34 +234,55 @@ pub async fn apply(
     Ok(())
 }
 
-/// What `up` does to the stage's limits.
+/// What `up` does to the stage's limits and settings. A redeployment keeps them: they belong
+/// to the stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThrottleChange {
     Unchanged,
-    /// `was`: the limits found, if any. A redeployment keeps them: they belong to the stage.
     Set {
-        was: Option<Throttle>,
+        /// The limits for every method, when not as wanted: those found, if any.
+        limits: Option<Option<Throttle>>,
+        /// Method settings of one resource and method, removed.
+        overrides: Vec<String>,
+        /// Turned off.
+        unwanted: Vec<Unwanted>,
     },
 }
 
 impl Planned for ThrottleChange {
     fn summary(&self) -> Summary {
-        match self {
-            ThrottleChange::Unchanged => Summary::unchanged(),
-            ThrottleChange::Set { was: None } => Summary::create("no limits yet"),
-            ThrottleChange::Set { was: Some(was) } => {
-                Summary::update(format!("limits {}/s, burst {}", was.rate_limit, was.burst_limit))
-            }
+        let ThrottleChange::Set { limits, overrides, unwanted } = self else {
+            return Summary::unchanged();
+        };
+        if *limits == Some(None) && overrides.is_empty() && unwanted.is_empty() {
+            return Summary::create("no limits yet");
         }
+        let mut wrong = Vec::new();
+        match limits {
+            Some(None) => wrong.push("no limits".to_string()),
+            Some(Some(was)) => wrong.push(format!("limits {}/s, burst {}", was.rate_limit, was.burst_limit)),
+            None => {}
+        }
+        if !overrides.is_empty() {
+            wrong.push(format!("settings of single methods: {}", overrides.join(", ")));
+        }
+        if !unwanted.is_empty() {
+            let names: Vec<&str> = unwanted.iter().map(|setting| setting.name()).collect();
+            wrong.push(format!("{} on", names.join(", ")));
+        }
+        Summary::update(wrong.join("; "))
     }
 }
 
 /// `observed`: the stages, `None` for an API yet to be made (its stage gets limits once made).
 pub fn plan_throttle(desired: &Desired, observed: Option<&Stages>) -> ThrottleChange {
     let was = observed.and_then(|stages| stages.throttle);
-    match was == Some(desired.security.throttle) {
-        false => ThrottleChange::Set { was },
+    let limits = (was != Some(desired.security.throttle)).then_some(was);
+    let overrides = observed.map(|stages| stages.overrides.clone()).unwrap_or_default();
+    let unwanted = observed.map(|stages| stages.unwanted.clone()).unwrap_or_default();
+    match limits.is_none() && overrides.is_empty() && unwanted.is_empty() {
         true => ThrottleChange::Unchanged,
+        false => ThrottleChange::Set { limits, overrides, unwanted },
     }
 }
 
@@ -198,9 +294,9 @@ pub async fn apply_throttle(
     change: &ThrottleChange,
     progress: &dyn Progress,
 ) -> Result<()> {
-    if change.action() == Action::Unchanged {
+    let ThrottleChange::Set { limits, overrides, unwanted } = change else {
         return Ok(());
-    }
+    };
     let Throttle { rate_limit, burst_limit } = desired.security.throttle;
     let set = |path: &str, value: String| {
         PatchOperation::builder()
@@ -209,8 +305,13 @@ pub async fn apply_throttle(
             .value(value)
             .build()
     };
-    let operations =
-        vec![set("rateLimit", rate_limit.to_string()), set("burstLimit", burst_limit.to_string())];
+    let mut operations = match limits {
+        Some(_) => vec![set("rateLimit", rate_limit.to_string()), set("burstLimit", burst_limit.to_string())],
+        None => vec![],
+    };
+    let remove = |key: &String| PatchOperation::builder().op(Op::Remove).path(format!("/{key}")).build();
+    operations.extend(overrides.iter().map(remove));
+    operations.extend(unwanted.iter().map(|setting| setting.off()));
     let update = || {
         let stage = aws.apigateway.update_stage().rest_api_id(api_id).stage_name(STAGE);
         stage.set_patch_operations(Some(operations.clone())).send()
