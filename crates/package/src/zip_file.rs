@@ -97,9 +97,16 @@ pub fn read_zip(path: &Path, arch: Arch) -> Result<Artifact> {
     if declared > UNZIPPED_LIMIT {
         bail!("--zip {shown} unzips to {declared} bytes, over Lambda's {UNZIPPED_LIMIT}-byte limit");
     }
-    let mut entry = archive
-        .by_name("bootstrap")
-        .map_err(|_| anyhow::anyhow!("--zip {shown} has no `bootstrap` at its top; {remake}"))?;
+    let index = archive
+        .index_for_name("bootstrap")
+        .ok_or_else(|| anyhow::anyhow!("--zip {shown} has no `bootstrap` at its top; {remake}"))?;
+    let method = archive.by_index_raw(index).map(|entry| entry.compression()).ok();
+    let mut entry = archive.by_index(index).map_err(|_| match method {
+        Some(method) if !matches!(method, CompressionMethod::Stored | CompressionMethod::Deflated) => anyhow::anyhow!(
+            "bootstrap in --zip {shown} is compressed with {method}; Lambda unzips only stored or deflated entries: {remake}"
+        ),
+        _ => anyhow::anyhow!("--zip {shown}: bootstrap cannot be unzipped (damaged); {remake}"),
+    })?;
     if entry.unix_mode().is_some_and(|mode| mode & 0o111 == 0) {
         bail!("bootstrap in --zip {shown} is not executable; Lambda could not start it");
     }

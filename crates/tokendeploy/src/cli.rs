@@ -242,7 +242,7 @@ pub struct SecurityArgs {
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate_limit, default_value_t = Throttle::DEFAULT.rate_limit)]
     pub rate_limit: f64,
     /// Requests the stage lets through at once above the rate (1 to 5000).
-    #[arg(long, value_name = "REQUESTS", value_parser = clap::value_parser!(i32).range(1..=5000), default_value_t = Throttle::DEFAULT.burst_limit)]
+    #[arg(long, value_name = "REQUESTS", value_parser = parse_burst_limit, default_value_t = Throttle::DEFAULT.burst_limit)]
     pub burst_limit: i32,
 }
 
@@ -298,6 +298,17 @@ fn parse_rate_limit(text: &str) -> Result<f64, String> {
     }
 }
 
+/// API Gateway takes a burst of 1 to the account's default limit of 5,000; read as the rate
+/// is, blanks around it forgiven.
+fn parse_burst_limit(text: &str) -> Result<i32, String> {
+    let burst: i64 =
+        text.trim().parse().map_err(|_| "must be a whole number of requests, such as 40".to_string())?;
+    match (1..=5000).contains(&burst) {
+        true => Ok(burst as i32),
+        false => Err(format!("{burst} is not in 1..=5000")),
+    }
+}
+
 fn parse_provider(name: &str) -> Result<ProviderKind, String> {
     ProviderKind::parse(name).ok_or_else(|| format!("must be {}", ProviderKind::choices()))
 }
@@ -326,5 +337,20 @@ impl SettingsArgs {
             allow_origins: &self.allow_origins,
             secret_in_store: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_limits_forgive_blanks_and_name_the_range_they_refuse() {
+        assert_eq!(parse_rate_limit(" 20 "), Ok(20.0));
+        assert_eq!(parse_burst_limit(" 40 "), Ok(40));
+        assert_eq!(parse_burst_limit("0"), Err("0 is not in 1..=5000".into()));
+        assert_eq!(parse_burst_limit("99999"), Err("99999 is not in 1..=5000".into()));
+        assert!(parse_burst_limit("4.5").unwrap_err().contains("whole number"));
+        assert!(parse_rate_limit("0").unwrap_err().contains("from 0.1 to 10000"));
     }
 }

@@ -65,10 +65,12 @@ pub fn warnings(environment: &FunctionEnvironment) -> Vec<String> {
     warnings
 }
 
-/// The variables of the provider in force set in the environment or, failing that, in the
-/// env file: another provider's variables (and secrets) stay on this machine.
+/// The variables of the provider in force, each from the first place that sets it (not
+/// empty): a flag, the environment, the env file. Another provider's variables (and secrets)
+/// stay on this machine.
 fn known_variables(env_file: Option<&Path>, flags: Flags) -> Result<BTreeMap<String, String>> {
     let allowed_origins = allowed_origins(flags.allow_origins)?;
+    let from_environment = from_environment()?;
     let from_file = match env_file {
         Some(path) => read_env_file(path)?,
         None => BTreeMap::new(),
@@ -79,9 +81,28 @@ fn known_variables(env_file: Option<&Path>, flags: Flags) -> Result<BTreeMap<Str
             "ALLOWED_ORIGINS" => allowed_origins.clone(),
             _ => None,
         };
-        flag.or_else(|| std::env::var(name).ok()).or_else(|| from_file.get(name).cloned())
+        let set = |value: &String| !value.trim().is_empty();
+        let from_environment = from_environment.get(name).filter(|value| set(value)).cloned();
+        let from_file = || from_file.get(name).filter(|value| set(value)).cloned();
+        flag.or(from_environment).or_else(from_file)
     };
     Ok(pick(lookup))
+}
+
+/// Every variable a provider reads that the process environment sets, read as the bytes it
+/// is: one that is not UTF-8 text is an error naming it (never its value), not skipped.
+fn from_environment() -> Result<BTreeMap<String, String>> {
+    let mut found = BTreeMap::new();
+    for name in managed() {
+        let Some(value) = std::env::var_os(name) else { continue };
+        let value = value.into_string().map_err(|_| {
+            UsageError(format!(
+                "{name} in the environment is not UTF-8 text: set it again as text (its value is not shown); nothing was deployed"
+            ))
+        })?;
+        found.insert(name.to_string(), value);
+    }
+    Ok(found)
 }
 
 /// `--allow-origin` values as `ALLOWED_ORIGINS` holds them, each checked on its own so the
@@ -155,7 +176,7 @@ const ENV_FILE_LIMIT: u64 = 1024 * 1024;
 
 /// Reads `NAME=value` lines literally: no `$VAR` expansion, no escapes, no inline comments,
 /// so a secret with `$`, `#`, `\` or quotes inside arrives as written. Blank lines and lines
-/// starting with `#` are skipped, a leading `export ` is allowed, and one pair of matching
+/// starting with `#` are skipped, a leading `export` and blanks are allowed, and one pair of matching
 /// quotes around the whole value is removed. Errors name the line, never its content: it
 /// may hold a secret.
 fn parse_env_file(bytes: &[u8]) -> std::result::Result<BTreeMap<String, String>, String> {
@@ -171,7 +192,10 @@ fn parse_env_file(bytes: &[u8]) -> std::result::Result<BTreeMap<String, String>,
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let line = match line.strip_prefix("export") {
+            Some(rest) if rest.starts_with([' ', '\t']) => rest.trim_start(),
+            _ => line,
+        };
         let Some((name, value)) = line.split_once('=') else {
             return Err(format!("line {number} is not NAME=value"));
         };
@@ -341,12 +365,13 @@ mod tests {
 
     #[test]
     fn env_files_are_read_literally() {
-        let file = b"\xef\xbb\xbf# comment\n\nexport CONSUMER_KEY = k$HOME\nCONSUMER_SECRET=\"a#b $X 'c' \\\\n\"\nALLOWED_ORIGINS='*'\nTOKEN_URL=https://x.example/t?a=b\n";
+        let file = b"\xef\xbb\xbf# comment\n\nexport CONSUMER_KEY = k$HOME\nCONSUMER_SECRET=\"a#b $X 'c' \\\\n\"\nexport\tALLOWED_ORIGINS='*'\nTOKEN_URL=https://x.example/t?a=b\nexported=1\n";
         let parsed = parse_env_file(file).unwrap();
         assert_eq!(parsed["CONSUMER_KEY"], "k$HOME");
         assert_eq!(parsed["CONSUMER_SECRET"], "a#b $X 'c' \\\\n");
         assert_eq!(parsed["ALLOWED_ORIGINS"], "*");
         assert_eq!(parsed["TOKEN_URL"], "https://x.example/t?a=b");
+        assert_eq!(parsed["exported"], "1", "a name that starts with export is a name");
     }
 
     #[test]

@@ -12,6 +12,8 @@ struct Case {
     args: Vec<String>,
     /// Variables set (a value) or removed (`None`) on top of a complete environment.
     env: Vec<(&'static str, Option<String>)>,
+    /// A variable set to bytes that are not UTF-8 text.
+    raw: Option<(&'static str, Vec<u8>)>,
     says: String,
 }
 
@@ -19,8 +21,14 @@ fn case(args: &[&str], env: &[(&'static str, Option<&str>)], says: &str) -> Case
     Case {
         args: args.iter().map(|a| a.to_string()).collect(),
         env: env.iter().map(|(k, v)| (*k, v.map(str::to_string))).collect(),
+        raw: None,
         says: says.to_string(),
     }
+}
+
+/// A case with variable `name` set to `bytes`.
+fn case_raw(args: &[&str], name: &'static str, bytes: &[u8], says: &str) -> Case {
+    Case { raw: Some((name, bytes.to_vec())), ..case(args, &[], says) }
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -30,11 +38,16 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> String {
 }
 
 /// A zip holding `entry` with the Python bytes expression `python_body`, made with Python's
-/// zipfile (fast even for a bomb).
+/// zipfile (fast even for a bomb), deflated.
 fn zip_with(dir: &Path, name: &str, entry: &str, python_body: &str, mode: u32) -> String {
+    zip_compressed(dir, name, entry, python_body, mode, "ZIP_DEFLATED")
+}
+
+/// As [`zip_with`], compressed with zipfile's `method`.
+fn zip_compressed(dir: &Path, name: &str, entry: &str, python_body: &str, mode: u32, method: &str) -> String {
     let path: PathBuf = dir.join(name);
     let script = format!(
-        "import zipfile\nz = zipfile.ZipFile({path:?}, 'w', zipfile.ZIP_DEFLATED)\ni = zipfile.ZipInfo({entry:?}, (1980, 1, 1, 0, 0, 0))\ni.external_attr = 0o{mode:o} << 16\ni.compress_type = zipfile.ZIP_DEFLATED\nz.writestr(i, {python_body})\nz.close()\n",
+        "import zipfile\nz = zipfile.ZipFile({path:?}, 'w', zipfile.ZIP_DEFLATED)\ni = zipfile.ZipInfo({entry:?}, (1980, 1, 1, 0, 0, 0))\ni.external_attr = 0o{mode:o} << 16\ni.compress_type = zipfile.{method}\nz.writestr(i, {python_body})\nz.close()\n",
         path = path.to_str().unwrap()
     );
     let python = std::env::var("TOKENDEPLOY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -59,7 +72,32 @@ fn cases(dir: &Path) -> Vec<Case> {
     let not_executable = zip_with(dir, "noexec.zip", "bootstrap", "b'\\x7fELF'", 0o100644);
     let script = zip_with(dir, "script.zip", "bootstrap", "b'#!/bin/sh\\necho hi\\n'", 0o100755);
     let bomb = zip_with(dir, "bomb.zip", "bootstrap", "bytes(300 * 1024 * 1024)", 0o100755);
+    let bzip2 = zip_compressed(dir, "bzip2.zip", "bootstrap", "b'\\x7fELF'", 0o100755, "ZIP_BZIP2");
+    let complete = write(
+        dir,
+        "complete.env",
+        format!("CONSUMER_KEY=k\nCONSUMER_SECRET={SECRET}\nALLOWED_ORIGINS=*\n").as_bytes(),
+    );
+    let not_text = [SECRET.as_bytes(), b"\xff"].concat();
     vec![
+        case_raw(
+            &["up"],
+            "CONSUMER_SECRET",
+            &not_text,
+            "CONSUMER_SECRET in the environment is not UTF-8 text",
+        ),
+        case_raw(
+            &["up", "--env-file", &complete],
+            "CONSUMER_SECRET",
+            &not_text,
+            "CONSUMER_SECRET in the environment is not UTF-8 text",
+        ),
+        case_raw(
+            &["status"],
+            "TOKEN_PROVIDER",
+            b"\xfe",
+            "TOKEN_PROVIDER in the environment is not UTF-8 text",
+        ),
         case(
             &["up", "--env-file", &stray_quote],
             &[("CONSUMER_SECRET", None)],
@@ -115,6 +153,7 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["up", "--zip", &big], &[], "over Lambda's 52428800-byte limit for a direct upload"),
         case(&["up", "--zip", &no_bootstrap], &[], "has no `bootstrap` at its top"),
         case(&["up", "--zip", &not_executable], &[], "is not executable"),
+        case(&["up", "--zip", &bzip2], &[], "Lambda unzips only stored or deflated entries"),
         case(&["plan", "--zip", &script], &[], "is not a 64-bit Linux (ELF) executable"),
         case(&["up", "--zip", &bomb], &[], "over Lambda's 262144000-byte limit"),
         case(&["up", "--output", "yaml"], &[], "invalid value 'yaml'"),
@@ -179,6 +218,10 @@ async fn each_bad_input_gets_exit_2_one_line_and_changes_nothing() {
         }
         let calls_before = recorder.calls().len();
         let mut command = harness.command(&args, &env);
+        if let Some((name, bytes)) = &case.raw {
+            use std::os::unix::ffi::OsStrExt;
+            command.env(name, std::ffi::OsStr::from_bytes(bytes));
+        }
         let run = Run::from(tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap());
         let shown = format!("{args:?} {:?}", case.env);
         // `down` reads the stack to say what it would delete, then refuses to go on.
