@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::serve;
+use crate::support::{ServeLog, serve, upstream};
 use serde_json::{Value, json};
 use token_function::TokenService;
 use token_function::cache::SystemClock;
@@ -246,16 +246,7 @@ async fn serve_logs_one_line_a_request_never_the_secret_and_serves_the_client_pa
     assert!(request_lines[0].contains("status=502") && request_lines[0].contains("/token"), "{seen:#?}");
     assert!(seen.iter().all(|line| !line.contains(SECRET)), "{seen:#?}");
     // Ctrl-C: it stops listening, says so, and exits 0.
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-    let exited =
-        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("stops within 10 s");
-    assert!(exited.unwrap().success());
-    let mut tail = Vec::new();
-    while let Ok(Some(line)) = logs.next_line().await {
-        tail.push(line);
-    }
-    assert_eq!(tail.last().map(String::as_str), Some("stopped"), "{tail:#?}");
+    stops_on(&mut child, &mut logs, "INT", "Ctrl-C").await;
     assert!(reqwest::get(format!("{base}/token")).await.is_err(), "nothing listens any more");
 
     // Nobody reads its log any more (`serve 2>&1 | head`): it still answers.
@@ -290,7 +281,22 @@ async fn serve_logs_one_line_a_request_never_the_secret_and_serves_the_client_pa
     let stderr = String::from_utf8_lossy(&busy.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.starts_with(&format!("error: cannot listen on 127.0.0.1:{port}")), "{stderr}");
-    assert!(stderr.contains("pass another --port") && !stderr.contains(SECRET), "{stderr}");
+    assert!(
+        stderr.contains(&format!("port {port} is taken: pass another --port")) && !stderr.contains(SECRET),
+        "{stderr}"
+    );
+
+    // An address of another machine: the host is what to change.
+    let elsewhere = Command::new(env!("CARGO_BIN_EXE_tokendeploy"))
+        .args(["serve", "--port", "0", "--host", "192.0.2.1"])
+        .env_clear()
+        .envs(dolby_env(&upstream))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&elsewhere.stderr);
+    assert_eq!(elsewhere.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("192.0.2.1 is not an address of this machine: pass another --host"), "{stderr}");
 }
 
 #[tokio::test]
@@ -311,4 +317,140 @@ async fn requests_too_large_to_read_get_the_functions_json_errors() {
         assert_eq!(body["error"], code, "{body}");
     }
     drop(child);
+}
+
+/// The resident memory of process `pid`, in KiB.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Whether the server has closed `stream` (or answered and closed): a read returns at once.
+async fn closed_or_answered(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = vec![0; 4096];
+    match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer)).await {
+        Ok(Ok(read)) => Some(String::from_utf8_lossy(&buffer[..read]).into_owned()),
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_clients_are_cut_while_others_are_served_and_sigterm_stops_it() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let upstream = upstream().await;
+    // The app's key and secret as the stand-in upstream knows them: a token for every request.
+    let mut env = dolby_env(&upstream);
+    env.retain(|(name, _)| !name.starts_with("CONSUMER_"));
+    env.extend(
+        [("CONSUMER_KEY", crate::support::KEY), ("CONSUMER_SECRET", crate::support::SECRET)]
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
+    let (mut child, base, mut logs) = serve(&env, &[]).await;
+    let address = base.trim_start_matches("http://").to_string();
+    let pid = child.id().unwrap();
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(format!("{base}/token")).send().await.unwrap().status(), 200);
+    let at_start = resident_kib(pid);
+
+    // 200 slow clients: idle, a header byte a second, a body byte a second.
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for index in 0..200 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let kind = index % 3;
+        if kind == 2 {
+            stream
+                .write_all(b"POST /token HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n{")
+                .await
+                .unwrap();
+        }
+        slow.push((kind, stream));
+    }
+    let dripping = tokio::spawn(async move {
+        for _ in 0..20 {
+            for (kind, stream) in slow.iter_mut() {
+                let byte: &[u8] = if *kind == 1 {
+                    b"G"
+                } else if *kind == 2 {
+                    b" "
+                } else {
+                    b""
+                };
+                let _ = stream.write_all(byte).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        slow
+    });
+    // Everyone else is served meanwhile, each at once.
+    for _ in 0..20 {
+        let asked = std::time::Instant::now();
+        assert_eq!(client.get(format!("{base}/token")).send().await.unwrap().status(), 200);
+        assert!(asked.elapsed() < Duration::from_secs(2), "a request waited {:?}", asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut slow = dripping.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(12));
+    // Cut after 10 s: headers never finished (idle or dripping) closed, bodies answered 408.
+    for (kind, stream) in slow.iter_mut() {
+        let seen = closed_or_answered(stream)
+            .await
+            .unwrap_or_else(|| panic!("a kind-{kind} slow client is still held"));
+        if *kind == 2 {
+            assert!(seen.starts_with("HTTP/1.1 408") && seen.contains("request_timeout"), "{seen}");
+        }
+    }
+    drop(slow);
+
+    // Past the cap: one line says so; requests wait for a connection to close, then are served.
+    let mut held = Vec::new();
+    for _ in 0..600 {
+        held.push(TcpStream::connect(&address).await.unwrap());
+    }
+    let mut told = false;
+    while !told {
+        let line =
+            tokio::time::timeout(Duration::from_secs(10), logs.next_line()).await.unwrap().unwrap().unwrap();
+        told = line.contains("512 connections open, the most it serves at once");
+    }
+    let peak = resident_kib(pid);
+    drop(held);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(client.get(format!("{base}/token")).send().await.unwrap().status(), 200);
+    let after = resident_kib(pid);
+    eprintln!(
+        "serve's memory: {at_start} KiB at start, {peak} KiB with 600 connections held, {after} KiB once they closed"
+    );
+    assert!(after < at_start + 16 * 1024, "memory stays up: {at_start} KiB at start, {after} KiB after");
+
+    // SIGTERM stops it as Ctrl-C does.
+    stops_on(&mut child, &mut logs, "TERM", "SIGTERM").await;
+}
+
+#[tokio::test]
+async fn sighup_stops_it_as_ctrl_c_does() {
+    let upstream = MockServer::start().await;
+    let (mut child, _, mut logs) = serve(&dolby_env(&upstream), &[]).await;
+    stops_on(&mut child, &mut logs, "HUP", "SIGHUP").await;
+}
+
+/// Sends `serve` the signal `kill -SIGNAL` names: it exits 0 within 10 s, its last line
+/// `stopped (NAMED)`.
+async fn stops_on(child: &mut tokio::process::Child, logs: &mut ServeLog, signal: &str, named: &str) {
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap().success()
+    );
+    let exited =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("stops within 10 s");
+    assert!(exited.unwrap().success(), "{signal}");
+    let mut tail = Vec::new();
+    while let Ok(Some(line)) = logs.next_line().await {
+        tail.push(line);
+    }
+    assert_eq!(tail.last().map(String::as_str), Some(format!("stopped ({named})").as_str()), "{tail:#?}");
 }

@@ -2,7 +2,9 @@
 //! same variables, routes, CORS, errors and cache as on Lambda: try it before anything touches
 //! AWS.
 
-use std::net::SocketAddr;
+mod server;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -18,6 +20,7 @@ use crate::Outcome;
 use crate::cli::ServeArgs;
 use crate::display::say;
 use crate::settings::{function_environment, warnings};
+use server::Limits;
 
 /// The stage `up` deploys: served here too, so a client may use the path it will use on AWS.
 const STAGE: &str = "prod";
@@ -28,8 +31,8 @@ const MAX_URI_BYTES: usize = 8 * 1024;
 
 /// The example client (`examples/client`, a link to the crate's `client/`: a published crate
 /// holds only its own files), built into the binary for `serve --client`.
-const CLIENT_PAGE: &str = include_str!("../../client/index.html");
-const CLIENT_SCRIPT: &str = include_str!("../../client/token-client.js");
+const CLIENT_PAGE: &str = include_str!("../../../client/index.html");
+const CLIENT_SCRIPT: &str = include_str!("../../../client/token-client.js");
 
 pub async fn run(args: ServeArgs) -> Result<Outcome> {
     // The same checks as `up`, before anything listens.
@@ -39,31 +42,49 @@ pub async fn run(args: ServeArgs) -> Result<Outcome> {
     }
     let config = Config::from_lookup(|name| environment.variables.get(name).cloned())?;
     let address = SocketAddr::new(args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|e| crate::UsageError(format!("cannot listen on {address}: {e}; pass another --port")))?;
+    let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| cannot_listen(address, &e))?;
     let address = listener.local_addr()?;
-    if !args.host.is_loopback() {
+    if !is_loopback(args.host) {
         say(&format!("warning: serving on {address}, reachable from other machines (--host)"));
     }
     init_logging();
     say(&startup_line(&config, address, args.client));
     let service = Arc::new(TokenService::new(Ok(config), Arc::new(SystemClock)));
-    let app = axum::Router::new().fallback(answer).with_state(Served { service, client: args.client });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
-        .context("serving tokens")?;
-    say("stopped");
+    let limits = Limits::SERVE;
+    let served = Served { service, client: args.client, body_timeout: limits.body };
+    let app = axum::Router::new().fallback(answer).with_state(served);
+    let signal = server::serve(listener, app, limits).await.context("serving tokens")?;
+    say(&format!("stopped ({signal})"));
     Ok(Outcome::Done)
+}
+
+/// Loopback, IPv4-mapped IPv6 loopback (`::ffff:127.0.0.1`) included.
+fn is_loopback(host: IpAddr) -> bool {
+    host.to_canonical().is_loopback()
+}
+
+/// Why `address` cannot be listened on, and which flag to change.
+fn cannot_listen(address: SocketAddr, error: &std::io::Error) -> crate::UsageError {
+    use std::io::ErrorKind;
+    let fix = match error.kind() {
+        ErrorKind::AddrInUse => format!("port {} is taken: pass another --port", address.port()),
+        ErrorKind::AddrNotAvailable => {
+            format!("{} is not an address of this machine: pass another --host", address.ip())
+        }
+        ErrorKind::PermissionDenied => {
+            format!("port {} needs privileges: pass a --port from 1024 up", address.port())
+        }
+        _ => format!("{error}: pass another --host or --port"),
+    };
+    crate::UsageError(format!("cannot listen on {address}: {fix}"))
 }
 
 #[derive(Clone)]
 struct Served {
     service: Arc<TokenService>,
     client: bool,
+    /// How long a request's body may take to arrive.
+    body_timeout: std::time::Duration,
 }
 
 /// One request: the example client's files when asked for, else the function's answer.
@@ -84,8 +105,19 @@ async fn answer(State(served): State<Served>, request: HttpRequest) -> HttpRespo
     if parts.uri.to_string().len() > MAX_URI_BYTES {
         return refused(StatusCode::URI_TOO_LONG, "uri_too_long", "the URL is longer than 8 KiB");
     }
-    let Ok(body) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return refused(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the body is larger than 1 MiB");
+    let body = match tokio::time::timeout(served.body_timeout, to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the body is larger than 1 MiB",
+            );
+        }
+        Err(_) => {
+            let message = format!("the body did not arrive within {} s", served.body_timeout.as_secs());
+            return refused(StatusCode::REQUEST_TIMEOUT, "request_timeout", &message);
+        }
     };
     let request = Request {
         method: parts.method.as_str().to_string(),
@@ -142,7 +174,7 @@ fn startup_line(config: &Config, address: SocketAddr, client: bool) -> String {
     if client {
         line.push_str(&format!("; example client at http://{address}/"));
     }
-    line + "; Ctrl-C stops"
+    line + "; Ctrl-C (or SIGTERM) stops"
 }
 
 /// One line a request on stderr, as the function logs on Lambda (never a secret or a header).
