@@ -130,12 +130,20 @@ impl Aws {
                 Some(url) => format!("the AWS endpoint {url}"),
                 None => format!("AWS STS in {}", self.region),
             };
+            let failed = |doing: String, code: Option<&str>, description: String| {
+                let code = code.map(str::to_string);
+                anyhow::Error::new(AwsCallFailed { doing, code, request_id: error.request_id().map(str::to_string), description })
+            };
             match failure(&error) {
-                Failure::Unreachable(why) => anyhow!(
-                    "cannot reach {endpoint}: {why}; check the network, --endpoint-url or AWS_ENDPOINT_URL"
+                Failure::Unreachable(why) => failed(
+                    format!("cannot reach {endpoint}"),
+                    None,
+                    format!("{why}; check the network, --endpoint-url or AWS_ENDPOINT_URL"),
                 ),
-                Failure::Answered(why) => anyhow!(
-                    "{endpoint} refused the credentials (sts:GetCallerIdentity): {why}; check --profile, AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+                Failure::Answered(why) => failed(
+                    format!("{endpoint} refused the credentials (sts:GetCallerIdentity)"),
+                    error.code(),
+                    format!("{why}; check --profile, AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
                 ),
                 Failure::Local(why) => anyhow!(
                     "no usable AWS credentials: {why}; pass --profile, or set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"

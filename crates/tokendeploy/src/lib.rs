@@ -7,6 +7,7 @@ mod commands;
 mod display;
 mod embedded;
 mod settings;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ use tokendeploy_deploy::ErrorKind;
 pub use tokendeploy_deploy::UsageError;
 
 pub use cli::Cli;
+use cli::OutputFormat;
 
 /// How a command that ran to its end came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,16 +44,38 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match commands::run(cli).await {
+    let if_interrupted = commands::if_interrupted(&cli.command);
+    let format = commands::output_format(&cli.command);
+    let work = commands::run(cli);
+    let finished = match if_interrupted {
+        // It stops on a signal by design, and says so.
+        None => work.await,
+        Some(left) => tokio::select! {
+            finished = work => finished,
+            signal = signals::stop() => {
+                let signal = signal.unwrap_or("a signal");
+                return failed(format, "interrupted", &format!("interrupted ({signal}): {left}"), 1);
+            }
+        },
+    };
+    match finished {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::OutOfSync) => ExitCode::from(3),
         Ok(Outcome::Failed) => ExitCode::from(1),
-        Err(error) => {
-            // `{:#}` keeps the whole context chain on one line.
-            display::say(&format!("error: {error:#}"));
-            ExitCode::from(exit_code(&error))
-        }
+        // `{:#}` keeps the whole context chain on one line.
+        Err(error) => failed(format, ErrorKind::of(&error).name(), &format!("{error:#}"), exit_code(&error)),
     }
+}
+
+/// A failure: its line on stderr, and with `--output json` an object on stdout too, so a
+/// pipeline reading stdout gets JSON either way: `{"error": {"kind", "message"}}`.
+fn failed(format: OutputFormat, kind: &str, message: &str, code: u8) -> ExitCode {
+    display::say(&format!("error: {message}"));
+    if format == OutputFormat::Json {
+        let error = serde_json::json!({ "error": { "kind": kind, "message": message } });
+        let _ = display::print_result(format, &error, |_| String::new());
+    }
+    ExitCode::from(code)
 }
 
 /// The one place a failure becomes an exit code: 2 for input to fix (nothing changed), 1 for

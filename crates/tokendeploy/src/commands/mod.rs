@@ -15,7 +15,7 @@ use anyhow::Result;
 use tokendeploy_deploy::{Aws, ConnectOptions, Stack};
 use tokendeploy_package::{Arch, CodeSource, find_function_dir, read_zip};
 
-use crate::cli::{AwsArgs, Cli, CodeArgs, Command};
+use crate::cli::{AwsArgs, Cli, CodeArgs, Command, OutputFormat};
 use crate::embedded;
 use crate::{Outcome, UsageError};
 
@@ -29,6 +29,35 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
         Command::Verify(args) => verify::run(args).await,
         Command::Logs(args) => logs::run(args).await,
         Command::Serve(args) => serve::run(args).await,
+    }
+}
+
+/// How the command prints its result (and, as JSON, a failure).
+pub fn output_format(command: &Command) -> OutputFormat {
+    match command {
+        Command::Up(args) => args.deploy.output.output,
+        Command::Plan(args) | Command::Status(args) => args.output.output,
+        Command::Down(args) => args.output.output,
+        Command::Package(args) => args.output.output,
+        Command::Verify(args) => args.output.output,
+        Command::Logs(args) => args.output,
+        Command::Serve(_) => OutputFormat::Text,
+    }
+}
+
+/// What a command stopped by a signal leaves, and how to finish it: said on one line (exit 1).
+/// `None` for those that run until a signal by design (`serve`, `logs --follow`).
+pub fn if_interrupted(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Up(_) => Some(
+            "up stopped part way; the stack may be half made: run up again to finish it, or down to remove what was made",
+        ),
+        Command::Down(_) => {
+            Some("down stopped part way; some of the stack may be left: run down again to remove the rest")
+        }
+        Command::Package(_) => Some("package stopped before it wrote its zip"),
+        Command::Plan(_) | Command::Status(_) | Command::Verify(_) => Some("nothing was changed"),
+        Command::Logs(_) | Command::Serve(_) => None,
     }
 }
 

@@ -190,4 +190,9 @@ async fn a_closed_port_fails_at_once_naming_the_endpoint_not_the_credentials() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     assert!(run.stderr.contains(&format!("cannot reach the AWS endpoint {closed}")), "{}", run.stderr);
     assert!(!run.stderr.contains("credentials"), "{}", run.stderr);
+    // Asked for JSON (`up_with` asks), a pipeline gets the failure as JSON on stdout too.
+    let error = &run.json()["error"];
+    assert_eq!(error["kind"], "aws_call", "{}", run.stdout);
+    let line = run.stderr.trim_end().lines().last().unwrap();
+    assert_eq!(format!("error: {}", error["message"].as_str().unwrap()), line);
 }

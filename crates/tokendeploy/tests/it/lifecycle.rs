@@ -317,3 +317,72 @@ async fn down_waits_out_api_gateway_delete_rate_limit_and_shows_the_wait() {
     assert!(stderr.contains("API Gateway allows one deletion every 30 s; retrying in 5 s"), "{stderr}");
     assert!(rest_apis(&harness.aws(REGION).await).await.is_empty(), "the API was deleted on the retry");
 }
+
+// Multi-threaded: the proxy answers while this thread waits for the runs.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn an_up_or_down_stopped_by_a_signal_exits_1_saying_how_to_finish_and_a_rerun_does() {
+    let harness = Harness::start();
+    let env = harness.env();
+    let creating =
+        |call: &tokendeploy_testkit::fault_proxy::Call| call.is("lambda", "POST /2015-03-31/functions");
+    let deleting =
+        |call: &tokendeploy_testkit::fault_proxy::Call| call.is("apigateway", "DELETE /restapis/{id}");
+    for (signal, held, args, says, then) in [
+        ("-INT", creating as fn(&_) -> bool, vec!["--name", "stopped"], "up stopped part way", "up"),
+        ("-TERM", deleting, vec![], "down stopped part way", "down"),
+    ] {
+        let (_proxy, child) = if then == "up" {
+            up_held(&harness, &env, held, &args).await
+        } else {
+            harness.up(&["--name", "stopped"]).assert_success();
+            run_held(&harness, &env, held, &["down", "--yes", "--name", "stopped"]).await
+        };
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
+        let stopped = Run::from(child.wait_with_output().unwrap());
+        assert_eq!(stopped.code, 1, "{signal}: {}", stopped.stderr);
+        let last = stopped.stderr.trim_end().lines().last().unwrap_or_default().to_string();
+        let named = if signal == "-INT" { "Ctrl-C" } else { "SIGTERM" };
+        assert!(last.starts_with(&format!("error: interrupted ({named}): {says}")), "{last}");
+        assert!(last.contains(&format!("run {then} again")), "{last}");
+        stopped.assert_no_secret();
+        // Run again, it finishes.
+        let again = match then {
+            "up" => harness.up(&["--name", "stopped"]),
+            _ => down(&harness, &["--name", "stopped"]),
+        };
+        again.assert_success();
+    }
+    assert_nothing_tagged(&harness, "stopped").await;
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn someone_elses_secret_with_the_stacks_name_blocks_only_a_stack_that_would_keep_its_secret_there() {
+    let harness = Harness::start();
+    let aws = harness.aws(REGION).await;
+    aws.secretsmanager
+        .create_secret()
+        .name("tokendeploy/token-server")
+        .secret_string("theirs")
+        .send()
+        .await
+        .unwrap();
+    // Kept in the environment: the secret is no concern of the stack's, and stays.
+    harness.up(&[]).assert_success();
+    let status = harness.status(&[]);
+    assert_eq!(status.code, 0, "{}{}", status.stdout, status.stderr);
+    let refused = harness.up(&["--secret-store", "secrets-manager"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("tokendeploy/token-server")
+            && refused.stderr.contains("belongs to someone else"),
+        "{}",
+        refused.stderr
+    );
+    down(&harness, &[]).assert_success();
+    let theirs =
+        aws.secretsmanager.get_secret_value().secret_id("tokendeploy/token-server").send().await.unwrap();
+    assert_eq!(theirs.secret_string(), Some("theirs"));
+}
