@@ -70,6 +70,16 @@ pub enum SecretStore {
     SecretsManager,
 }
 
+impl SecretStore {
+    /// Where the secret is, in words.
+    pub fn described(self) -> &'static str {
+        match self {
+            SecretStore::Environment => "the function's environment",
+            SecretStore::SecretsManager => "Secrets Manager",
+        }
+    }
+}
+
 /// The stage's request limits, for every method.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Throttle {
@@ -153,6 +163,12 @@ impl Desired {
             desired.environment.variables.insert(SECRET_ARN.into(), arn.into());
         }
         desired
+    }
+
+    /// As wanted, with the secret (if any) that `snapshot`-time reads found: its ARN, or the
+    /// stand-in of one yet to be made.
+    pub fn with_found_secret(&self, arn: Option<&str>) -> Self {
+        self.with_secret_arn(arn.unwrap_or(NEW_SECRET_ARN))
     }
 
     /// The ARN of the secret the function reads, when known.

@@ -9,7 +9,10 @@ use crate::resources::{Lookup, function, log_group, rest_api, role, secret};
 use crate::snapshot::Snapshot;
 use crate::stack::{STACK_TAG, Stack};
 use crate::steps::run_step;
-use crate::vocabulary::{Action, Progress, Step};
+use crate::vocabulary::{Progress, Step, Summary};
+
+/// Why `down` deletes each resource.
+const TAKEN_DOWN: &str = "the stack is taken down";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resource {
@@ -59,20 +62,26 @@ pub async fn down(
 ) -> Result<DownReport> {
     let delete_apis = async {
         for api in &snapshot.apis.ours {
-            run_step(progress, Step::RestApi, Action::Delete, rest_api::delete(aws, &api.id, progress))
-                .await?;
+            run_step(
+                progress,
+                Step::RestApi,
+                Summary::delete(TAKEN_DOWN),
+                rest_api::delete(aws, &api.id, progress),
+            )
+            .await?;
         }
         anyhow::Ok(())
     };
     let apis = async {
         if !snapshot.usage_plans.is_empty() {
             let plans = usage_plan::delete(aws, &snapshot.usage_plans, progress);
-            run_step(progress, Step::UsagePlan, Action::Delete, plans).await?;
+            run_step(progress, Step::UsagePlan, Summary::delete(TAKEN_DOWN), plans).await?;
         }
         let ids: Vec<String> = snapshot.api_keys.iter().map(|key| key.id.clone()).collect();
         let keys = async {
             if !ids.is_empty() {
-                run_step(progress, Step::ApiKey, Action::Delete, api_key::delete(aws, &ids)).await?;
+                run_step(progress, Step::ApiKey, Summary::delete(TAKEN_DOWN), api_key::delete(aws, &ids))
+                    .await?;
             }
             anyhow::Ok(())
         };
@@ -81,24 +90,32 @@ pub async fn down(
     };
     let function_side = async {
         if let Lookup::Ours(_) = snapshot.function {
-            run_step(progress, Step::Function, Action::Delete, function::delete(aws, stack)).await?;
+            run_step(progress, Step::Function, Summary::delete(TAKEN_DOWN), function::delete(aws, stack))
+                .await?;
         }
         // After the function: an invocation in between would make Lambda write to it again.
         if let Lookup::Ours(_) = snapshot.log_group {
-            run_step(progress, Step::LogGroup, Action::Delete, log_group::delete(aws, stack)).await?;
+            run_step(progress, Step::LogGroup, Summary::delete(TAKEN_DOWN), log_group::delete(aws, stack))
+                .await?;
         }
         anyhow::Ok(())
     };
     let role = async {
         if let Lookup::Ours(observed) = &snapshot.role {
-            run_step(progress, Step::Role, Action::Delete, role::delete(aws, stack, observed, progress))
-                .await?;
+            run_step(
+                progress,
+                Step::Role,
+                Summary::delete(TAKEN_DOWN),
+                role::delete(aws, stack, observed, progress),
+            )
+            .await?;
         }
         anyhow::Ok(())
     };
     let secret = async {
         if let Lookup::Ours(secret) = &snapshot.secret {
-            run_step(progress, Step::Secret, Action::Delete, secret::delete(aws, &secret.arn)).await?;
+            run_step(progress, Step::Secret, Summary::delete(TAKEN_DOWN), secret::delete(aws, &secret.arn))
+                .await?;
         }
         anyhow::Ok(())
     };

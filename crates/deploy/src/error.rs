@@ -85,23 +85,38 @@ impl fmt::Display for ForeignResource {
 
 impl std::error::Error for ForeignResource {}
 
-/// A twin `up` run that made the stack's REST API at the same moment as this one.
+/// A twin `up` run of the same stack changed it at the same moment, in a way this run leaves
+/// to that one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConcurrentRun {
-    pub stack: String,
-    pub kept: String,
-    pub removed: Vec<String>,
+pub enum ConcurrentRun {
+    /// It made the stack's REST API (`kept`) too; this run removed its own copies.
+    MadeRestApi { stack: String, kept: String, removed: Vec<String> },
+    /// It changed settings this run also sets (`changed`, such as where the secret is kept);
+    /// the stack works as it left it.
+    ChangedSettings { stack: String, changed: Vec<String> },
+    /// Twin runs with other settings kept undoing each other: the stack may not answer.
+    KeptDisagreeing { stack: String, broken: Vec<String> },
 }
 
 impl fmt::Display for ConcurrentRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "another tokendeploy up of stack {} made its REST API ({}) at the same moment; this run removed its own copy ({}) and stopped before changing the API: run up again once the other has finished",
-            self.stack,
-            self.kept,
-            self.removed.join(", ")
-        )
+        match self {
+            ConcurrentRun::MadeRestApi { stack, kept, removed } => write!(
+                f,
+                "another tokendeploy up of stack {stack} made its REST API ({kept}) at the same moment; this run removed its own copy ({}) and stopped before changing the API: run up again once the other has finished",
+                removed.join(", ")
+            ),
+            ConcurrentRun::ChangedSettings { stack, changed } => write!(
+                f,
+                "another tokendeploy up of stack {stack} with other settings changed it meanwhile ({}); the stack works as that run left it: run up again once the other has finished to have this run's settings",
+                changed.join("; ")
+            ),
+            ConcurrentRun::KeptDisagreeing { stack, broken } => write!(
+                f,
+                "another tokendeploy up of stack {stack} with other settings kept undoing this run's changes, and the stack may not answer ({}): run up again once the other has finished",
+                broken.join("; ")
+            ),
+        }
     }
 }
 
@@ -115,7 +130,7 @@ pub enum ErrorKind {
     AwsCall,
     NotReady,
     Package,
-    /// A twin `up` run of the same stack won the race to make the REST API.
+    /// A twin `up` run of the same stack changed it at the same moment.
     ConcurrentRun,
     /// Anything else: a bug, or an answer AWS should not have given.
     Other,
@@ -141,6 +156,19 @@ impl Error {
 }
 
 impl ErrorKind {
+    /// Its name in JSON output: a stable interface.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Usage => "usage",
+            ErrorKind::ForeignResource => "foreign_resource",
+            ErrorKind::AwsCall => "aws_call",
+            ErrorKind::NotReady => "not_ready",
+            ErrorKind::Package => "package",
+            ErrorKind::ConcurrentRun => "concurrent_run",
+            ErrorKind::Other => "other",
+        }
+    }
+
     /// The kind of the typed cause at the root of `error`'s chain (or of a boundary [`Error`]
     /// in it).
     pub fn of(error: &anyhow::Error) -> ErrorKind {

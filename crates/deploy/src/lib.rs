@@ -5,6 +5,7 @@
 //! Dependencies point one way: the leaves ([`vocabulary`], [`aws`], [`retry`], [`partition`],
 //! [`stack`], [`desired`], [`error`]) <- [`resources`] <- [`snapshot`], [`plan`] <- the commands.
 
+pub mod agreement;
 pub mod aws;
 pub mod desired;
 pub mod down;

@@ -114,20 +114,24 @@ impl Snapshot {
     }
 
     /// The first resource with the stack's name that is someone else's: `up` cannot make the
-    /// stack while it is there. (An API of another's beside ours does not block.)
-    pub fn blocking(&self, stack: &Stack) -> Option<ForeignResource> {
+    /// stack while it is there. (An API of another's beside ours does not block, nor a secret
+    /// of another's when the stack keeps its secret in the function's environment:
+    /// `secret_wanted` is false.)
+    pub fn blocking(&self, stack: &Stack, secret_wanted: bool) -> Option<ForeignResource> {
         let api_blocks = matches!(self.api, Lookup::Foreign);
-        let blocking = self
-            .found(stack)
-            .into_iter()
-            .find(|found| !found.ours && (found.step != Step::RestApi || api_blocks))?;
+        let blocks = |found: &Found| match found.step {
+            Step::RestApi => api_blocks,
+            Step::Secret => secret_wanted,
+            _ => true,
+        };
+        let blocking = self.found(stack).into_iter().find(|found| !found.ours && blocks(found))?;
         let name = if blocking.step == Step::RestApi { stack.api_name().to_string() } else { blocking.id };
         Some(ForeignResource { kind: blocking.kind.to_string(), name, stack: stack.name.clone() })
     }
 
     /// Refuses, as `up` and `plan` do, when something of the stack's is someone else's.
-    pub fn refuse_foreign(&self, stack: &Stack) -> Result<()> {
-        match self.blocking(stack) {
+    pub fn refuse_foreign(&self, stack: &Stack, secret_wanted: bool) -> Result<()> {
+        match self.blocking(stack, secret_wanted) {
             Some(foreign) => Err(foreign.into()),
             None => Ok(()),
         }

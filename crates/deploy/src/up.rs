@@ -4,15 +4,19 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::Serialize;
+use tokendeploy_config::SECRET_ARN;
 use tokendeploy_package::Artifact;
 use tokio::sync::oneshot;
 
+use crate::agreement::{self, Sides};
 use crate::aws::Aws;
 use crate::desired::{Desired, FunctionEnvironment, Security, aws_invoke_url, invoke_url};
-use crate::error::{PackageFailed, Result};
+use crate::error::{ConcurrentRun, PackageFailed, Result};
 use crate::plan::Plan;
 use crate::resources::rest_api::{
-    self, ApiState, Settle, api_key, gateway_responses, methods, resource, stage, usage_plan,
+    self, ApiState, Settle,
+    api_key::{self, KeptKey},
+    gateway_responses, methods, resource, stage, usage_plan,
 };
 use crate::resources::secret_access::{self, SecretAccessChange};
 use crate::resources::{function, log_group, permission, role, secret};
@@ -50,6 +54,10 @@ pub struct UpReport {
     /// With `up --verify`: whether the stack answers, set by the caller.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify: Option<crate::verify::VerifyReport>,
+    /// What the user should know beyond the steps: a twin run's key kept instead of this
+    /// run's. Printed on stderr as well.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub steps: Vec<StepReport>,
 }
 
@@ -94,7 +102,7 @@ pub async fn prepare(
     let secret_arn = snapshot.secret.ours().map(|secret| secret.arn.as_str());
     let desired = Desired::new(stack.clone(), account, &artifact, environment, security, secret_arn);
     let plan = Plan::new(&desired, &snapshot);
-    let package_report = StepReport::new(Step::Package, plan.code.action(), package_time);
+    let package_report = StepReport::new(Step::Package, &plan.code.summary(), package_time);
     Ok(Prepared { desired, snapshot, artifact, plan, package_report })
 }
 
@@ -109,9 +117,87 @@ pub async fn up(
     progress: &dyn Progress,
 ) -> Result<UpReport> {
     let prepared = prepare(aws, stack, |_| environment, security, package, progress).await?;
-    prepared.snapshot.refuse_foreign(stack)?;
+    prepared.snapshot.refuse_foreign(stack, prepared.desired.secret.is_some())?;
     progress.finished(&prepared.package_report);
-    Ok(carry_out(aws, &prepared, progress).await?)
+    // Boxed, here and below: the chains' state is large, and a future this deep would
+    // otherwise sit on the caller's stack (a test thread has 2 MB).
+    let report = Box::pin(carry_out(aws, &prepared, progress)).await?;
+    if !agreement::at_stake(&prepared.plan) {
+        return Ok(report);
+    }
+    Ok(Box::pin(until_agreed(aws, prepared, report, progress)).await?)
+}
+
+/// How many times a run brings a stack that disagrees with itself to its own settings before
+/// it gives up: each time, a twin run with other settings undid it meanwhile.
+const AGREEMENT_ROUNDS: usize = 3;
+
+/// Reads again what must agree ([`agreement`]), once this run's changes are done. Agreeing and
+/// as wanted: done. Agreeing with a twin run's settings: the stack works, and this run stops
+/// saying so. Disagreeing: a twin run set it apart meanwhile, and this run plans again and
+/// carries its plan out again.
+async fn until_agreed(
+    aws: &Aws,
+    mut prepared: Prepared,
+    mut report: UpReport,
+    progress: &dyn Progress,
+) -> anyhow::Result<UpReport> {
+    let stack = prepared.desired.stack.clone();
+    for _ in 0..AGREEMENT_ROUNDS {
+        let sides = Sides::read(aws, &stack, &report.api_id).await?;
+        let broken = sides.disagreements();
+        if broken.is_empty() {
+            let changed = sides.differences(&prepared.desired);
+            return match changed.is_empty() {
+                true => Ok(report),
+                false => Err(ConcurrentRun::ChangedSettings { stack: stack.name.clone(), changed }.into()),
+            };
+        }
+        progress.note(
+            Step::Permission,
+            &format!(
+                "another run of this stack changed it meanwhile ({}): planning again",
+                broken.join("; ")
+            ),
+        );
+        prepared = replan(aws, &prepared).await?;
+        let again = Box::pin(carry_out(aws, &prepared, progress)).await?;
+        report = report.followed_by(again);
+    }
+    let broken = Sides::read(aws, &stack, &report.api_id).await?.disagreements();
+    match broken.is_empty() {
+        true => Ok(report),
+        false => Err(ConcurrentRun::KeptDisagreeing { stack: stack.name, broken }.into()),
+    }
+}
+
+/// Reads the stack again and plans for the same wants, as [`prepare`] does, without
+/// packaging again (the code is uploaded by now).
+async fn replan(aws: &Aws, prepared: &Prepared) -> Result<Prepared> {
+    let stack = &prepared.desired.stack;
+    let snapshot = snapshot::read(aws, stack).await?;
+    snapshot.refuse_foreign(stack, prepared.desired.secret.is_some())?;
+    let desired =
+        prepared.desired.with_found_secret(snapshot.secret.ours().map(|secret| secret.arn.as_str()));
+    let plan = Plan::new(&desired, &snapshot);
+    let (artifact, package_report) = (prepared.artifact.clone(), prepared.package_report.clone());
+    Ok(Prepared { desired, snapshot, artifact, plan, package_report })
+}
+
+impl UpReport {
+    /// This report, with what a following round of the same run did: its ids, and each step
+    /// it changed.
+    fn followed_by(self, again: UpReport) -> UpReport {
+        let mut steps = self.steps;
+        for report in again.steps.iter().filter(|report| report.action != Action::Unchanged) {
+            match steps.iter_mut().find(|first| first.step == report.step) {
+                Some(first) => *first = report.clone(),
+                None => steps.push(report.clone()),
+            }
+        }
+        let notes = self.notes.into_iter().chain(again.notes.iter().cloned()).collect();
+        UpReport { steps, notes, ..again }
+    }
 }
 
 async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> anyhow::Result<UpReport> {
@@ -125,8 +211,13 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
     let (api_known, api_id) = oneshot::channel();
     let function_chain = Box::pin(function_chain(aws, prepared, &artifact.bytes, progress, claim, api_id));
     let api_chain = Box::pin(api_chain(aws, prepared, progress, claimed, api_known));
-    let (function_side, (api_id, api_key_id, api_reports)) = tokio::try_join!(function_chain, api_chain)?;
+    let (function_side, api_side) = tokio::try_join!(function_chain, api_chain)?;
     let FunctionSide { role_arn, function_arn, secret_arn, reports: function_reports } = function_side;
+    let ApiSide { api_id, key, reports: api_reports } = api_side;
+    let (api_key_id, notes) = match key {
+        Some(KeptKey { id, twin }) => (Some(id), twin.into_iter().collect()),
+        None => (None, vec![]),
+    };
 
     let mut steps: Vec<StepReport> =
         std::iter::once(package_report.clone()).chain(function_reports).chain(api_reports).collect();
@@ -147,6 +238,7 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         api_key_id,
         api_key: None,
         verify: None,
+        notes,
         steps,
     })
 }
@@ -177,14 +269,14 @@ async fn function_chain(
         let role = role::apply(aws, stack, &plan.role, |made_by| {
             let _ = claim.send(made_by);
         });
-        let role = run_step(progress, Step::Role, plan.role.action(), role);
+        let role = run_step(progress, Step::Role, plan.role.summary(), role);
         // The secret first, so the function never runs without it; one no longer wanted goes
         // last, once the function no longer reads it.
         let secret = async {
             let change = &plan.secret;
             let kept = (!change.is_delete()).then(|| secret::apply(aws, desired, change, progress));
             match kept {
-                Some(apply) => run_step(progress, Step::Secret, change.action(), apply).await.map(Some),
+                Some(apply) => run_step(progress, Step::Secret, change.summary(), apply).await.map(Some),
                 None => Ok(None),
             }
         };
@@ -203,12 +295,12 @@ async fn function_chain(
             true => None,
             false => {
                 let put = secret_access::apply(aws, desired, &access);
-                Some(run_step(progress, Step::SecretAccess, access.action(), put).await?.1)
+                Some(run_step(progress, Step::SecretAccess, access.summary(), put).await?.1)
             }
         };
         let function = function::apply_function(aws, desired, &plan.function, zip, progress);
         let ((function_arn, adopted), function_report) =
-            run_step(progress, Step::Function, plan.function.action(), function).await?;
+            run_step(progress, Step::Function, plan.function.summary(), function).await?;
         // A function a twin run made carries that run's variables, and a new secret a new ARN:
         // plan them against ours again.
         let observed = adopted.as_ref().or(snapshot.function.ours());
@@ -217,13 +309,13 @@ async fn function_chain(
         let environment = replanned.as_ref().unwrap_or(&plan.environment);
         let set = function::apply_environment(aws, desired, environment, progress);
         let ((), environment_report) =
-            run_step(progress, Step::Environment, environment.action(), set).await?;
+            run_step(progress, Step::Environment, environment.summary(), set).await?;
         let removed = remove_secret(aws, desired, plan, &access, progress).await?;
         // No id: the API chain failed, and its error is the one to tell.
         let api_id = api_id.await.context("the REST API was not made")?;
         let change = &plan.permission;
         let grant = permission::apply(aws, desired, change, &api_id, progress);
-        let ((), permission_report) = run_step(progress, Step::Permission, change.action(), grant).await?;
+        let ((), permission_report) = run_step(progress, Step::Permission, change.summary(), grant).await?;
         let reports = [Some(role_report), secret_report, access_report, Some(function_report)]
             .into_iter()
             .chain([Some(environment_report), Some(permission_report)])
@@ -233,7 +325,7 @@ async fn function_chain(
         anyhow::Ok((role_arn, function_arn, secret_arn, reports))
     };
     let logs = log_group::apply(aws, stack, &plan.log_group);
-    let logs = run_step(progress, Step::LogGroup, plan.log_group.action(), logs);
+    let logs = run_step(progress, Step::LogGroup, plan.log_group.summary(), logs);
     let ((role_arn, function_arn, secret_arn, mut reports), ((), logs)) =
         tokio::try_join!(Box::pin(function), Box::pin(logs))?;
     reports.push(logs);
@@ -249,22 +341,40 @@ async fn remove_secret(
     access: &SecretAccessChange,
     progress: &dyn Progress,
 ) -> anyhow::Result<Vec<StepReport>> {
+    if !access.is_delete() && !plan.secret.is_delete() {
+        return Ok(vec![]);
+    }
+    // A twin run may have set the function to read the secret since this run's change: the
+    // secret then stays, and the check that follows tells.
+    let function = function::find(aws, &desired.stack).await?;
+    if function.ours().is_some_and(|function| function.environment.contains_key(SECRET_ARN)) {
+        let kept = "another run of this stack set the function to read the secret meanwhile: it is kept";
+        progress.note(Step::Secret, kept);
+        return Ok(vec![]);
+    }
     let policy = async {
         if !access.is_delete() {
             return Ok(None);
         }
         let delete = secret_access::apply(aws, desired, access);
-        run_step(progress, Step::SecretAccess, access.action(), delete).await.map(|(_, report)| Some(report))
+        run_step(progress, Step::SecretAccess, access.summary(), delete).await.map(|(_, report)| Some(report))
     };
     let secret = async {
         if !plan.secret.is_delete() {
             return Ok(None);
         }
         let delete = secret::apply(aws, desired, &plan.secret, progress);
-        run_step(progress, Step::Secret, plan.secret.action(), delete).await.map(|(_, report)| Some(report))
+        run_step(progress, Step::Secret, plan.secret.summary(), delete).await.map(|(_, report)| Some(report))
     };
     let (policy, secret) = tokio::try_join!(policy, secret)?;
     Ok([policy, secret].into_iter().flatten().collect())
+}
+
+/// What the API chain made.
+struct ApiSide {
+    api_id: String,
+    key: Option<KeptKey>,
+    reports: Vec<StepReport>,
 }
 
 /// REST API, `{proxy+}`, methods, integrations, stage and its limits, beside the API key;
@@ -277,12 +387,12 @@ async fn api_chain(
     progress: &dyn Progress,
     claimed: oneshot::Receiver<Option<String>>,
     api_known: oneshot::Sender<String>,
-) -> anyhow::Result<(String, Option<String>, Vec<StepReport>)> {
+) -> anyhow::Result<ApiSide> {
     let Prepared { desired, plan, snapshot, .. } = prepared;
     let observed = snapshot.api.ours();
     let change = &plan.api.api;
     let (found, to_build) = oneshot::channel();
-    let api_step = run_step(progress, Step::RestApi, change.action(), async {
+    let api_step = run_step(progress, Step::RestApi, change.summary(), async {
         // Told when this run tried to make the role; else the run that made the role found,
         // if it did so moments ago (it may be building the stack now).
         let found_maker = snapshot.role.ours().and_then(|role| role.maker_at_work()).map(str::to_string);
@@ -309,7 +419,7 @@ async fn api_chain(
         let change = &plan.api_key;
         let kept = (!change.is_delete()).then(|| api_key::apply(aws, &desired.stack, change));
         let applied = match kept {
-            Some(apply) => run_step(progress, Step::ApiKey, change.action(), apply).await.map(Some),
+            Some(apply) => run_step(progress, Step::ApiKey, change.summary(), apply).await.map(Some),
             None => Ok(None),
         };
         let _ = key_done.send(());
@@ -317,21 +427,22 @@ async fn api_chain(
     };
     let ((current, api_report), parts, key) = tokio::try_join!(Box::pin(api_step), Box::pin(parts), key)?;
     let parts = parts.context("the REST API's parts were not built")?;
-    let (key_id, key_report) = key.unzip();
-    let key_id = key_id.flatten();
+    let (key, key_report) = key.unzip();
+    let key = key.flatten();
+    let key_id = key.as_ref().map(|key| key.id.clone());
     // Planned again with the API and the key as they now are (either may be new).
     let usage_plan = usage_plan::plan(desired, Some(&current.id), key_id.as_deref(), &snapshot.usage_plans);
     let bind = usage_plan::apply(aws, &desired.stack, &current.id, key_id.as_deref(), &usage_plan, progress);
-    let ((), plan_report) = run_step(progress, Step::UsagePlan, usage_plan.action(), bind).await?;
+    let ((), plan_report) = run_step(progress, Step::UsagePlan, usage_plan.summary(), bind).await?;
     let key_report = match key_report {
         Some(report) => report,
         None => {
             let delete = api_key::apply(aws, &desired.stack, &plan.api_key);
-            run_step(progress, Step::ApiKey, plan.api_key.action(), delete).await?.1
+            run_step(progress, Step::ApiKey, plan.api_key.summary(), delete).await?.1
         }
     };
     let reports = [api_report].into_iter().chain(parts).chain([key_report, plan_report]).collect();
-    Ok((current.id, key_id, reports))
+    Ok(ApiSide { api_id: current.id, key, reports })
 }
 
 /// The API's parts: `{proxy+}`, methods, integrations, beside the gateway responses; once
@@ -355,26 +466,26 @@ async fn build_parts(
     let routes = async {
         let proxy = resource::apply(aws, api_id, &current.resources, &parts.resources, progress);
         let (proxy_id, proxy_report) =
-            run_step(progress, Step::ProxyResource, parts.resources.action(), proxy).await?;
+            run_step(progress, Step::ProxyResource, parts.resources.summary(), proxy).await?;
         let put = methods::apply(aws, api_id, &proxy_id, &parts.methods, progress);
-        let ((), methods_report) = run_step(progress, Step::Methods, parts.methods.action(), put).await?;
+        let ((), methods_report) = run_step(progress, Step::Methods, parts.methods.summary(), put).await?;
         let integrate =
             methods::apply_integrations(aws, desired, api_id, &proxy_id, &parts.integrations, progress);
         let ((), integrations_report) =
-            run_step(progress, Step::Integrations, parts.integrations.action(), integrate).await?;
+            run_step(progress, Step::Integrations, parts.integrations.summary(), integrate).await?;
         anyhow::Ok([proxy_report, methods_report, integrations_report])
     };
     let change = &parts.gateway_responses;
     let responses = gateway_responses::apply(aws, desired, api_id, change, progress);
-    let responses = run_step(progress, Step::GatewayResponses, change.action(), responses);
+    let responses = run_step(progress, Step::GatewayResponses, change.summary(), responses);
     let (routes, ((), responses_report), ()) = tokio::try_join!(routes, responses, async {
         key_settled.await;
         Ok(())
     })?;
     let deploy = stage::apply(aws, desired, api_id, &parts.stage, progress);
-    let ((), stage_report) = run_step(progress, Step::Deployment, parts.stage.action(), deploy).await?;
+    let ((), stage_report) = run_step(progress, Step::Deployment, parts.stage.summary(), deploy).await?;
     let limit = stage::apply_throttle(aws, desired, api_id, &parts.throttle, progress);
-    let ((), throttle_report) = run_step(progress, Step::Throttling, parts.throttle.action(), limit).await?;
+    let ((), throttle_report) = run_step(progress, Step::Throttling, parts.throttle.summary(), limit).await?;
     let [proxy_report, methods_report, integrations_report] = routes;
     Ok([proxy_report, methods_report, integrations_report, responses_report, stage_report, throttle_report])
 }

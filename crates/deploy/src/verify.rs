@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 use serde_json::Value;
-use tokendeploy_config::ProviderKind;
 use tokendeploy_config::origins::AllowedOrigins;
+use tokendeploy_config::{ProviderKind, SECRET_ARN};
 
 use crate::aws::{Aws, causes};
 use crate::desired::invoke_url;
@@ -123,7 +123,9 @@ pub async fn verify(
 ) -> crate::error::Result<VerifyReport> {
     let began = now_ms();
     let snapshot = snapshot::read(aws, stack).await?;
-    snapshot.refuse_foreign(stack)?;
+    let reads_secret =
+        snapshot.function.ours().is_some_and(|function| function.environment.contains_key(SECRET_ARN));
+    snapshot.refuse_foreign(stack, reads_secret)?;
     let deployed = Deployed::of(&snapshot, stack)?;
     let key = match &deployed.key {
         Some(id) => Some(api_key::value(aws, id).await?),

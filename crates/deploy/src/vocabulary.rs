@@ -90,7 +90,7 @@ impl Step {
             Step::Integrations => "Lambda proxy integrations",
             Step::GatewayResponses => "gateway responses (CORS)",
             Step::Deployment => "stage prod",
-            Step::Throttling => "stage limits",
+            Step::Throttling => "stage limits and settings",
             Step::ApiKey => "API key",
             Step::UsagePlan => "usage plan",
             Step::Permission => "invoke permission",
@@ -139,6 +139,9 @@ impl Action {
     }
 }
 
+/// Why a step is unchanged, unless it says otherwise (such as "not asked for").
+const AS_WANTED: &str = "as wanted";
+
 /// One step's decision as a person reads it: the action, and why (never a secret value:
 /// variable names at most). Each resource's own typed change says exactly what to do.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,7 +158,7 @@ impl Summary {
         Self { action: Action::Update, reason: reason.into() }
     }
     pub fn unchanged() -> Self {
-        Self { action: Action::Unchanged, reason: "as wanted".into() }
+        Self { action: Action::Unchanged, reason: AS_WANTED.into() }
     }
     pub fn unchanged_because(reason: impl Into<String>) -> Self {
         Self { action: Action::Unchanged, reason: reason.into() }
@@ -181,13 +184,24 @@ pub struct StepReport {
     #[serde(serialize_with = "serialize_step_name", rename = "name")]
     pub step: Step,
     pub action: Action,
+    /// Why nothing was done, when it is not that the resource is as wanted: "not asked for"
+    /// says the resource is not part of this stack, rather than that it exists unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub seconds: f64,
 }
 
 impl StepReport {
     /// `seconds` to the millisecond.
-    pub fn new(step: Step, action: Action, took: Duration) -> Self {
-        Self { step, action, seconds: (took.as_secs_f64() * 1000.0).round() / 1000.0 }
+    pub fn new(step: Step, summary: &Summary, took: Duration) -> Self {
+        let Summary { action, reason } = summary;
+        let reason = (*action == Action::Unchanged && reason != AS_WANTED).then(|| reason.clone());
+        Self { step, action: *action, reason, seconds: (took.as_secs_f64() * 1000.0).round() / 1000.0 }
+    }
+
+    /// What was done, as a progress line says it: "created", or "not asked for".
+    pub fn outcome(&self) -> &str {
+        self.reason.as_deref().unwrap_or(self.action.done())
     }
 }
 

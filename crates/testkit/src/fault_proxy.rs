@@ -115,6 +115,9 @@ pub enum Effect {
     LostReply,
     /// Never answer: hold the connection open until the proxy is dropped.
     Hang,
+    /// Hold the call this long, then forward it: a slow call, which a twin run's changes
+    /// overtake.
+    Delay(Duration),
     /// Forward the call, and answer with its JSON answer without any member of this name, at
     /// any depth: what the real service may leave out where the emulator fills in.
     StripFromAnswer(&'static str),
@@ -344,8 +347,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         shared.injected.fetch_add(1, Ordering::SeqCst);
     }
     tokio::time::sleep(shared.latency).await;
+    if let Some(Effect::Delay(pause)) = effect {
+        tokio::time::sleep(pause).await;
+    }
     match effect {
-        None => Ok(relay(&shared, parts, body)
+        None | Some(Effect::Delay(_)) => Ok(relay(&shared, parts, body)
             .await
             .unwrap_or_else(|error| plain(StatusCode::BAD_GATEWAY, error.to_string()))),
         Some(Effect::Error(kind)) => Ok(error_response(&shared, &call.service, &kind)),

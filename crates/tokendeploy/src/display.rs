@@ -87,7 +87,7 @@ impl Progress for Console {
     }
 
     fn finished(&self, report: &StepReport) {
-        let line = format!("{:<26} {} ({:.1}s)", report.step.title(), report.action.done(), report.seconds);
+        let line = format!("{:<26} {} ({:.1}s)", report.step.title(), report.outcome(), report.seconds);
         match &self.mode {
             Mode::Quiet => {}
             Mode::Lines => say(&line),

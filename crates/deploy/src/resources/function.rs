@@ -49,6 +49,17 @@ pub struct FunctionState {
 pub const KIND: &str = "Lambda function";
 
 /// The stack's function, looked up by name and checked for our tag.
+/// The function's variable `variable` as it is now, `None` when it is unset or the function is
+/// gone. For a function this run has just made or changed: read with GetFunctionConfiguration,
+/// which (unlike GetFunction) needs no `lambda:ListTags` to be whole.
+pub async fn variable(aws: &Aws, stack: &Stack, variable: &str) -> Result<Option<String>> {
+    let name = stack.function_name();
+    let found = aws.lambda.get_function_configuration().function_name(name).send().await;
+    let found = found.or_absent(RESOURCE_NOT_FOUND, format!("reading Lambda function {name}"))?;
+    let variables = found.as_ref().and_then(|config| config.environment()).and_then(|env| env.variables());
+    Ok(variables.and_then(|variables| variables.get(variable)).cloned())
+}
+
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<FunctionState>> {
     let name = stack.function_name();
     let found = aws.lambda.get_function().function_name(name).send().await;

@@ -132,11 +132,13 @@ pub async fn apply(
     match change {
         SecretChange::Unchanged { arn } => Ok(arn.clone()),
         SecretChange::Update { arn, restore, .. } => {
-            if *restore && !restore_secret(aws, arn).await? {
-                bail!("{KIND} {arn} was deleted without recovery meanwhile: run up again");
+            let restored = !*restore || restore_secret(aws, arn).await?;
+            if restored && put_value(aws, arn, &value).await? {
+                return Ok(Some(arn.clone()));
             }
-            put_value(aws, arn, &value).await?;
-            Ok(Some(arn.clone()))
+            // Deleted without recovery since the stack was read (by hand, or by a twin run
+            // keeping the secret in the environment): made again, with a new ARN.
+            create_or_adopt(aws, stack, &value, progress).await.map(Some)
         }
         SecretChange::Create => create_or_adopt(aws, stack, &value, progress).await.map(Some),
         SecretChange::Delete { arn } => {
@@ -166,8 +168,8 @@ async fn create_or_adopt(aws: &Aws, stack: &Stack, value: &str, progress: &dyn P
         let taken_by = find(aws, stack).await?.ours_or_refuse(KIND, &name, stack)?;
         if let Some(found) = taken_by
             && (!found.scheduled_for_deletion || restore_secret(aws, &found.arn).await?)
+            && put_value(aws, &found.arn, value).await?
         {
-            put_value(aws, &found.arn, value).await?;
             return Ok(found.arn);
         }
         if started.elapsed() + pause > NAME_FREED_LIMIT {
@@ -214,9 +216,14 @@ async fn create(aws: &Aws, stack: &Stack, value: &str) -> Result<Option<String>>
     }
 }
 
-async fn put_value(aws: &Aws, arn: &str, value: &str) -> Result<()> {
+/// Writes `value` as the secret's new version; `false` when the secret is gone or being
+/// deleted (Secrets Manager answers InvalidRequestException to the latter).
+async fn put_value(aws: &Aws, arn: &str, value: &str) -> Result<bool> {
     let put = aws.secretsmanager.put_secret_value().secret_id(arn).secret_string(value).send().await;
-    put.aws_context_no_echo(format!("writing a new value to {KIND} {arn}")).map(drop)
+    match put {
+        Err(e) if matches!(error_code(&e), Some(RESOURCE_NOT_FOUND | "InvalidRequestException")) => Ok(false),
+        put => put.aws_context_no_echo(format!("writing a new value to {KIND} {arn}")).map(|_| true),
+    }
 }
 
 /// Cancels the secret's scheduled deletion; `false` when it cannot be restored, having been

@@ -123,7 +123,7 @@ async fn a_resource_of_someone_else_stops_up_before_any_change_and_down_leaves_i
     assert!(error.to_string().contains("belongs to someone else"), "{error}");
     let found = snapshot::read(&aws, &stack).await.unwrap();
     assert_eq!(found.found(&stack).len(), 1, "up made nothing: {:?}", found.found(&stack));
-    assert_eq!(found.blocking(&stack).map(|f| f.name), Some(stack.role_name()));
+    assert_eq!(found.blocking(&stack, false).map(|f| f.name), Some(stack.role_name()));
 
     let left = down(&aws, &stack, &found, &Silent).await.unwrap();
     assert!(left.deleted.is_empty());

@@ -39,7 +39,7 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
             .await;
     console.clear();
     let prepared = prepared?;
-    prepared.snapshot.refuse_foreign(&stack)?;
+    prepared.snapshot.refuse_foreign(&stack, prepared.desired.secret.is_some())?;
     let plan = prepared.plan;
     let changes: Vec<PlannedStep> = plan
         .summaries()

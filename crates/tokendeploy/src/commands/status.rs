@@ -35,7 +35,7 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
             .await;
     console.clear();
     let prepared = prepared?;
-    if let Some(foreign) = prepared.snapshot.blocking(&stack) {
+    if let Some(foreign) = prepared.snapshot.blocking(&stack, prepared.desired.secret.is_some()) {
         let problem = foreign.to_string();
         let report =
             NotOurs { name: stack.name, region: stack.region, complete: false, in_sync: false, problem };

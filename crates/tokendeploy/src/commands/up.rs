@@ -27,6 +27,9 @@ pub async fn run(
     let report = tokendeploy_deploy::up::up(&aws, &stack, environment, security, package, &progress).await;
     console.clear();
     let mut report = report?;
+    for note in &report.notes {
+        crate::display::say(&format!("note: {note}"));
+    }
     if let (true, Some(id)) = (show_api_key, &report.api_key_id) {
         report.api_key = Some(api_key::value(&aws, id).await?);
     }

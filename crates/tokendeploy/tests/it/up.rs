@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::support::*;
 use aws_sdk_lambda::types::Environment;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokendeploy_testkit::fault_proxy::{Fault, FaultProxy};
 
 fn changed(actions: &[(String, String)]) -> Vec<&str> {
@@ -172,6 +172,17 @@ async fn a_second_up_with_nothing_changed_changes_nothing() {
     let second = harness.up(&[]);
     second.assert_success().assert_no_secret();
     assert_eq!(second.actions(), all("unchanged"));
+    // What the stack does not have is not reported as if it existed unchanged.
+    let absent = ["secret", "secret_access", "api_key", "usage_plan"];
+    for step in second.json()["steps"].as_array().unwrap() {
+        let name = step["name"].as_str().unwrap();
+        let wanted = if absent.contains(&name) { json!("not asked for") } else { Value::Null };
+        assert_eq!(step["reason"], wanted, "{name}");
+    }
+    for title in ["Secrets Manager secret", "secret read policy", "API key", "usage plan"] {
+        let line = second.stderr.lines().find(|line| line.starts_with(title)).unwrap_or_default();
+        assert!(line.contains(" not asked for ("), "{title}: {}", second.stderr);
+    }
     assert_eq!(second.json()["api_id"], first.json()["api_id"]);
     assert_eq!(last_modified(&aws).await, modified, "nothing was uploaded or reconfigured");
     assert_eq!(deployment_count(&aws, first.json()["api_id"].as_str().unwrap()).await, deployments);
@@ -301,7 +312,9 @@ async fn a_missing_secret_is_refused_before_any_aws_call() {
     let run = harness.up_with(&[], &env);
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("CONSUMER_SECRET is not set"), "{}", run.stderr);
-    assert_eq!(run.stdout, "");
+    // With --output json, the failure is a JSON object on stdout too.
+    assert_eq!(run.json()["error"]["kind"], "usage", "{}", run.stdout);
+    assert!(run.json()["error"]["message"].as_str().unwrap().starts_with("CONSUMER_SECRET is not set"));
     let aws = harness.aws(REGION).await;
     assert!(role_names(&aws).await.is_empty());
     assert!(function_names(&aws).await.is_empty());

@@ -2,6 +2,8 @@
 //! several keys share a name, so ours are told by their tag, and the oldest is the one kept:
 //! a repeated `up` hands out the same key.
 
+use std::time::Duration;
+
 use anyhow::Result;
 use aws_sdk_apigateway::types::{Op, PatchOperation};
 use futures::future::try_join_all;
@@ -109,38 +111,83 @@ pub fn plan(desired: &Desired, observed: &[ApiKeyState]) -> ApiKeyChange {
     }
 }
 
+/// The key a run keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptKey {
+    pub id: String,
+    /// Set when a twin run made the stack's key at the same moment and this run's was
+    /// removed in its favour: what to tell the user.
+    pub twin: Option<String>,
+}
+
+/// How long a run that made a key waits before settling with twin runs that may be making
+/// one at the same moment: keys are ordered by their creation second (then id), so by then
+/// every key made in the same second or before is listed, and every run keeps the same one.
+const TWIN_KEY_WINDOW: Duration = Duration::from_secs(2);
+
 /// Carries out `change`; returns the key kept, if any.
-pub async fn apply(aws: &Aws, stack: &Stack, change: &ApiKeyChange) -> Result<Option<String>> {
+pub async fn apply(aws: &Aws, stack: &Stack, change: &ApiKeyChange) -> Result<Option<KeptKey>> {
+    let kept = |id: &str| Some(KeptKey { id: id.to_string(), twin: None });
     match change {
-        ApiKeyChange::Unchanged { id } => Ok(id.clone()),
+        ApiKeyChange::Unchanged { id } => Ok(id.as_deref().and_then(kept)),
         ApiKeyChange::Create => {
-            let name = stack.api_key_name();
-            let created = aws
-                .apigateway
-                .create_api_key()
-                .name(name)
-                .description(format!("Clients of the tokendeploy token server {}", stack.name))
-                .enabled(true)
-                .set_tags(Some(stack.tags().into_iter().collect()))
-                .send()
-                .await
-                .aws_context_no_echo(format!("creating the {KIND} {name}"))?;
-            Ok(created.id().map(str::to_string))
+            // One made by a twin run since the stack was read may yet lose to another's.
+            let made = match find(aws, stack).await?.is_empty() {
+                true => Some(create(aws, stack).await?),
+                false => None,
+            };
+            tokio::time::sleep(TWIN_KEY_WINDOW).await;
+            let Some(oldest) = find(aws, stack).await?.into_iter().next() else {
+                anyhow::bail!("the {KIND} {} was deleted as it was made: run up again", stack.api_key_name());
+            };
+            if !oldest.enabled {
+                enable(aws, &oldest.id).await?;
+            }
+            let twin = match made {
+                Some(made) if made != oldest.id => {
+                    delete(aws, std::slice::from_ref(&made)).await?;
+                    Some(format!(
+                        "another tokendeploy up of stack {} made its API key {} a moment before this run made {made}: this run removed its own, and {} is the stack's key",
+                        stack.name, oldest.id, oldest.id
+                    ))
+                }
+                _ => None,
+            };
+            Ok(Some(KeptKey { id: oldest.id, twin }))
         }
-        ApiKeyChange::Update { id, enable, remove } => {
-            if *enable {
-                let on = PatchOperation::builder().op(Op::Replace).path("/enabled").value("true").build();
-                let enabled = aws.apigateway.update_api_key().api_key(id).patch_operations(on).send().await;
-                enabled.aws_context_no_echo(format!("enabling {KIND} {id}"))?;
+        ApiKeyChange::Update { id, enable: enabled, remove } => {
+            if *enabled {
+                enable(aws, id).await?;
             }
             delete(aws, remove).await?;
-            Ok(Some(id.clone()))
+            Ok(kept(id))
         }
         ApiKeyChange::Delete { ids } => {
             delete(aws, ids).await?;
             Ok(None)
         }
     }
+}
+
+async fn create(aws: &Aws, stack: &Stack) -> Result<String> {
+    let name = stack.api_key_name();
+    let created = aws
+        .apigateway
+        .create_api_key()
+        .name(name)
+        .description(format!("Clients of the tokendeploy token server {}", stack.name))
+        .enabled(true)
+        .set_tags(Some(stack.tags().into_iter().collect()))
+        .send()
+        .await
+        .aws_context_no_echo(format!("creating the {KIND} {name}"))?;
+    Ok(created.id().unwrap_or_default().to_string())
+}
+
+async fn enable(aws: &Aws, id: &str) -> Result<()> {
+    let on = PatchOperation::builder().op(Op::Replace).path("/enabled").value("true").build();
+    let enabled = aws.apigateway.update_api_key().api_key(id).patch_operations(on).send().await;
+    enabled.aws_context_no_echo(format!("enabling {KIND} {id}")).map(drop)
 }
 
 /// The key's value: read only when the user asked to see it.

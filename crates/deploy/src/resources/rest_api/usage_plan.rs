@@ -28,7 +28,7 @@ pub struct UsagePlanState {
 }
 
 /// `apiId:stage`, as API Gateway names a plan's stage in patches.
-fn stage_ref(api_id: &str) -> String {
+pub fn stage_ref(api_id: &str) -> String {
     format!("{api_id}:{STAGE}")
 }
 
@@ -135,11 +135,33 @@ pub fn plan(
     key_id: Option<&str>,
     observed: &[UsagePlanState],
 ) -> UsagePlanChange {
-    let (kept, others) = match (desired.security.api_key, observed) {
-        (false, []) => return UsagePlanChange::Unchanged { id: None },
-        (false, plans) => return UsagePlanChange::Delete { plans: plans.to_vec() },
-        (true, []) => return UsagePlanChange::Create,
-        (true, [kept, others @ ..]) => (kept, others),
+    match (desired.security.api_key, observed) {
+        (false, []) => UsagePlanChange::Unchanged { id: None },
+        (false, plans) => UsagePlanChange::Delete { plans: plans.to_vec() },
+        (true, []) => UsagePlanChange::Create,
+        (true, plans) => plan_found(api_id, key_id, plans),
+    }
+}
+
+/// Whether `plan` binds the stage of `api_id` and the key `key_id` (when they are known).
+fn is_whole(plan: &UsagePlanState, api_id: Option<&str>, key_id: Option<&str>) -> bool {
+    let binds_stage = api_id.is_some_and(|api_id| plan.stages.contains(&stage_ref(api_id)));
+    binds_stage && key_id.is_some_and(|key_id| plan.key_ids.iter().any(|bound| bound == key_id))
+}
+
+/// Of several plans, the one kept: of those binding the stage and the key, the lowest id, a
+/// rule every run applies alike (usage plans carry no creation time); then the others.
+fn kept_first(api_id: Option<&str>, key_id: Option<&str>, plans: &[UsagePlanState]) -> Vec<UsagePlanState> {
+    let mut sorted = plans.to_vec();
+    sorted.sort_by_cached_key(|plan| (!is_whole(plan, api_id, key_id), plan.id.clone()));
+    sorted
+}
+
+/// The change to the plans found, the stack wanting one.
+fn plan_found(api_id: Option<&str>, key_id: Option<&str>, found: &[UsagePlanState]) -> UsagePlanChange {
+    let sorted = kept_first(api_id, key_id, found);
+    let [kept, others @ ..] = sorted.as_slice() else {
+        return UsagePlanChange::Create;
     };
     let wanted_stage = api_id.map(stage_ref);
     let add_stage = wanted_stage.as_ref().is_none_or(|stage| !kept.stages.contains(stage));
@@ -176,22 +198,17 @@ pub async fn apply(
         UsagePlanChange::Unchanged { .. } => Ok(()),
         UsagePlanChange::Delete { plans } => delete(aws, plans, progress).await,
         UsagePlanChange::Create => {
-            let name = stack.api_key_name();
-            let stage = ApiStage::builder().api_id(api_id).stage(STAGE).build();
-            let created = api
-                .create_usage_plan()
-                .name(name)
-                .description(format!("Issues the API key of the tokendeploy token server {}", stack.name))
-                .api_stages(stage)
-                .set_tags(Some(stack.tags().into_iter().collect()))
-                .send()
-                .await
-                .aws_context(format!("creating the {KIND} {name}"))?;
-            let id = created.id().unwrap_or_default().to_string();
-            match key_id {
-                Some(key_id) => bind(aws, &id, key_id).await,
-                None => Ok(()),
+            // Made by a twin run since the stack was read: that one is brought up to date.
+            let found = find(aws, stack).await?;
+            if !found.is_empty() {
+                let change = plan_found(Some(api_id), key_id, &found);
+                return Box::pin(apply(aws, stack, api_id, key_id, &change, progress)).await;
             }
+            let id = create(aws, stack, api_id).await?;
+            if let Some(key_id) = key_id {
+                bind(aws, &id, key_id).await?;
+            }
+            settle(aws, stack, api_id, key_id, progress).await
         }
         UsagePlanChange::Update { id, add_stage, remove_stages, bind_key, unbind_keys, remove_plans } => {
             let patch = |op: Op, stage: &str| {
@@ -215,6 +232,41 @@ pub async fn apply(
             }
             delete(aws, remove_plans, progress).await
         }
+    }
+}
+
+async fn create(aws: &Aws, stack: &Stack, api_id: &str) -> Result<String> {
+    let name = stack.api_key_name();
+    let stage = ApiStage::builder().api_id(api_id).stage(STAGE).build();
+    let created = aws
+        .apigateway
+        .create_usage_plan()
+        .name(name)
+        .description(format!("Issues the API key of the tokendeploy token server {}", stack.name))
+        .api_stages(stage)
+        .set_tags(Some(stack.tags().into_iter().collect()))
+        .send()
+        .await
+        .aws_context(format!("creating the {KIND} {name}"))?;
+    Ok(created.id().unwrap_or_default().to_string())
+}
+
+/// Settles with twin runs that made a plan at the same moment: of the plans binding the stage
+/// and the key, the one [`kept_first`] stays and the others go, whichever run made them. A
+/// run's plan binds both before the run settles, so the one kept is always whole, and every
+/// run keeps the same one.
+async fn settle(
+    aws: &Aws,
+    stack: &Stack,
+    api_id: &str,
+    key_id: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let found = find(aws, stack).await?;
+    let whole: Vec<_> = found.into_iter().filter(|plan| is_whole(plan, Some(api_id), key_id)).collect();
+    match kept_first(Some(api_id), key_id, &whole).split_first() {
+        Some((_, twins)) if !twins.is_empty() => delete(aws, twins, progress).await,
+        _ => Ok(()),
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use tokendeploy_deploy::Aws;
-use tokendeploy_testkit::fault_proxy::FaultProxy;
+use tokendeploy_testkit::fault_proxy::{Call, Effect, FaultProxy, Rule};
 use tokendeploy_testkit::moto::Moto;
 
 pub const REGION: &str = "us-west-1";
@@ -330,4 +330,40 @@ pub async fn upstream() -> wiremock::MockServer {
         .mount(&server)
         .await;
     server
+}
+
+/// Through a fault proxy holding every call `held` matches for 3 s: `up` with the function's
+/// zip and `args`, started in the background; returns once a held call has arrived (the run
+/// is then inside that call).
+pub async fn up_held(
+    harness: &Harness,
+    env: &[(String, String)],
+    held: impl Fn(&Call) -> bool + Send + Sync + 'static,
+    args: &[&str],
+) -> (FaultProxy, std::process::Child) {
+    let zip = function_zip().to_str().unwrap().to_string();
+    let mut all = vec!["up", "--output", "json", "--zip", &zip];
+    all.extend_from_slice(args);
+    run_held(harness, env, held, &all).await
+}
+
+/// As [`up_held`], for any command line.
+pub async fn run_held(
+    harness: &Harness,
+    env: &[(String, String)],
+    held: impl Fn(&Call) -> bool + Send + Sync + 'static,
+    args: &[&str],
+) -> (FaultProxy, std::process::Child) {
+    let rule = Rule::first(held, usize::MAX, Effect::Delay(std::time::Duration::from_secs(3)));
+    let proxy = FaultProxy::start_with(&harness.moto.endpoint(), vec![rule]).await.unwrap();
+    let mut env = env.to_vec();
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
+    env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
+    let mut command = harness.command(args, &env);
+    let stdio = std::process::Stdio::piped;
+    let child = command.stdout(stdio()).stderr(stdio()).spawn().unwrap();
+    while !proxy.calls().iter().any(|call| call.faulted) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    (proxy, child)
 }
