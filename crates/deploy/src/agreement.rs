@@ -21,18 +21,19 @@ use crate::resources::{function, secret_access};
 use crate::stack::{STAGE, Stack};
 use crate::vocabulary::{Action, Planned};
 
-/// Whether `plan` changes a side of a pair: only then can this run have set one apart from
-/// a twin's change of the other.
-pub fn at_stake(plan: &Plan) -> bool {
-    let changes = [
-        plan.secret.action(),
-        plan.secret_access.action(),
-        plan.environment.action(),
-        plan.api.parts.methods.action(),
-        plan.api_key.action(),
-        plan.usage_plan.action(),
-    ];
-    changes.iter().any(|action| *action != Action::Unchanged)
+/// Whether `plan` changes a side of a pair in a way a twin's change of the other side can
+/// undo: it points the function at a secret, or makes the methods want a key (a twin may
+/// remove the secret or the key meanwhile); or it changes a secret, its policy, a key or a
+/// plan (a twin may rely on them). A change away from the secret or the key alone is not:
+/// whichever run's lands last, nothing of the other's is removed by it. (A fresh stack without
+/// those flags reads nothing again.)
+pub fn at_stake(desired: &Desired, plan: &Plan) -> bool {
+    let changed = |action: Action| action != Action::Unchanged;
+    let reads_secret = desired.secret.is_some() && changed(plan.environment.action());
+    let wants_key = desired.security.api_key && changed(plan.api.parts.methods.action());
+    let own =
+        [plan.secret.action(), plan.secret_access.action(), plan.api_key.action(), plan.usage_plan.action()];
+    reads_secret || wants_key || own.into_iter().any(changed)
 }
 
 /// Both sides of each pair, as they are now.
@@ -156,7 +157,7 @@ mod tests {
         };
         Sides {
             wants_key: true,
-            keys: vec![ApiKeyState { id: "key".into(), enabled }],
+            keys: vec![ApiKeyState { id: "key".into(), enabled, created: 0 }],
             plans: vec![plan],
             ..sides()
         }

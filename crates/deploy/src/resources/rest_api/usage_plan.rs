@@ -13,7 +13,9 @@ use futures::future::try_join_all;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
 use crate::desired::Desired;
-use crate::retry::{Backoff, retrying, usage_plan_still_bound, usage_plan_update_refused};
+use crate::retry::{
+    APIGATEWAY_CONFLICT, Backoff, retrying, usage_plan_still_bound, usage_plan_update_refused,
+};
 use crate::stack::{STAGE, Stack};
 use crate::vocabulary::{Planned, Progress, Step, Summary};
 
@@ -198,11 +200,14 @@ pub async fn apply(
         UsagePlanChange::Unchanged { .. } => Ok(()),
         UsagePlanChange::Delete { plans } => delete(aws, plans, progress).await,
         UsagePlanChange::Create => {
-            // Made by a twin run since the stack was read: that one is brought up to date.
+            // Made by a twin run since the stack was read: the one kept is brought up to date.
+            // The others are left to the runs that made them (they may be binding them now);
+            // settling then removes whichever whole ones lose.
             let found = find(aws, stack).await?;
-            if !found.is_empty() {
-                let change = plan_found(Some(api_id), key_id, &found);
-                return Box::pin(apply(aws, stack, api_id, key_id, &change, progress)).await;
+            if let Some(first) = kept_first(Some(api_id), key_id, &found).into_iter().next() {
+                let change = plan_found(Some(api_id), key_id, std::slice::from_ref(&first));
+                Box::pin(apply(aws, stack, api_id, key_id, &change, progress)).await?;
+                return settle(aws, stack, api_id, key_id, progress).await;
             }
             let id = create(aws, stack, api_id).await?;
             if let Some(key_id) = key_id {
@@ -300,7 +305,8 @@ async fn bind(aws: &Aws, plan_id: &str, key_id: &str) -> Result<()> {
         .key_type("API_KEY")
         .send()
         .await;
-    bound.aws_context(format!("binding API key {key_id} to {KIND} {plan_id}")).map(drop)
+    // A conflict: a twin run bound the same key to this plan a moment ago, as wanted.
+    bound.or_absent(APIGATEWAY_CONFLICT, format!("binding API key {key_id} to {KIND} {plan_id}")).map(drop)
 }
 
 /// How long API Gateway may go on counting a plan's stages once they were removed.
