@@ -50,12 +50,15 @@ pub async fn run() -> ExitCode {
     let finished = match if_interrupted {
         // It stops on a signal by design, and says so.
         None => work.await,
-        Some(left) => tokio::select! {
-            finished = work => finished,
-            signal = signals::stop() => {
-                let signal = signal.unwrap_or("a signal");
-                return failed(format, "interrupted", &format!("interrupted ({signal}): {left}"), 1);
-            }
+        // Signals that cannot be listened for interrupt nothing.
+        Some(left) => match signals::stop() {
+            Err(_) => work.await,
+            Ok(stop) => tokio::select! {
+                finished = work => finished,
+                signal = stop => {
+                    return failed(format, "interrupted", &format!("interrupted ({signal}): {left}"), 1);
+                }
+            },
         },
     };
     match finished {

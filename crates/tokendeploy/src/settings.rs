@@ -70,7 +70,9 @@ pub fn warnings(environment: &FunctionEnvironment) -> Vec<String> {
 /// stay on this machine.
 fn known_variables(env_file: Option<&Path>, flags: Flags) -> Result<BTreeMap<String, String>> {
     let allowed_origins = allowed_origins(flags.allow_origins)?;
-    let from_environment = from_environment()?;
+    let from_environment = from_environment();
+    // The first variable this run would take from the environment that is not text.
+    let not_text = std::cell::RefCell::new(None);
     let from_file = match env_file {
         Some(path) => read_env_file(path)?,
         None => BTreeMap::new(),
@@ -82,27 +84,32 @@ fn known_variables(env_file: Option<&Path>, flags: Flags) -> Result<BTreeMap<Str
             _ => None,
         };
         let set = |value: &String| !value.trim().is_empty();
-        let from_environment = from_environment.get(name).filter(|value| set(value)).cloned();
+        let from_environment = || match from_environment.get(name)? {
+            Some(value) => Some(value.clone()).filter(set),
+            None => {
+                not_text.borrow_mut().get_or_insert_with(|| name.to_string());
+                None
+            }
+        };
         let from_file = || from_file.get(name).filter(|value| set(value)).cloned();
-        flag.or(from_environment).or_else(from_file)
+        flag.or_else(from_environment).or_else(from_file)
     };
-    Ok(pick(lookup))
+    let picked = pick(lookup);
+    match not_text.into_inner() {
+        Some(name) => Err(UsageError(format!(
+            "{name} in the environment is not UTF-8 text: set it again as text (its value is not shown); nothing was deployed"
+        ))
+        .into()),
+        None => Ok(picked),
+    }
 }
 
 /// Every variable a provider reads that the process environment sets, read as the bytes it
-/// is: one that is not UTF-8 text is an error naming it (never its value), not skipped.
-fn from_environment() -> Result<BTreeMap<String, String>> {
-    let mut found = BTreeMap::new();
-    for name in managed() {
-        let Some(value) = std::env::var_os(name) else { continue };
-        let value = value.into_string().map_err(|_| {
-            UsageError(format!(
-                "{name} in the environment is not UTF-8 text: set it again as text (its value is not shown); nothing was deployed"
-            ))
-        })?;
-        found.insert(name.to_string(), value);
-    }
-    Ok(found)
+/// is: `None` for one that is not UTF-8 text, so a run that would take it refuses, naming it
+/// (never its value), rather than skip it; another provider's is no concern of this run's.
+fn from_environment() -> BTreeMap<String, Option<String>> {
+    let set = managed().into_iter().filter_map(|name| Some((name, std::env::var_os(name)?)));
+    set.map(|(name, value)| (name.to_string(), value.into_string().ok())).collect()
 }
 
 /// `--allow-origin` values as `ALLOWED_ORIGINS` holds them, each checked on its own so the

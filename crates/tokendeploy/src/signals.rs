@@ -4,13 +4,18 @@
 use anyhow::{Context, Result};
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Waits for Ctrl-C, SIGTERM or SIGHUP; returns its name.
-pub async fn stop() -> Result<&'static str> {
+/// Listens for Ctrl-C (SIGINT), SIGTERM and SIGHUP from now on (not from the first poll: a
+/// signal arriving before then would kill the process the default way); the future gives the
+/// name of the first that comes.
+pub fn stop() -> Result<impl Future<Output = &'static str>> {
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
     let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
     let mut hang_up = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-    tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "Ctrl-C").context("listening for Ctrl-C"),
-        _ = terminate.recv() => Ok("SIGTERM"),
-        _ = hang_up.recv() => Ok("SIGHUP"),
-    }
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => "Ctrl-C",
+            _ = terminate.recv() => "SIGTERM",
+            _ = hang_up.recv() => "SIGHUP",
+        }
+    })
 }

@@ -5,7 +5,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use tokendeploy_deploy::logs::{self, Entry, Tail};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Outcome;
 use crate::cli::{LogsArgs, OutputFormat};
@@ -25,12 +24,11 @@ pub async fn run(args: LogsArgs) -> Result<Outcome> {
     let mut latest = events.iter().map(|event| event.timestamp).max().unwrap_or(since);
     show(&tail.feed(&events, now_ms()), args.output)?;
     if args.follow {
-        let mut interrupt = signal(SignalKind::interrupt()).context("listening for Ctrl-C")?;
-        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let stop = crate::signals::stop()?;
+        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = interrupt.recv() => break,
-                _ = terminate.recv() => break,
+                _ = &mut stop => break,
                 () = tokio::time::sleep(FOLLOW_EVERY) => {}
             }
             let events = logs::read(&aws, &stack, since.max(latest - FOLLOW_OVERLAP_MS)).await?;

@@ -431,6 +431,41 @@ async fn slow_and_idle_clients_are_cut_while_others_are_served_and_sigterm_stops
     stops_on(&mut child, &mut logs, "TERM", "SIGTERM").await;
 }
 
+// A client that asks and asks and never reads the answers: once its socket's buffers are full,
+// the server's write waits; the write deadline cuts it, instead of it holding a slot for good.
+#[tokio::test]
+async fn a_client_that_never_reads_its_answers_is_cut_after_the_write_deadline() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = MockServer::start().await;
+    let (mut child, base, mut logs) = serve(&dolby_env(&upstream), &[]).await;
+    // Its log read as it comes (a line a request): a full pipe would stop it.
+    tokio::spawn(async move { while let Ok(Some(_)) = logs.next_line().await {} });
+    let address = base.trim_start_matches("http://").to_string();
+    let (mut reader, mut writer) = tokio::net::TcpStream::connect(&address).await.unwrap().into_split();
+    // Pipelined requests for a path it does not serve (no upstream call): far more answer
+    // bytes than the socket buffers on both sides hold.
+    const REQUESTS: usize = 200_000;
+    let writing = tokio::spawn(async move {
+        for _ in 0..REQUESTS {
+            if writer.write_all(b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n").await.is_err() {
+                break;
+            }
+        }
+        writer
+    });
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    // Others are served meanwhile.
+    assert!(reqwest::get(format!("{base}/nowhere")).await.is_ok(), "serve answers another client");
+    // Cut: what was buffered reads out, then the connection ends, short of every answer.
+    let mut answers = Vec::new();
+    let drained = tokio::time::timeout(Duration::from_secs(5), reader.read_to_end(&mut answers)).await;
+    assert!(drained.is_ok(), "the connection was still open after the write deadline");
+    let answered = answers.windows(12).filter(|window| window == b"HTTP/1.1 404").count();
+    assert!(answered > 0 && answered < REQUESTS, "{answered} of {REQUESTS} answered before the cut");
+    writing.abort();
+    child.start_kill().unwrap();
+}
+
 #[tokio::test]
 async fn sighup_stops_it_as_ctrl_c_does() {
     let upstream = MockServer::start().await;

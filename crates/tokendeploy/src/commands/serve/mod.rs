@@ -3,6 +3,7 @@
 //! AWS.
 
 mod server;
+mod write_deadline;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -48,12 +49,14 @@ pub async fn run(args: ServeArgs) -> Result<Outcome> {
         say(&format!("warning: serving on {address}, reachable from other machines (--host)"));
     }
     init_logging();
+    // Listening for the stop signals before saying it serves: one sent from then on stops it.
+    let stop = crate::signals::stop()?;
     say(&startup_line(&config, address, args.client));
     let service = Arc::new(TokenService::new(Ok(config), Arc::new(SystemClock)));
     let limits = Limits::SERVE;
     let served = Served { service, client: args.client, body_timeout: limits.body };
     let app = axum::Router::new().fallback(answer).with_state(served);
-    let signal = server::serve(listener, app, limits).await.context("serving tokens")?;
+    let signal = server::serve(listener, app, limits, stop).await.context("serving tokens")?;
     say(&format!("stopped ({signal})"));
     Ok(Outcome::Done)
 }

@@ -1,6 +1,7 @@
 //! `serve`'s HTTP server, bounded in time and count so no client can hold it: a connection
 //! must send a request's headers within [`Limits::header`] (also how long an idle keep-alive
-//! connection may wait for its next request), at most [`Limits::connections`] are served at
+//! connection may wait for its next request) and let its answers be written within
+//! [`Limits::write`] (a client that stops reading is cut), at most [`Limits::connections`] are served at
 //! once (the rest wait in the kernel's queue, and one line says the cap is reached), and
 //! Ctrl-C, SIGTERM and SIGHUP stop it the same way: no new connections, those open given a
 //! moment to finish.
@@ -17,6 +18,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use super::write_deadline::WriteDeadline;
 use crate::display::say;
 
 /// How long a client may take, and how many it may be.
@@ -26,6 +28,8 @@ pub struct Limits {
     pub header: Duration,
     /// To send a request's body, once its headers are in.
     pub body: Duration,
+    /// For a write of an answer to go through: a client must read what it asked for.
+    pub write: Duration,
     /// Connections served at once.
     pub connections: usize,
     /// How long connections still open at a stop may take to finish.
@@ -38,17 +42,22 @@ impl Limits {
     pub const SERVE: Limits = Limits {
         header: Duration::from_secs(10),
         body: Duration::from_secs(10),
+        write: Duration::from_secs(10),
         connections: 512,
         drain: Duration::from_secs(5),
     };
 }
 
-/// Serves `app` on `listener` until a stop signal; returns the signal's name.
-pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits) -> Result<&'static str> {
+/// Serves `app` on `listener` until `stop` (a signal) comes; returns its name.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    limits: Limits,
+    stop: impl Future<Output = &'static str>,
+) -> Result<&'static str> {
     let slots = Arc::new(Semaphore::new(limits.connections));
     let graceful = GracefulShutdown::new();
     let at_cap_told = AtomicBool::new(false);
-    let stop = crate::signals::stop();
     tokio::pin!(stop);
     let signal = loop {
         let slot = match slots.clone().try_acquire_owned() {
@@ -62,7 +71,7 @@ pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits) -> 
                 }
                 tokio::select! {
                     slot = slots.clone().acquire_owned() => slot.context("the connection slots closed")?,
-                    signal = &mut stop => break signal?,
+                    signal = &mut stop => break signal,
                 }
             }
         };
@@ -76,7 +85,7 @@ pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits) -> 
                     continue;
                 }
             },
-            signal = &mut stop => break signal?,
+            signal = &mut stop => break signal,
         };
         if slots.available_permits() > limits.connections / 2 {
             at_cap_told.store(false, Ordering::Relaxed);
@@ -85,7 +94,10 @@ pub async fn serve(listener: TcpListener, app: axum::Router, limits: Limits) -> 
         let connection = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header)
-            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+            .serve_connection(
+                TokioIo::new(WriteDeadline::new(stream, limits.write)),
+                TowerToHyperService::new(app.clone()),
+            );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             // A client's error (reset, timeout, garbage) ends its connection, nothing more.
