@@ -89,8 +89,8 @@ impl std::error::Error for ForeignResource {}
 /// to that one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConcurrentRun {
-    /// It made the stack's REST API (`kept`) too; this run removed its own copies.
-    MadeRestApi { stack: String, kept: String, removed: Vec<String> },
+    /// It made the stack's gateway of `kind` (`kept`) too; this run removed its own copies.
+    MadeGateway { stack: String, kind: &'static str, kept: String, removed: Vec<String> },
     /// It changed settings this run also sets (`changed`, such as where the secret is kept);
     /// the stack works as it left it.
     ChangedSettings { stack: String, changed: Vec<String> },
@@ -101,9 +101,9 @@ pub enum ConcurrentRun {
 impl fmt::Display for ConcurrentRun {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConcurrentRun::MadeRestApi { stack, kept, removed } => write!(
+            ConcurrentRun::MadeGateway { stack, kind, kept, removed } => write!(
                 f,
-                "another tokendeploy up of stack {stack} made its REST API ({kept}) at the same moment; this run removed its own copy ({}) and stopped before changing the API: run up again once the other has finished",
+                "another tokendeploy up of stack {stack} made its {kind} ({kept}) at the same moment; this run removed its own copy ({}) and stopped before changing the API: run up again once the other has finished",
                 removed.join(", ")
             ),
             ConcurrentRun::ChangedSettings { stack, changed } => write!(

@@ -19,6 +19,7 @@ pub mod snapshot;
 pub mod stack;
 pub mod status;
 mod steps;
+pub mod twins;
 pub mod up;
 pub mod verify;
 pub mod vocabulary;

@@ -2,8 +2,6 @@
 //! Plain data: computing it makes no AWS call, so `up`, `plan` and `status` decide with the
 //! same code and the decisions are tested without a network.
 
-use std::collections::BTreeMap;
-
 use crate::desired::Desired;
 use crate::resources::function::{self, CodeChange, EnvironmentChange, FunctionChange};
 use crate::resources::log_group::{self, LogGroupChange};
@@ -55,30 +53,42 @@ impl Plan {
         }
     }
 
-    /// Every step's change as a person reads it.
-    pub fn summaries(&self) -> BTreeMap<Step, Summary> {
-        let mut summaries = BTreeMap::from([
-            (Step::Role, self.role.summary()),
-            (Step::Package, self.code.summary()),
-            (Step::LogGroup, self.log_group.summary()),
-            (Step::Function, self.function.summary()),
-            (Step::Environment, self.environment.summary()),
-            (Step::Permission, self.permission.summary()),
-            (Step::Secret, self.secret.summary()),
-            (Step::SecretAccess, self.secret_access.summary()),
-            (Step::ApiKey, self.api_key.summary()),
-            (Step::UsagePlan, self.usage_plan.summary()),
-        ]);
-        summaries.extend(self.api.summaries());
-        summaries
+    /// One step's change as a person reads it. A `match`, so a new step does not compile
+    /// until the plan says what it changes.
+    pub fn summary(&self, step: Step) -> Summary {
+        let parts = &self.api.parts;
+        match step {
+            Step::Role => self.role.summary(),
+            Step::Package => self.code.summary(),
+            Step::LogGroup => self.log_group.summary(),
+            Step::Secret => self.secret.summary(),
+            Step::SecretAccess => self.secret_access.summary(),
+            Step::Function => self.function.summary(),
+            Step::Environment => self.environment.summary(),
+            Step::RestApi => self.api.api.summary(),
+            Step::ProxyResource => parts.resources.summary(),
+            Step::Methods => parts.methods.summary(),
+            Step::Integrations => parts.integrations.summary(),
+            Step::GatewayResponses => parts.gateway_responses.summary(),
+            Step::Deployment => parts.stage.summary(),
+            Step::Throttling => parts.throttle.summary(),
+            Step::ApiKey => self.api_key.summary(),
+            Step::UsagePlan => self.usage_plan.summary(),
+            Step::Permission => self.permission.summary(),
+        }
+    }
+
+    /// Every step's change, in `up`'s order.
+    pub fn summaries(&self) -> Vec<(Step, Summary)> {
+        Step::ALL.into_iter().map(|step| (step, self.summary(step))).collect()
     }
 
     pub fn action(&self, step: Step) -> Action {
-        self.summaries()[&step].action
+        self.summary(step).action
     }
 
     pub fn is_unchanged(&self) -> bool {
-        self.summaries().values().all(|summary| summary.action == Action::Unchanged)
+        Step::ALL.into_iter().all(|step| self.action(step) == Action::Unchanged)
     }
 }
 
@@ -121,6 +131,21 @@ mod tests {
         let plan = Plan::new(&everything, &empty());
         for step in Step::ALL {
             assert_eq!(plan.action(step), Action::Create, "{step}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_stack_has_pairs_at_stake_only_with_the_secret_store_or_a_key() {
+        use crate::agreement::at_stake;
+        let plain = Desired::example("sha", &[]);
+        assert!(!at_stake(&plain, &Plan::new(&plain, &empty())), "nothing to read again");
+        for security in [
+            Security { secret_store: SecretStore::SecretsManager, ..Security::default() },
+            Security { api_key: true, ..Security::default() },
+        ] {
+            let desired =
+                Desired::secured("sha", &[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "s")], security);
+            assert!(at_stake(&desired, &Plan::new(&desired, &empty())), "{:?}", desired.security);
         }
     }
 }

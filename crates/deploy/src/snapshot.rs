@@ -51,14 +51,13 @@ pub struct Found {
 /// Reads every resource of the stack, independent ones side by side. Changes nothing.
 pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
     // Boxed: the SDK's futures are large, and nine side by side would crowd a thread's stack.
-    let (function, log_group, permissions, role, apis) = tokio::try_join!(
+    // One wave: no read needs an id another read finds.
+    let (function, log_group, permissions, role, apis, secret, secret_access, api_keys, usage_plans) = tokio::try_join!(
         Box::pin(function::find(aws, stack)),
         Box::pin(log_group::find(aws, stack)),
         Box::pin(permission::find(aws, stack)),
         Box::pin(role::find(aws, stack)),
         Box::pin(rest_api::find(aws, stack)),
-    )?;
-    let (secret, secret_access, api_keys, usage_plans) = tokio::try_join!(
         Box::pin(secret::find(aws, stack)),
         Box::pin(secret_access::find(aws, stack)),
         Box::pin(api_key::find(aws, stack)),
@@ -88,29 +87,65 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
 impl Snapshot {
     /// Every resource found by the stack's names, in the order `down` deletes them.
     pub fn found(&self, stack: &Stack) -> Vec<Found> {
-        let apis = (self.apis.ours.iter().map(|api| (&api.id, true)))
-            .chain(self.apis.foreign.iter().map(|id| (id, false)))
-            .map(|(id, ours)| (Step::RestApi, rest_api::KIND, id.clone(), Some(ours)));
-        let permissions = self
-            .permissions
-            .ours
-            .keys()
-            .map(|sid| (Step::Permission, permission::KIND, sid.clone(), Some(true)));
-        let keyed = (self.usage_plans.iter().map(|plan| (Step::UsagePlan, usage_plan::KIND, &plan.id)))
-            .chain(self.api_keys.iter().map(|key| (Step::ApiKey, api_key::KIND, &key.id)))
-            .map(|(step, kind, id)| (step, kind, id.clone(), Some(true)));
-        let secret_access = self
-            .secret_access
-            .as_ref()
-            .map(|_| (Step::SecretAccess, secret_access::KIND, SECRET_POLICY_NAME.to_string(), Some(true)));
-        let named = [
-            (Step::Function, function::KIND, stack.function_name().to_string(), self.function.is_ours()),
-            (Step::LogGroup, log_group::KIND, stack.log_group_name(), self.log_group.is_ours()),
-            (Step::Secret, secret::KIND, stack.secret_name(), self.secret.is_ours()),
-            (Step::Role, role::KIND, stack.role_name(), self.role.is_ours()),
-        ];
-        let all = keyed.chain(apis).chain(permissions).chain(named).chain(secret_access);
-        all.filter_map(|(step, kind, id, ours)| ours.map(|ours| Found { step, kind, id, ours })).collect()
+        let mut found: Vec<(u8, Found)> = Step::ALL
+            .into_iter()
+            .flat_map(|step| {
+                let (order, found) = self.found_of(step, stack);
+                found.into_iter().map(move |(kind, id, ours)| (order, Found { step, kind, id, ours }))
+            })
+            .collect();
+        found.sort_by_key(|(order, _)| *order);
+        found.into_iter().map(|(_, found)| found).collect()
+    }
+
+    /// What was found for `step` (kind, id, ours), and when `down` deletes it (lowest first):
+    /// plans before the keys and APIs they bind, the function before its log group, the role
+    /// last. A `match`, so a new step does not compile until `down` knows how it goes.
+    fn found_of(&self, step: Step, stack: &Stack) -> (u8, Vec<(&'static str, String, bool)>) {
+        let named = |kind, name: String, ours: Option<bool>| {
+            ours.map(|ours| (kind, name, ours)).into_iter().collect()
+        };
+        match step {
+            Step::UsagePlan => {
+                (0, self.usage_plans.iter().map(|plan| (usage_plan::KIND, plan.id.clone(), true)).collect())
+            }
+            Step::ApiKey => {
+                (1, self.api_keys.iter().map(|key| (api_key::KIND, key.id.clone(), true)).collect())
+            }
+            Step::RestApi => {
+                let ours = self.apis.ours.iter().map(|api| (rest_api::KIND, api.id.clone(), true));
+                (
+                    2,
+                    ours.chain(self.apis.foreign.iter().map(|id| (rest_api::KIND, id.clone(), false)))
+                        .collect(),
+                )
+            }
+            Step::Permission => {
+                (3, self.permissions.ours.keys().map(|sid| (permission::KIND, sid.clone(), true)).collect())
+            }
+            Step::Function => {
+                (4, named(function::KIND, stack.function_name().to_string(), self.function.is_ours()))
+            }
+            Step::LogGroup => (5, named(log_group::KIND, stack.log_group_name(), self.log_group.is_ours())),
+            Step::Secret => (6, named(secret::KIND, stack.secret_name(), self.secret.is_ours())),
+            Step::Role => (7, named(role::KIND, stack.role_name(), self.role.is_ours())),
+            Step::SecretAccess => {
+                let policy = self
+                    .secret_access
+                    .as_ref()
+                    .map(|_| (secret_access::KIND, SECRET_POLICY_NAME.to_string(), true));
+                (8, policy.into_iter().collect())
+            }
+            // Parts of a resource above, deleted with it; packaging makes nothing in AWS.
+            Step::Package
+            | Step::Environment
+            | Step::ProxyResource
+            | Step::Methods
+            | Step::Integrations
+            | Step::GatewayResponses
+            | Step::Deployment
+            | Step::Throttling => (9, vec![]),
+        }
     }
 
     /// The first resource with the stack's name that is someone else's: `up` cannot make the

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::desired::{FunctionEnvironment, aws_invoke_url, invoke_url};
 use crate::snapshot::Snapshot;
-use crate::stack::SECRET_POLICY_NAME;
+use crate::stack::{SECRET_POLICY_NAME, STAGE};
 use crate::up::Prepared;
 use crate::vocabulary::{Action, Step};
 
@@ -68,63 +68,64 @@ pub fn environment_to_compare(
     FunctionEnvironment { variables, managed }
 }
 
-/// `endpoint`: the endpoint override the stack was read through, if any.
-pub fn status(prepared: &Prepared, endpoint: Option<&str>) -> StatusReport {
-    let Prepared { desired, snapshot, plan, .. } = prepared;
-    let stack = &desired.stack;
+/// What identifies the resource `step` makes, as found in `snapshot` (`Some(None)`: absent);
+/// `None` for a step that makes no resource of its own (packaging, and the environment: part of the
+/// function). A `match`, so a new step
+/// does not compile until `status` says how it is found.
+fn resource_id(step: Step, snapshot: &Snapshot) -> Option<Option<String>> {
     let api = snapshot.api.ours();
     let joined = |names: Vec<&String>| {
         let names: Vec<&str> = names.into_iter().map(String::as_str).collect();
         (!names.is_empty()).then(|| names.join(", "))
     };
-    let methods = api.and_then(|a| joined(a.methods.keys().collect()));
-    let integrations = api.and_then(|a| {
-        joined(a.methods.iter().filter(|(_, m)| m.integration.is_some()).map(|(n, _)| n).collect())
-    });
-    let permissions = joined(snapshot.permissions.ours.keys().collect());
-    let key_ids = joined(snapshot.api_keys.iter().map(|key| &key.id).collect());
-    let plan_ids = joined(snapshot.usage_plans.iter().map(|plan| &plan.id).collect());
-    let limits =
-        api.and_then(|a| a.stages.throttle).map(|t| format!("{}/s, burst {}", t.rate_limit, t.burst_limit));
-    let ids = [
-        (Step::Role, snapshot.role.ours().map(|r| r.arn.clone())),
-        (Step::LogGroup, snapshot.log_group.ours().map(|g| g.name.clone())),
-        (Step::Function, snapshot.function.ours().map(|f| f.arn.clone())),
-        (Step::RestApi, api.map(|a| a.id.clone())),
-        (Step::ProxyResource, api.and_then(|a| a.resources.proxy_id.clone())),
-        (Step::Methods, methods),
-        (Step::Integrations, integrations),
-        (Step::GatewayResponses, api.and_then(|a| joined(a.gateway_responses.keys().collect()))),
-        (
-            Step::Deployment,
-            api.and_then(|a| a.stages.deployed.as_ref()).map(|_| crate::stack::STAGE.to_string()),
-        ),
-        (Step::Throttling, limits),
-        (Step::Secret, snapshot.secret.ours().map(|s| s.arn.clone())),
-        (Step::SecretAccess, snapshot.secret_access.as_ref().map(|_| SECRET_POLICY_NAME.to_string())),
-        (Step::ApiKey, key_ids),
-        (Step::UsagePlan, plan_ids),
-        (Step::Permission, permissions),
-    ];
-    let summaries = plan.summaries();
+    let id = match step {
+        Step::Package | Step::Environment => return None,
+        Step::Role => snapshot.role.ours().map(|r| r.arn.clone()),
+        Step::LogGroup => snapshot.log_group.ours().map(|g| g.name.clone()),
+        Step::Secret => snapshot.secret.ours().map(|s| s.arn.clone()),
+        Step::SecretAccess => snapshot.secret_access.as_ref().map(|_| SECRET_POLICY_NAME.to_string()),
+        Step::Function => snapshot.function.ours().map(|f| f.arn.clone()),
+        Step::RestApi => api.map(|a| a.id.clone()),
+        Step::ProxyResource => api.and_then(|a| a.resources.proxy_id.clone()),
+        Step::Methods => api.and_then(|a| joined(a.methods.keys().collect())),
+        Step::Integrations => api.and_then(|a| {
+            joined(a.methods.iter().filter(|(_, m)| m.integration.is_some()).map(|(n, _)| n).collect())
+        }),
+        Step::GatewayResponses => api.and_then(|a| joined(a.gateway_responses.keys().collect())),
+        Step::Deployment => api.and_then(|a| a.stages.deployed.as_ref()).map(|_| STAGE.to_string()),
+        Step::Throttling => api
+            .and_then(|a| a.stages.throttle)
+            .map(|t| format!("{}/s, burst {}", t.rate_limit, t.burst_limit)),
+        Step::ApiKey => joined(snapshot.api_keys.iter().map(|key| &key.id).collect()),
+        Step::UsagePlan => joined(snapshot.usage_plans.iter().map(|plan| &plan.id).collect()),
+        Step::Permission => joined(snapshot.permissions.ours.keys().collect()),
+    };
+    Some(id)
+}
+
+/// `endpoint`: the endpoint override the stack was read through, if any.
+pub fn status(prepared: &Prepared, endpoint: Option<&str>) -> StatusReport {
+    let Prepared { desired, snapshot, plan, .. } = prepared;
+    let stack = &desired.stack;
+    let api = snapshot.api.ours();
     // In `up`'s order; a resource only a flag asks for is listed when it exists or is wanted.
-    let mut ids = ids.to_vec();
-    ids.sort_by_key(|(step, _)| *step);
-    let listed =
-        |(step, id): &(Step, Option<String>)| id.is_some() || summaries[step].action != Action::Unchanged;
-    let resources = ids.iter().filter(|entry| listed(entry));
-    let resources: Vec<ResourceStatus> =
-        resources.map(|(step, id)| ResourceStatus { kind: step.name(), id: id.clone() }).collect();
+    let resources: Vec<ResourceStatus> = Step::ALL
+        .into_iter()
+        .filter_map(|step| resource_id(step, snapshot).map(|id| (step, id)))
+        .filter(|(step, id)| id.is_some() || plan.action(*step) != Action::Unchanged)
+        .map(|(step, id)| ResourceStatus { kind: step.name(), id })
+        .collect();
     let missing: Vec<&'static str> = Step::ALL
-        .iter()
-        .filter(|step| **step != Step::Package && summaries[*step].action == Action::Create)
-        .map(|step| step.name())
+        .into_iter()
+        .filter(|step| *step != Step::Package && plan.action(*step) == Action::Create)
+        .map(Step::name)
         .collect();
     // Something `up` would remove is drift too: made for a flag no longer given.
-    let drift = Step::ALL
-        .iter()
-        .filter(|step| matches!(summaries[*step].action, Action::Update | Action::Delete))
-        .map(|step| Drift { kind: step.name(), reason: summaries[step].reason.clone() })
+    let drift = plan
+        .summaries()
+        .into_iter()
+        .filter(|(_, summary)| matches!(summary.action, Action::Update | Action::Delete))
+        .map(|(step, summary)| Drift { kind: step.name(), reason: summary.reason })
         .collect();
     let complete = missing.is_empty();
     let deployed = api.filter(|a| a.stages.deployed.is_some());

@@ -23,6 +23,7 @@ use crate::resources::{function, log_group, permission, role, secret};
 use crate::snapshot::{self, Snapshot};
 use crate::stack::{STAGE, Stack};
 use crate::steps::run_step;
+use crate::twins;
 use crate::vocabulary::{Action, Planned, Progress, Step, StepReport};
 
 /// What `up --output json` prints. Field names are a stable interface: add, never rename.
@@ -122,7 +123,7 @@ pub async fn up(
     // Boxed, here and below: the chains' state is large, and a future this deep would
     // otherwise sit on the caller's stack (a test thread has 2 MB).
     let report = Box::pin(carry_out(aws, &prepared, progress)).await?;
-    if !agreement::at_stake(&prepared.plan) {
+    if !agreement::at_stake(&prepared.desired, &prepared.plan) {
         return Ok(report);
     }
     Ok(Box::pin(until_agreed(aws, prepared, report, progress)).await?)
@@ -164,10 +165,12 @@ async fn until_agreed(
         let again = Box::pin(carry_out(aws, &prepared, progress)).await?;
         report = report.followed_by(again);
     }
-    let broken = Sides::read(aws, &stack, &report.api_id).await?.disagreements();
-    match broken.is_empty() {
-        true => Ok(report),
-        false => Err(ConcurrentRun::KeptDisagreeing { stack: stack.name, broken }.into()),
+    let sides = Sides::read(aws, &stack, &report.api_id).await?;
+    let (broken, changed) = (sides.disagreements(), sides.differences(&prepared.desired));
+    match (broken.is_empty(), changed.is_empty()) {
+        (true, true) => Ok(report),
+        (true, false) => Err(ConcurrentRun::ChangedSettings { stack: stack.name, changed }.into()),
+        (false, _) => Err(ConcurrentRun::KeptDisagreeing { stack: stack.name, broken }.into()),
     }
 }
 
@@ -401,7 +404,7 @@ async fn api_chain(
             rest_api::apply(aws, &desired.stack, change, observed, role_maker, progress).await?;
         let _ = found.send(current.clone());
         if settle == Settle::WithTwins {
-            rest_api::settle(aws, &desired.stack, &current.id, progress).await?;
+            twins::settle::<rest_api::RestApis>(aws, &desired.stack, &current.id, progress).await?;
         }
         let _ = api_known.send(current.id.clone());
         Ok(current)
@@ -425,7 +428,10 @@ async fn api_chain(
         let _ = key_done.send(());
         applied
     };
-    let ((current, api_report), parts, key) = tokio::try_join!(Box::pin(api_step), Box::pin(parts), key)?;
+    // Joined, not tried: a key step stopped half way (made, not yet settled with twins') would
+    // leave its key behind, so it finishes whatever the others did.
+    let (api, parts, key) = tokio::join!(Box::pin(api_step), Box::pin(parts), key);
+    let ((current, api_report), parts, key) = (api?, parts?, key?);
     let parts = parts.context("the REST API's parts were not built")?;
     let (key, key_report) = key.unzip();
     let key = key.flatten();

@@ -7,95 +7,57 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// The steps of `up`, in the order they are shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Step {
-    Role,
-    Package,
-    LogGroup,
-    Secret,
-    SecretAccess,
-    Function,
-    Environment,
-    RestApi,
-    ProxyResource,
-    Methods,
-    Integrations,
-    GatewayResponses,
-    Deployment,
-    Throttling,
-    ApiKey,
-    UsagePlan,
-    Permission,
+/// Declares [`Step`] from one table: each step with its JSON name and its title, in the order
+/// `up` shows them. [`Step::ALL`], [`Step::name`] and [`Step::title`] come from the same line,
+/// so a new step is one line here, and the compiler then points at every `match` that must
+/// handle it (the plan's summary, `status`'s identifiers, `down`).
+macro_rules! steps {
+    ($($step:ident => $name:literal, $title:literal;)+) => {
+        /// The steps of `up`, in the order they are shown.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        pub enum Step {
+            $(#[serde(rename = $name)] $step,)+
+        }
+
+        impl Step {
+            /// Every step, in `up`'s order.
+            pub const ALL: [Step; [$($name),+].len()] = [$(Step::$step),+];
+
+            /// The stable name used in JSON output.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Step::$step => $name,)+
+                }
+            }
+
+            /// What a person reads.
+            pub fn title(self) -> &'static str {
+                match self {
+                    $(Step::$step => $title,)+
+                }
+            }
+        }
+    };
 }
 
-impl Step {
-    pub const ALL: [Step; 17] = [
-        Step::Role,
-        Step::Package,
-        Step::LogGroup,
-        Step::Secret,
-        Step::SecretAccess,
-        Step::Function,
-        Step::Environment,
-        Step::RestApi,
-        Step::ProxyResource,
-        Step::Methods,
-        Step::Integrations,
-        Step::GatewayResponses,
-        Step::Deployment,
-        Step::Throttling,
-        Step::ApiKey,
-        Step::UsagePlan,
-        Step::Permission,
-    ];
-
-    /// The stable name used in JSON output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Step::Role => "role",
-            Step::Package => "package",
-            Step::LogGroup => "log_group",
-            Step::Secret => "secret",
-            Step::SecretAccess => "secret_access",
-            Step::Function => "function",
-            Step::Environment => "environment",
-            Step::RestApi => "rest_api",
-            Step::ProxyResource => "proxy_resource",
-            Step::Methods => "methods",
-            Step::Integrations => "integrations",
-            Step::GatewayResponses => "gateway_responses",
-            Step::Deployment => "deployment",
-            Step::Throttling => "throttling",
-            Step::ApiKey => "api_key",
-            Step::UsagePlan => "usage_plan",
-            Step::Permission => "permission",
-        }
-    }
-
-    /// What a person reads.
-    pub fn title(self) -> &'static str {
-        match self {
-            Step::Role => "execution role",
-            Step::Package => "package bootstrap",
-            Step::LogGroup => "log group",
-            Step::Secret => "Secrets Manager secret",
-            Step::SecretAccess => "secret read policy",
-            Step::Function => "Lambda function",
-            Step::Environment => "function environment",
-            Step::RestApi => "REST API",
-            Step::ProxyResource => "{proxy+} resource",
-            Step::Methods => "methods",
-            Step::Integrations => "Lambda proxy integrations",
-            Step::GatewayResponses => "gateway responses (CORS)",
-            Step::Deployment => "stage prod",
-            Step::Throttling => "stage limits and settings",
-            Step::ApiKey => "API key",
-            Step::UsagePlan => "usage plan",
-            Step::Permission => "invoke permission",
-        }
-    }
+steps! {
+    Role => "role", "execution role";
+    Package => "package", "package bootstrap";
+    LogGroup => "log_group", "log group";
+    Secret => "secret", "Secrets Manager secret";
+    SecretAccess => "secret_access", "secret read policy";
+    Function => "function", "Lambda function";
+    Environment => "environment", "function environment";
+    RestApi => "rest_api", "REST API";
+    ProxyResource => "proxy_resource", "{proxy+} resource";
+    Methods => "methods", "methods";
+    Integrations => "integrations", "Lambda proxy integrations";
+    GatewayResponses => "gateway_responses", "gateway responses (CORS)";
+    Deployment => "deployment", "stage prod";
+    Throttling => "throttling", "stage limits and settings";
+    ApiKey => "api_key", "API key";
+    UsagePlan => "usage_plan", "usage plan";
+    Permission => "permission", "invoke permission";
 }
 
 impl fmt::Display for Step {

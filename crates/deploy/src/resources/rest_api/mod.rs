@@ -19,12 +19,12 @@ use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
 use crate::desired::Desired;
-use crate::error::ConcurrentRun;
 use crate::resources::Lookup;
 use crate::retry::{
     APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_deletion_refused, apigateway_passing_failure, retrying,
 };
 use crate::stack::{RUN_TAG, Stack, run_id};
+use crate::twins;
 use crate::vocabulary::{Action, Planned, Progress, Step, Summary};
 
 use gateway_responses::{GatewayResponseChange, GatewayResponses};
@@ -83,11 +83,12 @@ pub struct ApiList {
     pub foreign: Vec<String>,
 }
 
-impl ApiList {
-    /// The first made, and of those made in the same second the lowest id: a rule every
-    /// run applies alike.
-    fn oldest(&self) -> Option<&ApiSummary> {
-        self.ours.iter().min_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)))
+impl twins::MadeTwice for ApiSummary {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn created(&self) -> i64 {
+        self.created
     }
 }
 
@@ -232,21 +233,6 @@ pub struct PartsPlan {
     pub throttle: ThrottleChange,
 }
 
-impl ApiPlan {
-    pub fn summaries(&self) -> [(Step, Summary); 7] {
-        let parts = &self.parts;
-        [
-            (Step::RestApi, self.api.summary()),
-            (Step::ProxyResource, parts.resources.summary()),
-            (Step::Methods, parts.methods.summary()),
-            (Step::Integrations, parts.integrations.summary()),
-            (Step::GatewayResponses, parts.gateway_responses.summary()),
-            (Step::Deployment, parts.stage.summary()),
-            (Step::Throttling, parts.throttle.summary()),
-        ]
-    }
-}
-
 /// `key_enabled`: the stack's API key is enabled again, a change API Gateway serves only once
 /// the API is redeployed (updating-api).
 pub fn plan(desired: &Desired, observed: Option<&ApiState>, key_enabled: bool) -> ApiPlan {
@@ -333,7 +319,7 @@ pub async fn apply(
             let maker = match role_maker {
                 Some(maker) if maker == run_id() => {
                     if retried {
-                        remove_own_copies(aws, stack, Some(&made.id), progress).await?;
+                        twins::remove_own_copies::<RestApis>(aws, stack, Some(&made.id), progress).await?;
                     }
                     return Ok((made, Settle::NotNeeded));
                 }
@@ -346,7 +332,7 @@ pub async fn apply(
             };
             progress.note(Step::RestApi, &format!("going on with the other run's REST API {}", theirs.id));
             match retried {
-                true => remove_own_copies(aws, stack, None, progress).await?,
+                true => twins::remove_own_copies::<RestApis>(aws, stack, None, progress).await?,
                 false => delete(aws, &made.id, progress).await?,
             }
             theirs
@@ -410,10 +396,6 @@ async fn wait_for_its_builder(aws: &Aws, mut state: ApiState, progress: &dyn Pro
     Ok(state)
 }
 
-/// How long after making an API to look for twins: API Gateway's creation times are whole
-/// seconds, so by then any API made in the same second is listed too.
-const SETTLE: Duration = Duration::from_millis(1200);
-
 /// Makes the stack's REST API; returns it as made: its root resource from the answer, nothing
 /// else yet. [`settle`] then settles with any twin run.
 async fn create(aws: &Aws, stack: &Stack, progress: &dyn Progress) -> Result<Made> {
@@ -464,43 +446,24 @@ struct Made {
     retried: bool,
 }
 
-/// Removes this run's REST APIs but `keep`: copies a retried call made.
-async fn remove_own_copies(
-    aws: &Aws,
-    stack: &Stack,
-    keep: Option<&str>,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let list = list(aws, stack).await?;
-    let copies =
-        list.ours.iter().filter(|api| api.run.as_deref() == Some(run_id()) && Some(api.id.as_str()) != keep);
-    for copy in copies {
-        delete(aws, &copy.id, progress).await?;
-    }
-    Ok(())
-}
+/// The REST API, as twin runs may each make it.
+pub struct RestApis;
 
-/// Settles with any twin run once this one has made `made` (side by side with building it): of
-/// all the stack's APIs, the oldest decides. When it is this run's, `made` stays and this run's
-/// other copies (made by a lost answer, retried) go; when it is a twin's, this run removes all
-/// its own and stops with [`ConcurrentRun`].
-pub async fn settle(aws: &Aws, stack: &Stack, made: &str, progress: &dyn Progress) -> Result<()> {
-    progress.note(Step::RestApi, "checking that no other run made one at the same moment");
-    tokio::time::sleep(SETTLE).await;
-    let list = list(aws, stack).await?;
-    let name = stack.api_name();
-    let oldest = list.oldest().cloned().with_context(|| format!("REST API {name} vanished once made"))?;
-    let won = oldest.run.as_deref() == Some(run_id());
-    let ours = list.ours.iter().filter(|api| api.run.as_deref() == Some(run_id()));
-    let removed: Vec<String> = ours.filter(|api| !won || api.id != made).map(|api| api.id.clone()).collect();
-    for id in &removed {
-        delete(aws, id, progress).await?;
+impl twins::Gateway for RestApis {
+    type Copy = ApiSummary;
+    const KIND: &'static str = KIND;
+    const STEP: Step = Step::RestApi;
+
+    fn run(copy: &ApiSummary) -> Option<&str> {
+        copy.run.as_deref()
     }
-    match won {
-        true => Ok(()),
-        false => {
-            Err(ConcurrentRun::MadeRestApi { stack: stack.name.clone(), kept: oldest.id, removed }.into())
-        }
+
+    async fn list(aws: &Aws, stack: &Stack) -> Result<Vec<ApiSummary>> {
+        Ok(list(aws, stack).await?.ours)
+    }
+
+    async fn delete(aws: &Aws, id: &str, progress: &dyn Progress) -> Result<()> {
+        delete(aws, id, progress).await
     }
 }
 
@@ -573,8 +536,19 @@ mod tests {
         }
     }
 
+    /// The REST API's steps, in `up`'s order.
+    const STEPS: [Step; 7] = [
+        Step::RestApi,
+        Step::ProxyResource,
+        Step::Methods,
+        Step::Integrations,
+        Step::GatewayResponses,
+        Step::Deployment,
+        Step::Throttling,
+    ];
+
     fn actions(plan: &ApiPlan) -> Vec<Action> {
-        plan.summaries().into_iter().map(|(_, summary)| summary.action).collect()
+        STEPS.into_iter().map(|step| of(plan, step).action).collect()
     }
 
     /// `plan`, as API Gateway serves it without a key enabled again.
@@ -583,7 +557,17 @@ mod tests {
     }
 
     fn of(plan: &ApiPlan, step: Step) -> Summary {
-        plan.summaries().into_iter().find(|(s, _)| *s == step).unwrap().1
+        let parts = &plan.parts;
+        match step {
+            Step::RestApi => plan.api.summary(),
+            Step::ProxyResource => parts.resources.summary(),
+            Step::Methods => parts.methods.summary(),
+            Step::Integrations => parts.integrations.summary(),
+            Step::GatewayResponses => parts.gateway_responses.summary(),
+            Step::Deployment => parts.stage.summary(),
+            Step::Throttling => parts.throttle.summary(),
+            other => panic!("{other} is not a REST API step"),
+        }
     }
 
     #[test]
