@@ -118,7 +118,7 @@ def keep_raw_bodies(app):
                 start_response("400 Bad Request", [("Content-Type", "text/plain")])
                 return [f"{type(error).__name__}: {error}".encode()]
         environ["wsgi.input"] = io.BytesIO(body)
-        served = data_plane(environ).serve(environ)
+        served = next(filter(None, (plane.serve(environ) for plane in data_plane(environ))), None)
         if served is not None:
             status, headers, data = served
             start_response(f"{status} {HTTPStatus(status).phrase}", headers)
@@ -130,23 +130,25 @@ def keep_raw_bodies(app):
     return wrapped
 
 
-_gateway = None
-_gateway_lock = threading.Lock()
+_planes = None
+_planes_lock = threading.Lock()
 
 
 def data_plane(environ):
-    """The invoke-URL side of the emulator (emulator/gateway.py), running the functions
-    (emulator/functions.py) with this server as their AWS endpoint."""
-    global _gateway
-    with _gateway_lock:
-        if _gateway is None:
+    """The invoke-URL side of the emulator: REST APIs' stages (emulator/gateway.py) and
+    function URLs (emulator/function_urls.py), running the functions (emulator/functions.py)
+    with this server as their AWS endpoint."""
+    global _planes
+    with _planes_lock:
+        if _planes is None:
+            from emulator.function_urls import FunctionUrls
             from emulator.functions import Functions
             from emulator.gateway import Gateway
 
             functions = Functions(f"http://127.0.0.1:{environ['SERVER_PORT']}")
             atexit.register(functions.stop_all)
-            _gateway = Gateway(functions)
-        return _gateway
+            _planes = (Gateway(functions), FunctionUrls(functions))
+        return _planes
 
 
 def patch() -> None:
@@ -530,8 +532,58 @@ def remove_method_settings() -> None:
     Stage.apply_operations = apply_operations
 
 
+def play_function_urls() -> None:
+    """What Lambda does with function URLs and moto 5.2.6 does not:
+
+    - AddPermission's ``FunctionUrlAuthType`` and ``InvokedViaFunctionUrl`` are conditions of
+      the statement, ``StringEquals lambda:FunctionUrlAuthType`` and ``Bool
+      lambda:InvokedViaFunctionUrl`` (developer guide, "Control access to Lambda function
+      URLs"); moto keeps them as keys of their own.
+    - CreateFunctionUrlConfig on a function that has a URL is ResourceConflictException
+      ("FunctionUrlConfig exists for this Lambda function"; API reference:
+      CreateFunctionUrlConfig, Errors); moto makes a second URL in its place.
+    - The account's concurrency is 1,000 a region, of which 100 stay unreserved (developer
+      guide, "Lambda quotas", "Configuring reserved concurrency"): moto enforces it only with
+      MOTO_LAMBDA_CONCURRENCY_QUOTA set, which this sets unless a test chose another."""
+    from moto.awslambda.exceptions import LambdaClientError
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda.policy import Policy
+
+    os.environ.setdefault("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000")
+    decode = Policy.decode_policy
+
+    def decode_policy(self, obj):
+        auth_type = obj.pop("FunctionUrlAuthType", None)
+        via_url = obj.pop("InvokedViaFunctionUrl", None)
+        policy = decode(self, obj)
+        condition = obj.setdefault("Condition", {}) if auth_type or via_url is not None else None
+        if auth_type:
+            condition.setdefault("StringEquals", {})["lambda:FunctionUrlAuthType"] = auth_type
+        if via_url is not None:
+            condition.setdefault("Bool", {})["lambda:InvokedViaFunctionUrl"] = str(bool(via_url)).lower()
+        return policy
+
+    Policy.decode_policy = decode_policy
+    create = LambdaFunction.create_url_config
+
+    class ResourceConflict(LambdaClientError):
+        code = 409
+
+    def create_url_config(self, config):
+        if getattr(self, "url_config", None):
+            raise ResourceConflict(
+                "ResourceConflictException",
+                f"Failed to create function url config for [functionArn = {self.function_arn}]. "
+                "Error message:  FunctionUrlConfig exists for this Lambda function",
+            )
+        return create(self, config)
+
+    LambdaFunction.create_url_config = create_url_config
+
+
 if __name__ == "__main__":
     patch()
+    play_function_urls()
     withhold_tags_without_list_tags()
     honour_architectures_on_code_updates()
     play_function_states()

@@ -1,6 +1,7 @@
 //! Parts of the stack that must agree for it to answer, and that a twin `up` run with other
 //! settings can set apart: the secret the function reads (`TOKEN_SECRET_ARN`) and that secret
-//! and its read policy; methods that want an API key and a key bound to the stage. Each run
+//! and its read policy; methods that want an API key and a key bound to the stage; a gateway
+//! that serves the function (two runs switching each way may each remove the other's). Each run
 //! that changed one side reads both again at its end ([`Sides::read`]): a run exits 0 only
 //! when the stack agrees and is as it wanted, and a run that finds it broken (a twin removed
 //! what this run's change relies on, or this run removed what a twin's relies on) brings it
@@ -11,13 +12,13 @@ use serde_json::Value;
 use tokendeploy_config::SECRET_ARN;
 
 use crate::aws::Aws;
-use crate::desired::{Desired, SecretStore};
+use crate::desired::{Desired, Gateway, SecretStore};
 use crate::plan::Plan;
 use crate::resources::rest_api::api_key::{self, ApiKeyState};
 use crate::resources::rest_api::usage_plan::{self, UsagePlanState};
 use crate::resources::rest_api::{self};
 use crate::resources::secret::{self, SecretState};
-use crate::resources::{function, secret_access};
+use crate::resources::{function, function_url, secret_access};
 use crate::stack::{STAGE, Stack};
 use crate::vocabulary::{Action, Planned};
 
@@ -30,10 +31,13 @@ use crate::vocabulary::{Action, Planned};
 pub fn at_stake(desired: &Desired, plan: &Plan) -> bool {
     let changed = |action: Action| action != Action::Unchanged;
     let reads_secret = desired.secret.is_some() && changed(plan.environment.action());
-    let wants_key = desired.security.api_key && changed(plan.api.parts.methods.action());
+    let methods_change = plan.api.parts.as_ref().is_some_and(|parts| changed(parts.methods.action()));
+    let wants_key = desired.security.api_key && methods_change;
     let own =
         [plan.secret.action(), plan.secret_access.action(), plan.api_key.action(), plan.usage_plan.action()];
-    reads_secret || wants_key || own.into_iter().any(changed)
+    let retires_a_gateway =
+        plan.function_url.is_retire() || matches!(plan.api.api, rest_api::ApiChange::Retire { .. });
+    reads_secret || wants_key || retires_a_gateway || own.into_iter().any(changed)
 }
 
 /// Both sides of each pair, as they are now.
@@ -49,33 +53,54 @@ pub struct Sides {
     /// Our API keys, oldest first.
     pub keys: Vec<ApiKeyState>,
     pub plans: Vec<UsagePlanState>,
-    pub api_id: String,
+    /// The REST API's id; `None` behind another gateway (no methods, no keys).
+    pub api_id: Option<String>,
+    /// The gateways of the stack that exist: a REST API of ours, a function URL.
+    pub gateways: Vec<Gateway>,
 }
 
 impl Sides {
-    pub async fn read(aws: &Aws, stack: &Stack, api_id: &str) -> Result<Self> {
-        let (reads_secret, secret, policy, api, keys, plans) = tokio::try_join!(
+    pub async fn read(aws: &Aws, stack: &Stack, api_id: Option<&str>) -> Result<Self> {
+        // The API read whole only while it is there: a twin switching gateways may remove it.
+        let api = async {
+            let apis = rest_api::list(aws, stack).await?;
+            let ours = |id: &str| apis.ours.iter().any(|api| api.id == id);
+            let has_api = !apis.ours.is_empty();
+            match api_id.filter(|id| ours(id)) {
+                Some(id) => rest_api::read(aws, id).await.map(|api| (has_api, Some(api))),
+                None => Ok((has_api, None)),
+            }
+        };
+        let (reads_secret, secret, policy, (has_api, api), keys, plans, url) = tokio::try_join!(
             function::variable(aws, stack, SECRET_ARN),
             secret::find(aws, stack),
             secret_access::find(aws, stack),
-            rest_api::read(aws, api_id),
+            api,
             api_key::find(aws, stack),
             usage_plan::find(aws, stack),
+            function_url::find(aws, stack),
         )?;
+        let gateways = [(has_api, Gateway::Rest), (url.is_some(), Gateway::Url)];
+        let gateways = gateways.into_iter().filter_map(|(there, gateway)| there.then_some(gateway)).collect();
+        let methods = api.iter().flat_map(|api| api.methods.values());
         Ok(Self {
             reads_secret,
             secret: secret.ours().cloned(),
             policy,
-            wants_key: api.methods.values().any(|method| method.api_key_required),
+            wants_key: methods.into_iter().any(|method| method.api_key_required),
             keys,
             plans,
-            api_id: api_id.to_string(),
+            api_id: api_id.map(str::to_string),
+            gateways,
         })
     }
 
     /// What keeps the stack from answering, each a short sentence; empty when it agrees.
     pub fn disagreements(&self) -> Vec<String> {
         let mut broken = Vec::new();
+        if self.gateways.is_empty() {
+            broken.push("no gateway serves the function".to_string());
+        }
         if let Some(arn) = &self.reads_secret {
             let secret = self.secret.as_ref().filter(|secret| secret.arn == *arn);
             match secret {
@@ -89,8 +114,8 @@ impl Sides {
                 Some(_) => {}
             }
         }
-        if self.wants_key {
-            let stage = usage_plan::stage_ref(&self.api_id);
+        if let (true, Some(api_id)) = (self.wants_key, &self.api_id) {
+            let stage = usage_plan::stage_ref(api_id);
             let bound = |key: &ApiKeyState| {
                 let binds =
                     |plan: &UsagePlanState| plan.stages.contains(&stage) && plan.key_ids.contains(&key.id);
@@ -110,6 +135,12 @@ impl Sides {
             None => SecretStore::Environment,
         };
         let mut changed = Vec::new();
+        for gateway in self.gateways.iter().filter(|gateway| **gateway != desired.gateway()) {
+            changed.push(format!("the stack is served by {}", gateway.described()));
+        }
+        if !self.gateways.is_empty() && !self.gateways.contains(&desired.gateway()) {
+            changed.push(format!("{} no longer serves it", desired.gateway().described()));
+        }
         if store != desired.security.secret_store {
             changed.push(format!("the secret is now kept in {}", store.described()));
         }
@@ -136,7 +167,8 @@ mod tests {
             wants_key: false,
             keys: vec![],
             plans: vec![],
-            api_id: "api".into(),
+            api_id: Some("api".into()),
+            gateways: vec![Gateway::Rest],
         }
     }
 
@@ -203,5 +235,20 @@ mod tests {
         let keyless = Desired::keyed(false);
         assert_eq!(keyed(true, true).differences(&keyless), ["API keys are now required"]);
         assert_eq!(sides().differences(&Desired::keyed(true)), ["API keys are no longer required"]);
+    }
+
+    #[test]
+    fn a_stack_agrees_while_a_gateway_serves_it_and_names_the_one_a_twin_left() {
+        let none = Sides { gateways: vec![], ..sides() };
+        assert_eq!(none.disagreements(), ["no gateway serves the function"]);
+        let rest = Desired::keyed(false);
+        assert!(sides().differences(&rest).is_empty());
+        let url = Sides { gateways: vec![Gateway::Url], ..sides() };
+        assert_eq!(
+            url.differences(&rest),
+            ["the stack is served by a function URL", "a REST API no longer serves it"]
+        );
+        let both = Sides { gateways: vec![Gateway::Rest, Gateway::Url], ..sides() };
+        assert_eq!(both.differences(&rest), ["the stack is served by a function URL"]);
     }
 }

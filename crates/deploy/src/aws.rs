@@ -194,6 +194,11 @@ pub fn error_code<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> Option<
     error.as_service_error().and_then(ProvideErrorMetadata::code)
 }
 
+/// The message AWS sent with its error code.
+pub fn message<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> &str {
+    error.as_service_error().and_then(ProvideErrorMetadata::message).unwrap_or_default()
+}
+
 /// The codes with which each service says a resource is not there (or already gone).
 pub const IAM_NOT_FOUND: &str = "NoSuchEntity";
 /// Lambda's, and CloudWatch Logs'.

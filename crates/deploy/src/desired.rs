@@ -100,18 +100,65 @@ impl Throttle {
     pub const DEFAULT: Throttle = Throttle { rate_limit: 20.0, burst_limit: 40 };
 }
 
+/// What stands between the internet and the function. Each kind is its own resources; a
+/// stack has one, and `up` switching kinds makes the new one before it removes the old.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Gateway {
+    /// An API Gateway REST API with `{proxy+}` (the tutorial's): API keys, usage plans, stage
+    /// throttling.
+    #[default]
+    Rest,
+    /// A Lambda function URL: no gateway to pay for; the function's reserved concurrency
+    /// bounds the cost in place of throttling.
+    Url,
+}
+
+impl Gateway {
+    /// As `--gateway` names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gateway::Rest => "rest",
+            Gateway::Url => "url",
+        }
+    }
+
+    /// In words.
+    pub fn described(self) -> &'static str {
+        match self {
+            Gateway::Rest => "a REST API",
+            Gateway::Url => "a function URL",
+        }
+    }
+}
+
+/// How many instances of the function may run at once behind a function URL, when not told:
+/// Lambda serves at most 10 requests a second an instance, so 5 lets through 50 a second at
+/// most (the REST API's default limit is 20, burst 40), while a token request of a few hundred
+/// milliseconds still gets about 15 a second. (README: "Gateways and costs".)
+pub const DEFAULT_RESERVED_CONCURRENCY: i32 = 5;
+
 /// How `up` guards the endpoint and the secret.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Security {
     pub secret_store: SecretStore,
+    pub gateway: Gateway,
     /// Requests need an API key (`x-api-key`), issued through a usage plan bound to the stage.
     pub api_key: bool,
+    /// The REST API stage's limits.
     pub throttle: Throttle,
+    /// The function's reserved concurrency behind a function URL.
+    pub reserved_concurrency: i32,
 }
 
 impl Default for Security {
     fn default() -> Self {
-        Self { secret_store: SecretStore::Environment, api_key: false, throttle: Throttle::DEFAULT }
+        Self {
+            secret_store: SecretStore::Environment,
+            gateway: Gateway::Rest,
+            api_key: false,
+            throttle: Throttle::DEFAULT,
+            reserved_concurrency: DEFAULT_RESERVED_CONCURRENCY,
+        }
     }
 }
 
@@ -143,6 +190,9 @@ impl Desired {
         secret_arn: Option<&str>,
     ) -> Self {
         let (code_sha256, arch) = (code.code_sha256.clone(), code.arch);
+        // Keys are a REST API's: the CLI refuses --api-key with another gateway.
+        let security =
+            Security { api_key: security.api_key && security.gateway == Gateway::Rest, ..security };
         let mut desired = Self { stack, account, code_sha256, arch, environment, secret: None, security };
         if security.secret_store == SecretStore::SecretsManager {
             let provider = desired.provider();
@@ -186,6 +236,10 @@ impl Desired {
     /// The methods API Gateway routes to the function.
     pub fn methods(&self) -> &'static [&'static str] {
         self.provider().methods()
+    }
+
+    pub fn gateway(&self) -> Gateway {
+        self.security.gateway
     }
 
     pub fn role_arn(&self) -> String {

@@ -4,6 +4,7 @@
 
 use crate::desired::Desired;
 use crate::resources::function::{self, CodeChange, EnvironmentChange, FunctionChange};
+use crate::resources::function_url::{self, FunctionUrlChange};
 use crate::resources::log_group::{self, LogGroupChange};
 use crate::resources::permission::{self, PermissionChange};
 use crate::resources::rest_api::api_key::{self, ApiKeyChange};
@@ -28,6 +29,7 @@ pub struct Plan {
     pub secret_access: SecretAccessChange,
     pub api_key: ApiKeyChange,
     pub usage_plan: UsagePlanChange,
+    pub function_url: FunctionUrlChange,
 }
 
 impl Plan {
@@ -50,13 +52,14 @@ impl Plan {
             secret_access: secret_access::plan(desired, snapshot.secret_access.as_ref()),
             api_key: api_key.clone(),
             usage_plan: usage_plan::plan(desired, api_id, api_key.id(), &snapshot.usage_plans),
+            function_url: function_url::plan(desired, function, snapshot.function_url.as_ref()),
         }
     }
 
     /// One step's change as a person reads it. A `match`, so a new step does not compile
     /// until the plan says what it changes.
     pub fn summary(&self, step: Step) -> Summary {
-        let parts = &self.api.parts;
+        let api = &self.api;
         match step {
             Step::Role => self.role.summary(),
             Step::Package => self.code.summary(),
@@ -66,15 +69,16 @@ impl Plan {
             Step::Function => self.function.summary(),
             Step::Environment => self.environment.summary(),
             Step::RestApi => self.api.api.summary(),
-            Step::ProxyResource => parts.resources.summary(),
-            Step::Methods => parts.methods.summary(),
-            Step::Integrations => parts.integrations.summary(),
-            Step::GatewayResponses => parts.gateway_responses.summary(),
-            Step::Deployment => parts.stage.summary(),
-            Step::Throttling => parts.throttle.summary(),
+            Step::ProxyResource => api.part_summary(|parts| parts.resources.summary()),
+            Step::Methods => api.part_summary(|parts| parts.methods.summary()),
+            Step::Integrations => api.part_summary(|parts| parts.integrations.summary()),
+            Step::GatewayResponses => api.part_summary(|parts| parts.gateway_responses.summary()),
+            Step::Deployment => api.part_summary(|parts| parts.stage.summary()),
+            Step::Throttling => api.part_summary(|parts| parts.throttle.summary()),
             Step::ApiKey => self.api_key.summary(),
             Step::UsagePlan => self.usage_plan.summary(),
             Step::Permission => self.permission.summary(),
+            Step::FunctionUrl => self.function_url.summary(),
         }
     }
 
@@ -95,7 +99,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{SecretStore, Security};
+    use crate::desired::{Gateway, SecretStore, Security};
     use crate::resources::Lookup;
 
     fn empty() -> Snapshot {
@@ -104,6 +108,7 @@ mod tests {
             log_group: Lookup::Absent,
             function: Lookup::Absent,
             permissions: Default::default(),
+            function_url: None,
             api: Lookup::Absent,
             apis: Default::default(),
             secret: Lookup::Absent,
@@ -113,8 +118,9 @@ mod tests {
         }
     }
 
-    /// Made only when asked for.
-    const OPTIONAL: [Step; 4] = [Step::Secret, Step::SecretAccess, Step::ApiKey, Step::UsagePlan];
+    /// Made only when asked for (the function URL by `--gateway url`).
+    const OPTIONAL: [Step; 5] =
+        [Step::Secret, Step::SecretAccess, Step::ApiKey, Step::UsagePlan, Step::FunctionUrl];
 
     #[test]
     fn an_empty_account_plans_a_create_for_every_step_asked_for() {
@@ -129,9 +135,25 @@ mod tests {
         let everything =
             Desired::secured("sha", &[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "s")], every_flag);
         let plan = Plan::new(&everything, &empty());
-        for step in Step::ALL {
+        for step in Step::ALL.into_iter().filter(|step| *step != Step::FunctionUrl) {
             assert_eq!(plan.action(step), Action::Create, "{step}");
         }
+    }
+
+    #[test]
+    fn a_function_url_stack_plans_no_rest_api() {
+        let url = Security { gateway: Gateway::Url, ..Security::default() };
+        let plan = Plan::new(&Desired::secured("sha", &[], url), &empty());
+        let rest_api = crate::resources::rest_api::STEPS;
+        for step in Step::ALL {
+            let wanted = match OPTIONAL.contains(&step) || rest_api.contains(&step) {
+                true if step == Step::FunctionUrl => Action::Create,
+                true => Action::Unchanged,
+                false => Action::Create,
+            };
+            assert_eq!(plan.action(step), wanted, "{step}");
+        }
+        assert_eq!(plan.summary(Step::Methods), Summary::not_asked_for());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::aws::{error_code, is_transient};
+use crate::aws::{error_code, is_transient, message};
 
 /// How long to pause between tries: doubling from `first` up to `max`.
 #[derive(Debug, Clone, Copy)]
@@ -67,11 +67,6 @@ fn seconds(pause: Duration) -> String {
     } else {
         format!("{} s", pause.as_secs_f64())
     }
-}
-
-/// The message AWS sent with its error code.
-fn message<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> &str {
-    error.as_service_error().and_then(ProvideErrorMetadata::message).unwrap_or_default()
 }
 
 /// Lambda's answer while a new (or changed) role has not reached it yet: IAM is eventually

@@ -8,6 +8,7 @@ use crate::aws::Aws;
 use crate::error::ForeignResource;
 use crate::resources::Lookup;
 use crate::resources::function::{self, FunctionState};
+use crate::resources::function_url::{self, UrlState};
 use crate::resources::log_group::{self, LogGroupState};
 use crate::resources::permission::{self, PolicyState};
 use crate::resources::rest_api::api_key::{self, ApiKeyState};
@@ -26,6 +27,8 @@ pub struct Snapshot {
     pub function: Lookup<FunctionState>,
     /// The function's resource policy; read only when the function is ours.
     pub permissions: PolicyState,
+    /// The function's URL; read only when the function is ours.
+    pub function_url: Option<UrlState>,
     /// The stack's REST API: with several of ours, the one kept (the others are its duplicates).
     pub api: Lookup<ApiState>,
     /// Every REST API named as the stack's, ours and others'.
@@ -50,10 +53,20 @@ pub struct Found {
 
 /// Reads every resource of the stack, independent ones side by side. Changes nothing.
 pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
-    // Boxed: the SDK's futures are large, and nine side by side would crowd a thread's stack.
+    // Boxed: the SDK's futures are large, and ten side by side would crowd a thread's stack.
     // One wave: no read needs an id another read finds.
-    let (function, log_group, permissions, role, apis, secret, secret_access, api_keys, usage_plans) = tokio::try_join!(
-        Box::pin(function::find(aws, stack)),
+    let (
+        (function, function_url),
+        log_group,
+        permissions,
+        role,
+        apis,
+        secret,
+        secret_access,
+        api_keys,
+        usage_plans,
+    ) = tokio::try_join!(
+        Box::pin(async { tokio::try_join!(function::find(aws, stack), function_url::find(aws, stack)) }),
         Box::pin(log_group::find(aws, stack)),
         Box::pin(permission::find(aws, stack)),
         Box::pin(role::find(aws, stack)),
@@ -67,6 +80,7 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
     let function_is_ours = function.is_ours() == Some(true);
     let log_group = log_group::lookup(log_group, function_is_ours);
     let permissions = if function_is_ours { permissions } else { PolicyState::default() };
+    let function_url = function_url.filter(|_| function_is_ours);
     let api = apis.stack_api(role.ours().and_then(|role| role.made_by_run.as_deref()));
     let apis = apis.list;
     let secret_access = secret_access.filter(|_| role.is_ours() == Some(true));
@@ -75,6 +89,7 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
         log_group,
         function,
         permissions,
+        function_url,
         api,
         apis,
         secret,
@@ -137,7 +152,8 @@ impl Snapshot {
                 (8, policy.into_iter().collect())
             }
             // Parts of a resource above, deleted with it; packaging makes nothing in AWS.
-            Step::Package
+            Step::FunctionUrl
+            | Step::Package
             | Step::Environment
             | Step::ProxyResource
             | Step::Methods

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::desired::{FunctionEnvironment, aws_invoke_url, invoke_url};
+use crate::desired::{FunctionEnvironment, Gateway, aws_invoke_url, invoke_url};
+use crate::resources::function_url;
 use crate::snapshot::Snapshot;
 use crate::stack::{SECRET_POLICY_NAME, STAGE};
 use crate::up::Prepared;
@@ -27,13 +28,15 @@ pub struct Drift {
 pub struct StatusReport {
     pub name: String,
     pub region: String,
+    /// The gateway asked for: `rest` or `url`.
+    pub gateway: &'static str,
     /// Every resource exists.
     pub complete: bool,
     /// Complete, and `up` would change nothing.
     pub in_sync: bool,
     /// The URL that answers token requests (with an endpoint override, the emulator's).
     pub invoke_url: Option<String>,
-    /// API Gateway's own URL for the stage.
+    /// AWS's own URL for token requests.
     pub aws_invoke_url: Option<String>,
     pub resources: Vec<ResourceStatus>,
     /// How existing resources differ from what `up` would make (names, never values).
@@ -99,6 +102,11 @@ fn resource_id(step: Step, snapshot: &Snapshot) -> Option<Option<String>> {
         Step::ApiKey => joined(snapshot.api_keys.iter().map(|key| &key.id).collect()),
         Step::UsagePlan => joined(snapshot.usage_plans.iter().map(|plan| &plan.id).collect()),
         Step::Permission => joined(snapshot.permissions.ours.keys().collect()),
+        Step::FunctionUrl => snapshot.function_url.as_ref().map(|url| {
+            let reserved = snapshot.function.ours().and_then(|function| function.reserved_concurrency);
+            let bound = reserved.map(|n| format!(", reserved concurrency {n}")).unwrap_or_default();
+            format!("{}{bound}", url.url)
+        }),
     };
     Some(id)
 }
@@ -128,14 +136,31 @@ pub fn status(prepared: &Prepared, endpoint: Option<&str>) -> StatusReport {
         .map(|(step, summary)| Drift { kind: step.name(), reason: summary.reason })
         .collect();
     let complete = missing.is_empty();
-    let deployed = api.filter(|a| a.stages.deployed.is_some());
+    // The URL of the gateway asked for, when it serves.
+    let (invoke_url, aws_invoke_url) = match desired.gateway() {
+        Gateway::Rest => {
+            let deployed = api.filter(|a| a.stages.deployed.is_some());
+            (
+                deployed.map(|a| invoke_url(&a.id, stack, endpoint)),
+                deployed.map(|a| aws_invoke_url(&a.id, stack)),
+            )
+        }
+        Gateway::Url => {
+            let url = snapshot.function_url.as_ref().map(|url| url.url.as_str());
+            (
+                url.map(|url| function_url::token_url(url, endpoint)),
+                url.map(|url| function_url::token_url(url, None)),
+            )
+        }
+    };
     StatusReport {
         name: stack.name.clone(),
         region: stack.region.clone(),
+        gateway: desired.gateway().name(),
         complete,
         in_sync: complete && plan.is_unchanged(),
-        invoke_url: deployed.map(|a| invoke_url(&a.id, stack, endpoint)),
-        aws_invoke_url: deployed.map(|a| aws_invoke_url(&a.id, stack)),
+        invoke_url,
+        aws_invoke_url,
         resources,
         drift,
         missing,

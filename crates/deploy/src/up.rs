@@ -10,16 +10,17 @@ use tokio::sync::oneshot;
 
 use crate::agreement::{self, Sides};
 use crate::aws::Aws;
-use crate::desired::{Desired, FunctionEnvironment, Security, aws_invoke_url, invoke_url};
+use crate::desired::{Desired, FunctionEnvironment, Gateway, Security, aws_invoke_url, invoke_url};
 use crate::error::{ConcurrentRun, PackageFailed, Result};
 use crate::plan::Plan;
 use crate::resources::rest_api::{
-    self, ApiState, Settle,
+    self, ApiChange, ApiState, PartsPlan, Settle,
     api_key::{self, KeptKey},
-    gateway_responses, methods, resource, stage, usage_plan,
+    gateway_responses, methods, resource, stage,
+    usage_plan::{self, UsagePlanChange},
 };
 use crate::resources::secret_access::{self, SecretAccessChange};
-use crate::resources::{function, log_group, permission, role, secret};
+use crate::resources::{function, function_url, log_group, permission, role, secret};
 use crate::snapshot::{self, Snapshot};
 use crate::stack::{STAGE, Stack};
 use crate::steps::run_step;
@@ -37,11 +38,19 @@ pub struct UpReport {
     pub code_sha256: String,
     /// `x86_64` or `arm64`, as Lambda's `Architectures` names it.
     pub architecture: String,
-    pub api_id: String,
-    pub stage: String,
+    /// `rest` or `url`, as `--gateway` names it.
+    pub gateway: &'static str,
+    /// The REST API's id and stage (with `--gateway rest`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The function URL as Lambda gives it (with `--gateway url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_url: Option<String>,
     /// The URL that answers token requests: with an endpoint override, the emulator's.
     pub invoke_url: String,
-    /// API Gateway's own URL for the stage (the same as `invoke_url` without an override).
+    /// AWS's own URL for token requests (the same as `invoke_url` without an override).
     pub aws_invoke_url: String,
     /// With `--secret-store secrets-manager`: the secret the function reads.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -145,7 +154,7 @@ async fn until_agreed(
 ) -> anyhow::Result<UpReport> {
     let stack = prepared.desired.stack.clone();
     for _ in 0..AGREEMENT_ROUNDS {
-        let sides = Sides::read(aws, &stack, &report.api_id).await?;
+        let sides = Sides::read(aws, &stack, report.api_id.as_deref()).await?;
         let broken = sides.disagreements();
         if broken.is_empty() {
             let changed = sides.differences(&prepared.desired);
@@ -165,7 +174,7 @@ async fn until_agreed(
         let again = Box::pin(carry_out(aws, &prepared, progress)).await?;
         report = report.followed_by(again);
     }
-    let sides = Sides::read(aws, &stack, &report.api_id).await?;
+    let sides = Sides::read(aws, &stack, report.api_id.as_deref()).await?;
     let (broken, changed) = (sides.disagreements(), sides.differences(&prepared.desired));
     match (broken.is_empty(), changed.is_empty()) {
         (true, true) => Ok(report),
@@ -206,25 +215,47 @@ impl UpReport {
 async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> anyhow::Result<UpReport> {
     let Prepared { desired, artifact, package_report, .. } = prepared;
     let stack = &desired.stack;
-    // The function chain and the API chain side by side: the API needs only the function's
-    // ARN, known before the function exists. They meet twice: a new API waits to learn whether
-    // this run made the role (then no twin run can be making the stack), and the permission
-    // waits for the API's id.
+    // The function chain and the gateway's side by side. A REST API needs only the function's
+    // ARN, known before the function exists; the two chains meet twice: a new API waits to
+    // learn whether this run made the role (then no twin run can be making the stack), and
+    // the permission waits for the API's id. A function URL is made once the function is.
     let (claim, claimed) = oneshot::channel();
-    let (api_known, api_id) = oneshot::channel();
-    let function_chain = Box::pin(function_chain(aws, prepared, &artifact.bytes, progress, claim, api_id));
-    let api_chain = Box::pin(api_chain(aws, prepared, progress, claimed, api_known));
-    let (function_side, api_side) = tokio::try_join!(function_chain, api_chain)?;
+    let (gateway_known, gateway_id) = oneshot::channel();
+    let function_chain =
+        Box::pin(function_chain(aws, prepared, &artifact.bytes, progress, claim, gateway_id));
+    let (function_side, gateway_side) = match desired.gateway() {
+        Gateway::Rest => {
+            let api_chain = Box::pin(api_chain(aws, prepared, progress, claimed, gateway_known));
+            let (function_side, api_side) = tokio::try_join!(function_chain, api_chain)?;
+            (function_side, api_side)
+        }
+        Gateway::Url => {
+            let _ = gateway_known.send(None);
+            let function_side = function_chain.await?;
+            (function_side, Box::pin(url_side(aws, prepared, progress)).await?)
+        }
+    };
+    // The new gateway serves: what served before goes.
+    let retired = Box::pin(retire_other_gateways(aws, prepared, progress)).await?;
     let FunctionSide { role_arn, function_arn, secret_arn, reports: function_reports } = function_side;
-    let ApiSide { api_id, key, reports: api_reports } = api_side;
+    let GatewaySide { api_id, function_url, key, reports: gateway_reports } = gateway_side;
     let (api_key_id, notes) = match key {
         Some(KeptKey { id, twin }) => (Some(id), twin.into_iter().collect()),
         None => (None, vec![]),
     };
 
-    let mut steps: Vec<StepReport> =
-        std::iter::once(package_report.clone()).chain(function_reports).chain(api_reports).collect();
+    let mut steps: Vec<StepReport> = std::iter::once(package_report.clone())
+        .chain(function_reports)
+        .chain(gateway_reports)
+        .chain(retired)
+        .collect();
     steps.sort_by_key(|report| report.step);
+    let endpoint = aws.endpoint_url.as_deref();
+    let (invoke_url, aws_invoke_url) = match (&api_id, &function_url) {
+        (Some(api_id), _) => (invoke_url(api_id, stack, endpoint), aws_invoke_url(api_id, stack)),
+        (None, Some(url)) => (function_url::token_url(url, endpoint), function_url::token_url(url, None)),
+        (None, None) => anyhow::bail!("the gateway gave no URL"),
+    };
     Ok(UpReport {
         name: stack.name.clone(),
         region: stack.region.clone(),
@@ -233,10 +264,12 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         function_arn,
         code_sha256: artifact.code_sha256.clone(),
         architecture: artifact.arch.lambda_name().to_string(),
-        invoke_url: invoke_url(&api_id, stack, aws.endpoint_url.as_deref()),
-        aws_invoke_url: aws_invoke_url(&api_id, stack),
+        gateway: desired.gateway().name(),
+        stage: api_id.as_ref().map(|_| STAGE.to_string()),
         api_id,
-        stage: STAGE.to_string(),
+        function_url,
+        invoke_url,
+        aws_invoke_url,
         secret_arn,
         api_key_id,
         api_key: None,
@@ -244,6 +277,79 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         notes,
         steps,
     })
+}
+
+/// What the gateway's side made: a REST API (and its key) or a function URL.
+struct GatewaySide {
+    api_id: Option<String>,
+    function_url: Option<String>,
+    key: Option<KeptKey>,
+    reports: Vec<StepReport>,
+}
+
+/// A step with nothing to do in this stack, told as such ("not asked for").
+async fn skipped(progress: &dyn Progress, step: Step, plan: &Plan) -> anyhow::Result<StepReport> {
+    Ok(run_step(progress, step, plan.summary(step), async { Ok(()) }).await?.1)
+}
+
+/// The function URL and the reserved concurrency, once the function exists; the REST API's
+/// steps are not asked for.
+async fn url_side(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> anyhow::Result<GatewaySide> {
+    let Prepared { desired, plan, snapshot, .. } = prepared;
+    let change = &plan.function_url;
+    let apply = function_url::apply(aws, desired, change, snapshot.function_url.as_ref(), progress);
+    let (url, report) = run_step(progress, Step::FunctionUrl, change.summary(), apply).await?;
+    let url = url.context("Lambda gave no function URL")?;
+    let mut reports = vec![report];
+    // The REST API itself is told of once what served before is removed.
+    for step in rest_api::STEPS.into_iter().filter(|step| *step != Step::RestApi) {
+        reports.push(skipped(progress, step, plan).await?);
+    }
+    Ok(GatewaySide { api_id: None, function_url: Some(url), key: None, reports })
+}
+
+/// Removes what served the stack before and is no longer asked for, now that the gateway
+/// asked for serves: a function URL (and the concurrency reserved for it), or the REST APIs
+/// with their usage plans and keys (plans first: API Gateway will not delete an API a plan
+/// binds); then the old gateway's invoke permissions. Each step not to do is told so.
+async fn retire_other_gateways(
+    aws: &Aws,
+    prepared: &Prepared,
+    progress: &dyn Progress,
+) -> anyhow::Result<Vec<StepReport>> {
+    let Prepared { desired, plan, .. } = prepared;
+    let stack = &desired.stack;
+    let mut reports = Vec::new();
+    match desired.gateway() {
+        Gateway::Rest => {
+            let change = &plan.function_url;
+            let retire = function_url::retire(aws, stack, change, progress);
+            reports.push(run_step(progress, Step::FunctionUrl, change.summary(), retire).await?.1);
+        }
+        Gateway::Url => {
+            let plans = match &plan.usage_plan {
+                UsagePlanChange::Delete { plans } => plans.as_slice(),
+                _ => &[],
+            };
+            let unbind = usage_plan::delete(aws, plans, progress);
+            reports.push(run_step(progress, Step::UsagePlan, plan.usage_plan.summary(), unbind).await?.1);
+            let keys = api_key::apply(aws, stack, &plan.api_key);
+            reports.push(run_step(progress, Step::ApiKey, plan.api_key.summary(), keys).await?.1);
+            let apis = match &plan.api.api {
+                ApiChange::Retire { remove } => remove.as_slice(),
+                _ => &[],
+            };
+            let delete = async {
+                for id in apis {
+                    rest_api::delete(aws, id, progress).await?;
+                }
+                anyhow::Ok(())
+            };
+            reports.push(run_step(progress, Step::RestApi, plan.api.api.summary(), delete).await?.1);
+        }
+    }
+    permission::retire_gateway(aws, desired, &plan.permission).await?;
+    Ok(reports)
 }
 
 /// What the function chain made.
@@ -264,7 +370,7 @@ async fn function_chain(
     zip: &[u8],
     progress: &dyn Progress,
     claim: oneshot::Sender<Option<String>>,
-    api_id: oneshot::Receiver<String>,
+    gateway_id: oneshot::Receiver<Option<String>>,
 ) -> anyhow::Result<FunctionSide> {
     let Prepared { desired, plan, snapshot, .. } = prepared;
     let stack = &desired.stack;
@@ -314,10 +420,10 @@ async fn function_chain(
         let ((), environment_report) =
             run_step(progress, Step::Environment, environment.summary(), set).await?;
         let removed = remove_secret(aws, desired, plan, &access, progress).await?;
-        // No id: the API chain failed, and its error is the one to tell.
-        let api_id = api_id.await.context("the REST API was not made")?;
+        // Nothing told: the API chain failed, and its error is the one to tell.
+        let api_id = gateway_id.await.context("the REST API was not made")?;
         let change = &plan.permission;
-        let grant = permission::apply(aws, desired, change, &api_id, progress);
+        let grant = permission::apply(aws, desired, change, api_id.as_deref(), progress);
         let ((), permission_report) = run_step(progress, Step::Permission, change.summary(), grant).await?;
         let reports = [Some(role_report), secret_report, access_report, Some(function_report)]
             .into_iter()
@@ -373,13 +479,6 @@ async fn remove_secret(
     Ok([policy, secret].into_iter().flatten().collect())
 }
 
-/// What the API chain made.
-struct ApiSide {
-    api_id: String,
-    key: Option<KeptKey>,
-    reports: Vec<StepReport>,
-}
-
 /// REST API, `{proxy+}`, methods, integrations, stage and its limits, beside the API key;
 /// then the usage plan binding the key to the stage. Returns the API's id, told to `api_known`
 /// as soon as it is settled, and the key's. A new API is built while this run settles with any
@@ -389,8 +488,8 @@ async fn api_chain(
     prepared: &Prepared,
     progress: &dyn Progress,
     claimed: oneshot::Receiver<Option<String>>,
-    api_known: oneshot::Sender<String>,
-) -> anyhow::Result<ApiSide> {
+    api_known: oneshot::Sender<Option<String>>,
+) -> anyhow::Result<GatewaySide> {
     let Prepared { desired, plan, snapshot, .. } = prepared;
     let observed = snapshot.api.ours();
     let change = &plan.api.api;
@@ -406,7 +505,7 @@ async fn api_chain(
         if settle == Settle::WithTwins {
             twins::settle::<rest_api::RestApis>(aws, &desired.stack, &current.id, progress).await?;
         }
-        let _ = api_known.send(current.id.clone());
+        let _ = api_known.send(Some(current.id.clone()));
         Ok(current)
     });
     // The deployment waits for the key: one enabled again is served only once redeployed.
@@ -448,7 +547,7 @@ async fn api_chain(
         }
     };
     let reports = [api_report].into_iter().chain(parts).chain([key_report, plan_report]).collect();
-    Ok(ApiSide { api_id: current.id, key, reports })
+    Ok(GatewaySide { api_id: Some(current.id), function_url: None, key, reports })
 }
 
 /// The API's parts: `{proxy+}`, methods, integrations, beside the gateway responses; once
@@ -464,9 +563,9 @@ async fn build_parts(
 ) -> anyhow::Result<[StepReport; 6]> {
     // Made now, or finished by another run meanwhile: plan its parts from what is there.
     let api_changes = plan.api.api.action() != Action::Unchanged;
-    let replanned = (Some(current) != observed)
+    let replanned = (Some(current) != observed || plan.api.parts.is_none())
         .then(|| rest_api::plan_parts(desired, Some(current), api_changes, plan.api_key.enables()));
-    let parts = replanned.as_ref().unwrap_or(&plan.api.parts);
+    let parts: &PartsPlan = replanned.as_ref().or(plan.api.parts.as_ref()).context("no parts planned")?;
     let api_id = current.id.as_str();
 
     let routes = async {

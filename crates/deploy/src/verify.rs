@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde_json::Value;
 use tokendeploy_config::origins::AllowedOrigins;
@@ -18,6 +18,7 @@ use tokendeploy_config::{ProviderKind, SECRET_ARN};
 use crate::aws::{Aws, causes};
 use crate::desired::invoke_url;
 use crate::logs;
+use crate::resources::function_url;
 use crate::resources::permission;
 use crate::resources::rest_api::api_key;
 use crate::snapshot::{self, Snapshot};
@@ -131,7 +132,7 @@ pub async fn verify(
         Some(id) => Some(api_key::value(aws, id).await?),
         None => None,
     };
-    let url = invoke_url(&deployed.api_id, stack, aws.endpoint_url.as_deref());
+    let url = deployed.gateway.token_url(stack, aws.endpoint_url.as_deref());
     let client = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
@@ -183,7 +184,7 @@ pub async fn verify(
 
 /// What the stack's deployed state says the requests and answers must be.
 struct Deployed {
-    api_id: String,
+    gateway: Serving,
     provider: ProviderKind,
     /// `IDENTITY_MODE=trust`: callers name themselves.
     trusting: bool,
@@ -203,11 +204,14 @@ impl Deployed {
             .function
             .ours()
             .with_context(|| format!("{where_} has no function: run tokendeploy up first"))?;
-        let api = snapshot
-            .api
-            .ours()
-            .filter(|api| api.stages.deployed.is_some())
-            .with_context(|| format!("{where_} has no deployed REST API: run tokendeploy up first"))?;
+        let api = snapshot.api.ours().filter(|api| api.stages.deployed.is_some());
+        let gateway = match (api, &snapshot.function_url) {
+            (Some(api), _) => Serving::RestApi(api.id.clone()),
+            (None, Some(url)) => Serving::FunctionUrl(url.url.clone()),
+            (None, None) => {
+                bail!("{where_} has no deployed REST API or function URL: run tokendeploy up first")
+            }
+        };
         let variable = |name: &str| function.environment.get(name).map(String::as_str);
         let provider =
             variable("TOKEN_PROVIDER").and_then(ProviderKind::parse).unwrap_or(ProviderKind::Dolby);
@@ -218,7 +222,7 @@ impl Deployed {
             Some(AllowedOrigins::List(list)) => list[0].clone(),
             _ => ANY_ORIGIN.to_string(),
         };
-        let methods_keyed = api.methods.values().any(|method| method.api_key_required);
+        let methods_keyed = api.is_some_and(|api| api.methods.values().any(|method| method.api_key_required));
         let (key, refusal) = match snapshot.api_keys.first() {
             _ if !methods_keyed => (None, None),
             None => (
@@ -237,7 +241,7 @@ impl Deployed {
             ),
             Some(key) => (Some(key.id.clone()), None),
         };
-        Ok(Self { api_id: api.id.clone(), provider, trusting, origins, origin, key, refusal, methods_keyed })
+        Ok(Self { gateway, provider, trusting, origins, origin, key, refusal, methods_keyed })
     }
 
     fn expected(&self, bearer: bool) -> Expected {
@@ -399,7 +403,7 @@ fn cause(
     let Some(answer) = answer else { return format!("{request} got {said}") };
     let why = match (answer.gateway_error.as_deref(), answer.status, answer.error_code()) {
         (Some(_), 500, _) if !may_invoke(snapshot, deployed) => {
-            "API Gateway may not invoke the function: its invoke permission is missing or for another API (tokendeploy up restores it)".to_string()
+            format!("{} may not invoke the function: its invoke permission is missing or for another gateway (tokendeploy up restores it)", deployed.gateway.described())
         }
         (Some(_), 500, _) => "API Gateway could not call the function (its integration or permission)".into(),
         (Some(_), 502, _) => "the function failed or answered something API Gateway cannot read (a crash, a timeout, broken code)".into(),
@@ -426,10 +430,43 @@ fn cause(
     format!("{request} to stack {} in {} got {said}: {why}", stack.name, stack.region)
 }
 
-/// The function's policy has a statement for this API and GET.
+/// The function's policy lets the gateway serving the stack invoke it: a statement for this
+/// API and GET, or both of a function URL's.
 fn may_invoke(snapshot: &Snapshot, deployed: &Deployed) -> bool {
-    let statement = snapshot.permissions.ours.get(&permission::statement_id("GET"));
-    statement.is_some_and(|source| source.contains(&format!(":{}/", deployed.api_id)))
+    let ours = &snapshot.permissions.ours;
+    match &deployed.gateway {
+        Serving::RestApi(api_id) => {
+            let statement = ours.get(&permission::statement_id("GET"));
+            statement.is_some_and(|source| source.contains(&format!(":{api_id}/")))
+        }
+        Serving::FunctionUrl(_) => [permission::URL_SID, permission::URL_INVOKE_SID]
+            .iter()
+            .all(|sid| ours.get(*sid).is_some_and(|grant| !grant.is_empty())),
+    }
+}
+
+/// What serves the stack's token requests, as found.
+enum Serving {
+    /// A deployed REST API, by id.
+    RestApi(String),
+    /// A function URL, as Lambda gives it.
+    FunctionUrl(String),
+}
+
+impl Serving {
+    fn token_url(&self, stack: &Stack, endpoint: Option<&str>) -> String {
+        match self {
+            Serving::RestApi(api_id) => invoke_url(api_id, stack, endpoint),
+            Serving::FunctionUrl(url) => function_url::token_url(url, endpoint),
+        }
+    }
+
+    fn described(&self) -> &'static str {
+        match self {
+            Serving::RestApi(_) => "API Gateway",
+            Serving::FunctionUrl(_) => "the function URL",
+        }
+    }
 }
 
 /// The function's log entries since `since`, as `logs` shows them.

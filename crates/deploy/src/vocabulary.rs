@@ -57,6 +57,7 @@ steps! {
     Throttling => "throttling", "stage limits and settings";
     ApiKey => "api_key", "API key";
     UsagePlan => "usage_plan", "usage plan";
+    FunctionUrl => "function_url", "function URL and reserved concurrency";
     Permission => "permission", "invoke permission";
 }
 
@@ -103,6 +104,7 @@ impl Action {
 
 /// Why a step is unchanged, unless it says otherwise (such as "not asked for").
 const AS_WANTED: &str = "as wanted";
+const NOT_ASKED_FOR: &str = "not asked for";
 
 /// One step's decision as a person reads it: the action, and why (never a secret value:
 /// variable names at most). Each resource's own typed change says exactly what to do.
@@ -124,6 +126,10 @@ impl Summary {
     }
     pub fn unchanged_because(reason: impl Into<String>) -> Self {
         Self { action: Action::Unchanged, reason: reason.into() }
+    }
+    /// Not part of this stack as asked for: nothing to make, nothing there.
+    pub fn not_asked_for() -> Self {
+        Self::unchanged_because(NOT_ASKED_FOR)
     }
     /// `up` removes what it made and is no longer asked for.
     pub fn delete(reason: impl Into<String>) -> Self {

@@ -343,6 +343,9 @@ def may_invoke(function, source_arn: str) -> bool:
             continue
         if not any(a in ("lambda:InvokeFunction", "lambda:*") for a in actions):
             continue
+        # A function URL's grant holds only for requests through the URL.
+        if "lambda:InvokedViaFunctionUrl" in ((statement.get("Condition") or {}).get("Bool") or {}):
+            continue
         condition = (statement.get("Condition") or {}).get("ArnLike") or {}
         pattern = condition.get("AWS:SourceArn")
         if pattern is None or fnmatch.fnmatchcase(source_arn, pattern):

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokendeploy_config::ProviderKind;
-use tokendeploy_deploy::desired::{SecretStore, Security, Throttle};
+use tokendeploy_deploy::UsageError;
+use tokendeploy_deploy::desired::{DEFAULT_RESERVED_CONCURRENCY, Gateway, SecretStore, Security, Throttle};
 use tokendeploy_deploy::stack::DEFAULT_STACK_NAME;
 use tokendeploy_package::Arch;
 
@@ -234,16 +235,36 @@ pub struct SecurityArgs {
     /// secret of the stack, of which the function gets only the ARN.
     #[arg(long, value_enum, default_value_t = SecretStoreArg::Env)]
     pub secret_store: SecretStoreArg,
+    /// What serves token requests: `rest`, an API Gateway REST API (API keys, usage plans,
+    /// stage throttling; $3.50 a million requests); `url`, a Lambda function URL (no gateway
+    /// to pay for; reserved concurrency bounds the cost). Switching makes the new one before
+    /// it removes the old; the function keeps its ARN.
+    #[arg(long, value_enum, default_value_t = GatewayArg::Rest)]
+    pub gateway: GatewayArg,
     /// Require an API key (header x-api-key) on token requests, issued through a usage plan
     /// bound to the stage; CORS preflights stay open. Without the flag, `up` removes them.
+    /// Only with --gateway rest.
     #[arg(long)]
     pub api_key: bool,
-    /// Requests a second the stage lets through, sustained (0.1 to 10000).
-    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate_limit, default_value_t = Throttle::DEFAULT.rate_limit)]
-    pub rate_limit: f64,
-    /// Requests the stage lets through at once above the rate (1 to 5000).
-    #[arg(long, value_name = "REQUESTS", value_parser = parse_burst_limit, default_value_t = Throttle::DEFAULT.burst_limit)]
-    pub burst_limit: i32,
+    /// Requests a second the stage lets through, sustained (0.1 to 10000; default 20). Only
+    /// with --gateway rest.
+    #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate_limit)]
+    pub rate_limit: Option<f64>,
+    /// Requests the stage lets through at once above the rate (1 to 5000; default 40). Only
+    /// with --gateway rest.
+    #[arg(long, value_name = "REQUESTS", value_parser = parse_burst_limit)]
+    pub burst_limit: Option<i32>,
+    /// How many instances of the function may run at once behind a function URL (1 to 10000;
+    /// default 5, so at most 50 requests a second: Lambda serves 10 a second an instance).
+    /// Only with --gateway url.
+    #[arg(long, value_name = "INSTANCES", value_parser = parse_reserved_concurrency)]
+    pub reserved_concurrency: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GatewayArg {
+    Rest,
+    Url,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -277,13 +298,58 @@ impl DeployArgs {
 }
 
 impl SecurityArgs {
-    pub fn security(&self) -> Security {
+    /// How the stack is guarded; a flag that the gateway asked for has no use for is a usage
+    /// error, named with the gateway that has it.
+    pub fn security(&self) -> Result<Security, UsageError> {
         let secret_store = match self.secret_store {
             SecretStoreArg::Env => SecretStore::Environment,
             SecretStoreArg::SecretsManager => SecretStore::SecretsManager,
         };
-        let throttle = Throttle { rate_limit: self.rate_limit, burst_limit: self.burst_limit };
-        Security { secret_store, api_key: self.api_key, throttle }
+        let gateway = match self.gateway {
+            GatewayArg::Rest => Gateway::Rest,
+            GatewayArg::Url => Gateway::Url,
+        };
+        let given = |flag: &'static str, set: bool| set.then_some(flag);
+        let misplaced = match gateway {
+            Gateway::Rest => given("--reserved-concurrency", self.reserved_concurrency.is_some())
+                .map(|flag| (flag, "--gateway url (the REST API's stage is bounded by --rate-limit and --burst-limit)")),
+            Gateway::Url => [
+                given("--api-key", self.api_key),
+                given("--rate-limit", self.rate_limit.is_some()),
+                given("--burst-limit", self.burst_limit.is_some()),
+            ]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(|flag| (flag, "--gateway rest (a function URL has no keys or stage limits: --reserved-concurrency bounds it)")),
+        };
+        if let Some((flag, belongs)) = misplaced {
+            return Err(UsageError(format!(
+                "{flag} does not apply to --gateway {}: it goes with {belongs}",
+                gateway.name()
+            )));
+        }
+        let throttle = Throttle {
+            rate_limit: self.rate_limit.unwrap_or(Throttle::DEFAULT.rate_limit),
+            burst_limit: self.burst_limit.unwrap_or(Throttle::DEFAULT.burst_limit),
+        };
+        let reserved_concurrency = self.reserved_concurrency.unwrap_or(DEFAULT_RESERVED_CONCURRENCY);
+        Ok(Security { secret_store, gateway, api_key: self.api_key, throttle, reserved_concurrency })
+    }
+}
+
+/// Lambda takes any reservation the account's quota allows; beyond 10,000 is a typo.
+fn parse_reserved_concurrency(text: &str) -> Result<i32, String> {
+    whole_number_in(text, 1..=10_000, "instances, such as 5")
+}
+
+/// A whole number in `range`, blanks around it forgiven; `what` names its unit, with an example.
+fn whole_number_in(text: &str, range: std::ops::RangeInclusive<i32>, what: &str) -> Result<i32, String> {
+    let number: i64 = text.trim().parse().map_err(|_| format!("must be a whole number of {what}"))?;
+    let (low, high) = (*range.start(), *range.end());
+    match (i64::from(low)..=i64::from(high)).contains(&number) {
+        true => Ok(number as i32),
+        false => Err(format!("{number} is not in {low}..={high}")),
     }
 }
 
@@ -301,12 +367,7 @@ fn parse_rate_limit(text: &str) -> Result<f64, String> {
 /// API Gateway takes a burst of 1 to the account's default limit of 5,000; read as the rate
 /// is, blanks around it forgiven.
 fn parse_burst_limit(text: &str) -> Result<i32, String> {
-    let burst: i64 =
-        text.trim().parse().map_err(|_| "must be a whole number of requests, such as 40".to_string())?;
-    match (1..=5000).contains(&burst) {
-        true => Ok(burst as i32),
-        false => Err(format!("{burst} is not in 1..=5000")),
-    }
+    whole_number_in(text, 1..=5000, "requests, such as 40")
 }
 
 fn parse_provider(name: &str) -> Result<ProviderKind, String> {

@@ -44,6 +44,8 @@ pub struct FunctionState {
     /// Values are kept to compare, never shown.
     pub environment: HashMap<String, String>,
     pub last_modified: String,
+    /// How many instances may run at once, when reserved (a function URL's cost bound).
+    pub reserved_concurrency: Option<i32>,
 }
 
 pub const KIND: &str = "Lambda function";
@@ -90,6 +92,7 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Lookup<FunctionState>> {
         role_arn: config.role().unwrap_or_default().to_string(),
         environment: config.environment().and_then(|e| e.variables()).cloned().unwrap_or_default(),
         last_modified: config.last_modified().unwrap_or_default().to_string(),
+        reserved_concurrency: output.concurrency().and_then(|c| c.reserved_concurrent_executions()),
     }))
 }
 
@@ -588,6 +591,7 @@ mod tests {
                 .chain([("USER_ADDED".into(), "x".into())])
                 .collect(),
             last_modified: "t".into(),
+            reserved_concurrency: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! nothing that gathers them: the snapshot, the plan and the commands do that.
 
 pub mod function;
+pub mod function_url;
 pub mod log_group;
 pub mod permission;
 pub mod rest_api;

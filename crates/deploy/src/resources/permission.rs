@@ -1,25 +1,37 @@
 //! The function's resource policy: API Gateway may invoke it, from this API's stage and
-//! methods only. It has no `delete`: deleting the function deletes its policy.
+//! methods only; or, behind a function URL, anyone may through that URL (the two statements
+//! Lambda asks for since October 2025: lambda:InvokeFunctionUrl with auth type NONE, and
+//! lambda:InvokeFunction when invoked via the URL; developer guide, "Control access to Lambda
+//! function URLs"). It has no `delete`: deleting the function deletes its policy.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
+use aws_sdk_lambda::types::FunctionUrlAuthType;
 use futures::future::try_join_all;
 use serde_json::Value;
 
 use tokendeploy_config::ProviderKind;
 
 use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code};
-use crate::desired::Desired;
+use crate::desired::{Desired, Gateway};
 use crate::retry::{Backoff, LAMBDA_CONFLICT, lambda_update_in_progress, retrying};
 use crate::stack::{STAGE, Stack};
 use crate::vocabulary::{Planned, Progress, Step, Summary};
 
 pub const KIND: &str = "invoke permission";
 
-/// Statement id -> source ARN of our statements on the function's policy.
+/// Statement id -> what it grants, for our statements on the function's policy: the source ARN
+/// API Gateway is scoped to, or which of a function URL's two grants it is ([`URL_GRANT`],
+/// [`URL_INVOKE_GRANT`]); empty when it grants other than `up` would.
 pub type Statements = BTreeMap<String, String>;
+
+/// The function URL's statements.
+pub const URL_SID: &str = "tokendeploy-function-url";
+pub const URL_INVOKE_SID: &str = "tokendeploy-function-url-invoke";
+const URL_GRANT: &str = "anyone: lambda:InvokeFunctionUrl with auth type NONE";
+const URL_INVOKE_GRANT: &str = "anyone: lambda:InvokeFunction through the function URL";
 
 /// The function's resource policy: our statements, and the ids of any others (each one lets
 /// someone else invoke or change the function, which `up` never grants).
@@ -40,22 +52,52 @@ pub fn statement_id(method: &str) -> String {
     format!("tokendeploy-apigateway-{}", method.to_ascii_lowercase())
 }
 
-/// What each statement should allow: this API, stage `prod`, one method, any path.
-pub fn wanted(desired: &Desired, api_id: &str) -> Statements {
-    desired
-        .methods()
-        .iter()
-        .map(|method| {
-            let stack = &desired.stack;
-            let source = stack.arn(
-                "execute-api",
-                &stack.region,
-                &desired.account,
-                &format!("{api_id}/{STAGE}/{method}/*"),
-            );
-            (statement_id(method), source)
-        })
-        .collect()
+/// The gateway one of our statements lets in.
+fn gateway_of(sid: &str) -> Gateway {
+    match sid {
+        URL_SID | URL_INVOKE_SID => Gateway::Url,
+        _ => Gateway::Rest,
+    }
+}
+
+/// Every statement id `up` may make, for any provider and gateway.
+fn our_ids() -> Vec<String> {
+    let rest = ProviderKind::every_method().into_iter().map(statement_id);
+    rest.chain([URL_SID.to_string(), URL_INVOKE_SID.to_string()]).collect()
+}
+
+/// The statements the stack's gateway needs, by id.
+fn wanted_ids(desired: &Desired) -> Vec<String> {
+    match desired.gateway() {
+        Gateway::Rest => desired.methods().iter().map(|method| statement_id(method)).collect(),
+        Gateway::Url => vec![URL_SID.to_string(), URL_INVOKE_SID.to_string()],
+    }
+}
+
+/// What each statement should grant: for a REST API (`api_id`, once known) this API, stage
+/// `prod`, one method, any path; for a function URL, anyone through it.
+pub fn wanted(desired: &Desired, api_id: Option<&str>) -> Statements {
+    match (desired.gateway(), api_id) {
+        (Gateway::Rest, None) => Statements::new(),
+        (Gateway::Rest, Some(api_id)) => desired
+            .methods()
+            .iter()
+            .map(|method| {
+                let stack = &desired.stack;
+                let source = stack.arn(
+                    "execute-api",
+                    &stack.region,
+                    &desired.account,
+                    &format!("{api_id}/{STAGE}/{method}/*"),
+                );
+                (statement_id(method), source)
+            })
+            .collect(),
+        (Gateway::Url, _) => Statements::from([
+            (URL_SID.into(), URL_GRANT.into()),
+            (URL_INVOKE_SID.into(), URL_INVOKE_GRANT.into()),
+        ]),
+    }
 }
 
 /// The statements on the function's policy; empty when it has none (or no function).
@@ -71,18 +113,14 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<PolicyState> {
 
 fn parse_policy(policy: &str) -> PolicyState {
     let policy: Value = serde_json::from_str(policy).unwrap_or_default();
-    let ours: Vec<String> = ProviderKind::every_method().iter().map(|m| statement_id(m)).collect();
+    let ours = our_ids();
     let mut state = PolicyState::default();
     for statement in policy["Statement"].as_array().into_iter().flatten() {
         let sid = statement["Sid"].as_str().unwrap_or_default().to_string();
         if ours.contains(&sid) {
             // Our id on a statement that grants more than ours would is not ours: mark it
             // wrong, so `up` replaces it.
-            let as_made = statement["Effect"] == "Allow"
-                && statement["Principal"]["Service"] == "apigateway.amazonaws.com"
-                && statement["Action"] == "lambda:InvokeFunction";
-            let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().unwrap_or_default();
-            state.ours.insert(sid, if as_made { source.to_string() } else { String::new() });
+            state.ours.insert(sid.clone(), grant_of(&sid, statement));
         } else {
             state.others.push(if sid.is_empty() { "(a statement without an id)".into() } else { sid });
         }
@@ -90,10 +128,35 @@ fn parse_policy(policy: &str) -> PolicyState {
     state
 }
 
+/// What our statement `sid` grants, as [`Statements`] holds it; empty when it is not as made.
+fn grant_of(sid: &str, statement: &Value) -> String {
+    let allows = |action: &str| statement["Effect"] == "Allow" && statement["Action"] == action;
+    let anyone = statement["Principal"] == "*" || statement["Principal"]["AWS"] == "*";
+    let condition = &statement["Condition"];
+    let as_made = match sid {
+        URL_SID => {
+            let none = condition["StringEquals"]["lambda:FunctionUrlAuthType"] == "NONE";
+            (anyone && allows("lambda:InvokeFunctionUrl") && none).then_some(URL_GRANT)
+        }
+        URL_INVOKE_SID => {
+            let via_url = &condition["Bool"]["lambda:InvokedViaFunctionUrl"];
+            let via_url = *via_url == "true" || *via_url == true;
+            (anyone && allows("lambda:InvokeFunction") && via_url).then_some(URL_INVOKE_GRANT)
+        }
+        _ => {
+            let service = statement["Principal"]["Service"] == "apigateway.amazonaws.com";
+            let source = condition["ArnLike"]["AWS:SourceArn"].as_str();
+            source.filter(|_| service && allows("lambda:InvokeFunction"))
+        }
+    };
+    as_made.unwrap_or_default().to_string()
+}
+
 /// What `up` does to the function's policy. The API's id may be known only once the API
-/// exists, so the statements to add are named by method; [`wanted`] gives their source ARN.
+/// exists, so the statements to add are named by id; [`wanted`] gives what they grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermissionChange {
+    gateway: Gateway,
     /// Statements up did not make, removed.
     pub remove_others: Vec<String>,
     /// Our statements that are wrong, removed before they are added again.
@@ -102,7 +165,9 @@ pub struct PermissionChange {
     pub add: Vec<String>,
     /// Ours for methods the function no longer answers (POST, after a minting provider): removed.
     pub retire: Vec<String>,
-    /// Nothing of ours on the policy yet.
+    /// Ours for a gateway no longer asked for: removed once the new one serves.
+    pub retire_gateway: Vec<String>,
+    /// Nothing of ours for this gateway on the policy yet.
     first_grant: bool,
 }
 
@@ -118,13 +183,27 @@ impl Planned for PermissionChange {
                 self.retire.join(", ")
             ));
         }
+        if !self.retire_gateway.is_empty() {
+            wrong.push(format!(
+                "statements for a gateway no longer asked for, removed once {} serves: {}",
+                self.gateway.described(),
+                self.retire_gateway.join(", ")
+            ));
+        }
+        let invoker = match self.gateway {
+            Gateway::Rest => "API Gateway may not invoke the function yet",
+            Gateway::Url => "the function URL may not invoke the function yet",
+        };
         if self.first_grant {
             if wrong.is_empty() {
-                return Summary::create("API Gateway may not invoke the function yet");
+                return Summary::create(invoker);
             }
-            wrong.push("API Gateway may not invoke the function yet".into());
+            wrong.push(invoker.into());
         } else if !self.add.is_empty() {
-            wrong.push("source ARN does not match this API, stage and methods".into());
+            wrong.push(match self.gateway {
+                Gateway::Rest => "source ARN does not match this API, stage and methods".into(),
+                Gateway::Url => "the function URL's statements are not as up makes them".into(),
+            });
         }
         if wrong.is_empty() { Summary::unchanged() } else { Summary::update(wrong.join("; ")) }
     }
@@ -133,50 +212,67 @@ impl Planned for PermissionChange {
 /// `api_id` is `None` while the API is yet to be made: any statement we have then points at
 /// an API that is gone.
 pub fn plan(desired: &Desired, api_id: Option<&str>, observed: &PolicyState) -> PermissionChange {
-    let wanted = api_id.map(|api_id| wanted(desired, api_id)).unwrap_or_default();
-    let add: Vec<String> = desired
-        .methods()
+    let gateway = desired.gateway();
+    let wanted = wanted(desired, api_id);
+    let wanted_ids = wanted_ids(desired);
+    let add: Vec<String> = wanted_ids
         .iter()
-        .map(|method| statement_id(method))
-        .filter(|sid| wanted.get(sid).is_none_or(|source| observed.ours.get(sid) != Some(source)))
+        .filter(|sid| wanted.get(*sid).is_none_or(|grant| observed.ours.get(*sid) != Some(grant)))
+        .cloned()
         .collect();
-    let wanted_ids: Vec<String> = desired.methods().iter().map(|method| statement_id(method)).collect();
+    let of_gateway = |sid: &&String| gateway_of(sid) == gateway;
     PermissionChange {
-        retire: observed.ours.keys().filter(|sid| !wanted_ids.contains(sid)).cloned().collect(),
+        gateway,
+        retire: observed
+            .ours
+            .keys()
+            .filter(of_gateway)
+            .filter(|sid| !wanted_ids.contains(sid))
+            .cloned()
+            .collect(),
+        retire_gateway: observed.ours.keys().filter(|sid| !of_gateway(sid)).cloned().collect(),
         remove_others: observed.others.clone(),
         replace: add.iter().filter(|sid| observed.ours.contains_key(*sid)).cloned().collect(),
         add,
-        first_grant: observed.ours.is_empty(),
+        first_grant: !observed.ours.keys().any(|sid| of_gateway(&sid)),
     }
 }
 
-/// Carries out `change` for the API `api_id`.
+/// Carries out `change` for the API `api_id` (a REST API's) or the function URL. A gateway's
+/// statements no longer asked for stay: [`retire_gateway`] removes them.
 pub async fn apply(
     aws: &Aws,
     desired: &Desired,
     change: &PermissionChange,
-    api_id: &str,
+    api_id: Option<&str>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let name = desired.stack.function_name();
     let removed = change.remove_others.iter().chain(&change.replace).chain(&change.retire);
     try_join_all(removed.map(|sid| remove(aws, name, sid))).await?;
     let wanted = wanted(desired, api_id);
-    // One statement a method, side by side (Lambda's refusals of concurrent policy changes are
-    // waited out).
+    // One statement at a time each, side by side (Lambda's refusals of concurrent policy
+    // changes are waited out).
     let wanted = &wanted;
     let add = change.add.iter().map(|sid| async move {
-        let source_arn = &wanted[sid];
+        let grant = wanted.get(sid).map(String::as_str).unwrap_or_default();
         let add = || {
-            aws.lambda
-                .add_permission()
-                .function_name(name)
-                .statement_id(sid)
-                .action("lambda:InvokeFunction")
-                .principal("apigateway.amazonaws.com")
-                .source_arn(source_arn)
-                .source_account(&desired.account)
-                .send()
+            let statement = aws.lambda.add_permission().function_name(name).statement_id(sid);
+            match sid.as_str() {
+                URL_SID => statement
+                    .action("lambda:InvokeFunctionUrl")
+                    .principal("*")
+                    .function_url_auth_type(FunctionUrlAuthType::None),
+                URL_INVOKE_SID => {
+                    statement.action("lambda:InvokeFunction").principal("*").invoked_via_function_url(true)
+                }
+                _ => statement
+                    .action("lambda:InvokeFunction")
+                    .principal("apigateway.amazonaws.com")
+                    .source_arn(grant)
+                    .source_account(&desired.account),
+            }
+            .send()
         };
         let note = |message: &str| progress.note(Step::Permission, message);
         match retrying(CONFLICT_LIMIT, Backoff::SHORT, lambda_update_in_progress, note, add).await {
@@ -184,15 +280,22 @@ pub async fn apply(
             // There already: a twin run's, or our own whose answer was lost. Right is fine.
             Err(e)
                 if error_code(&e) == Some(LAMBDA_CONFLICT)
-                    && find(aws, &desired.stack).await?.ours.get(sid) == Some(source_arn) =>
+                    && find(aws, &desired.stack).await?.ours.get(sid).map(String::as_str) == Some(grant) =>
             {
                 Ok(())
             }
-            Err(e) => Err(e).aws_context(format!("allowing API Gateway to invoke {name} ({sid})")),
+            Err(e) => Err(e)
+                .aws_context(format!("allowing {} to invoke {name} ({sid})", change.gateway.described())),
         }
     });
     try_join_all(add).await?;
     Ok(())
+}
+
+/// Removes the statements of a gateway no longer asked for, once the new one serves.
+pub async fn retire_gateway(aws: &Aws, desired: &Desired, change: &PermissionChange) -> Result<()> {
+    let name = desired.stack.function_name();
+    try_join_all(change.retire_gateway.iter().map(|sid| remove(aws, name, sid))).await.map(drop)
 }
 
 /// How long a running update of the function may keep a permission change waiting.
@@ -214,7 +317,7 @@ mod tests {
 
     #[test]
     fn scopes_each_statement_to_api_stage_and_method() {
-        let statements = wanted(&desired(), "abc123");
+        let statements = wanted(&desired(), Some("abc123"));
         assert_eq!(
             statements["tokendeploy-apigateway-get"],
             "arn:aws:execute-api:us-west-1:123456789012:abc123/prod/GET/*"
@@ -243,7 +346,7 @@ mod tests {
     #[test]
     fn plans_against_the_api_it_belongs_to() {
         let desired = desired();
-        let ours = |api| PolicyState { ours: wanted(&desired, api), others: vec![] };
+        let ours = |api| PolicyState { ours: wanted(&desired, Some(api)), others: vec![] };
         let all = vec![statement_id("GET"), statement_id("OPTIONS")];
         let first = plan(&desired, Some("a"), &PolicyState::default());
         assert_eq!((first.action(), &first.add, first.replace.is_empty()), (Action::Create, &all, true));
@@ -256,9 +359,44 @@ mod tests {
     #[test]
     fn a_statement_up_did_not_make_is_drift_and_removed() {
         let desired = desired();
-        let widened = PolicyState { ours: wanted(&desired, "a"), others: vec!["anyone".into()] };
+        let widened = PolicyState { ours: wanted(&desired, Some("a")), others: vec!["anyone".into()] };
         let change = plan(&desired, Some("a"), &widened);
         assert_eq!(change.summary(), Summary::update("statements up did not make: anyone"));
         assert_eq!((change.remove_others, change.add), (vec!["anyone".to_string()], vec![]));
+    }
+
+    fn url_desired() -> Desired {
+        Desired::secured("", &[], crate::desired::Security { gateway: Gateway::Url, ..Default::default() })
+    }
+
+    #[test]
+    fn reads_the_function_urls_statements_as_aws_shows_them() {
+        let policy = r#"{"Version":"2012-10-17","Statement":[
+            {"Sid":"tokendeploy-function-url","Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunctionUrl",
+             "Resource":"arn:f","Condition":{"StringEquals":{"lambda:FunctionUrlAuthType":"NONE"}}},
+            {"Sid":"tokendeploy-function-url-invoke","Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction",
+             "Resource":"arn:f","Condition":{"Bool":{"lambda:InvokedViaFunctionUrl":"true"}}}]}"#;
+        let desired = url_desired();
+        assert_eq!(parse_policy(policy).ours, wanted(&desired, None));
+        assert_eq!(plan(&desired, None, &parse_policy(policy)).action(), Action::Unchanged);
+        // Auth type AWS_IAM in our statement's place is not ours as made: replaced.
+        let iam = policy.replacen("\"NONE\"", "\"AWS_IAM\"", 1);
+        let change = plan(&desired, None, &parse_policy(&iam));
+        assert_eq!((change.action(), change.replace.clone()), (Action::Update, vec![URL_SID.to_string()]));
+    }
+
+    #[test]
+    fn switching_gateways_keeps_the_old_statements_until_the_new_gateway_serves() {
+        let rest = desired();
+        let on_rest = PolicyState { ours: wanted(&rest, Some("a")), others: vec![] };
+        let to_url = plan(&url_desired(), None, &on_rest);
+        assert_eq!(to_url.add, [URL_SID, URL_INVOKE_SID]);
+        assert!(to_url.retire.is_empty(), "nothing of the REST API's goes before the URL serves");
+        assert_eq!(to_url.retire_gateway, [statement_id("GET"), statement_id("OPTIONS")]);
+        assert_eq!(to_url.action(), Action::Update);
+        let on_url = PolicyState { ours: wanted(&url_desired(), None), others: vec![] };
+        let back = plan(&rest, Some("a"), &on_url);
+        assert_eq!(back.retire_gateway, [URL_SID, URL_INVOKE_SID]);
+        assert!(back.summary().reason.contains("removed once a REST API serves"), "{:?}", back.summary());
     }
 }

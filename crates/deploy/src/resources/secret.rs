@@ -88,7 +88,7 @@ impl Planned for SecretChange {
                 Summary::update(format!("{} changed", changed.join(", ")))
             }
             SecretChange::Unchanged { arn: Some(_) } => Summary::unchanged(),
-            SecretChange::Unchanged { arn: None } => Summary::unchanged_because("not asked for"),
+            SecretChange::Unchanged { arn: None } => Summary::not_asked_for(),
             SecretChange::Delete { .. } => {
                 Summary::delete("the secret is kept in the function's environment")
             }

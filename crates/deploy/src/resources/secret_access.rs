@@ -57,7 +57,7 @@ impl Planned for SecretAccessChange {
             SecretAccessChange::Put { why } => Summary::update(*why),
             SecretAccessChange::Delete => Summary::delete("the secret is kept in the function's environment"),
             SecretAccessChange::Unchanged { wanted: true } => Summary::unchanged(),
-            SecretAccessChange::Unchanged { wanted: false } => Summary::unchanged_because("not asked for"),
+            SecretAccessChange::Unchanged { wanted: false } => Summary::not_asked_for(),
         }
     }
 }

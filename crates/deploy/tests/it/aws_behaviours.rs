@@ -164,14 +164,14 @@ async fn a_key_enabled_again_is_redeployed() {
     let deployments = |aws: Aws, api: String| async move {
         aws.apigateway.get_deployments().rest_api_id(api).send().await.unwrap().items().len()
     };
-    let before = deployments(aws.clone(), made.api_id.clone()).await;
+    let before = deployments(aws.clone(), made.api_id.clone().unwrap()).await;
     assert_eq!(
         changes(&aws, &stack, environment(), keyed()).await,
         [(Step::Deployment, Action::Update), (Step::ApiKey, Action::Update)]
     );
     deploy(&aws, &stack, "one", keyed()).await;
     assert!(aws.apigateway.get_api_key().api_key(&key).send().await.unwrap().enabled());
-    assert_eq!(deployments(aws.clone(), made.api_id.clone()).await, before + 1);
+    assert_eq!(deployments(aws.clone(), made.api_id.clone().unwrap()).await, before + 1);
     assert_eq!(changes(&aws, &stack, environment(), keyed()).await, []);
 }
 
@@ -195,7 +195,7 @@ async fn api_gateways_own_answers_carry_cors_for_the_allowed_origin() {
             })
             .collect::<HashMap<_, _>>()
     };
-    let read = responses(aws.clone(), made.api_id.clone()).await;
+    let read = responses(aws.clone(), made.api_id.clone().unwrap()).await;
     for kind in ["DEFAULT_4XX", "DEFAULT_5XX"] {
         let headers = &read[kind];
         assert_eq!(
@@ -219,7 +219,7 @@ async fn api_gateways_own_answers_carry_cors_for_the_allowed_origin() {
         ]
     );
     up(&aws, &stack, two_origins.clone(), keyed(), || Ok(artifact("one")), &Silent).await.unwrap();
-    let read = responses(aws.clone(), made.api_id.clone()).await;
+    let read = responses(aws.clone(), made.api_id.clone().unwrap()).await;
     assert_eq!(
         read["DEFAULT_4XX"]["gatewayresponse.header.Access-Control-Allow-Origin"],
         "method.request.header.Origin"
@@ -261,7 +261,10 @@ async fn an_up_in_china_builds_only_aws_cn_arns_and_a_com_cn_invoke_url() {
     let made = deploy(&aws, &stack, "one", Security::default()).await;
     let url = &made.aws_invoke_url;
     assert!(
-        url.starts_with(&format!("https://{}.execute-api.cn-north-1.amazonaws.com.cn/", made.api_id)),
+        url.starts_with(&format!(
+            "https://{}.execute-api.cn-north-1.amazonaws.com.cn/",
+            made.api_id.as_deref().unwrap()
+        )),
         "{url}"
     );
     for arn in [&made.role_arn, &made.function_arn] {
@@ -278,8 +281,14 @@ async fn an_up_in_china_builds_only_aws_cn_arns_and_a_com_cn_invoke_url() {
         let source = statement["Condition"]["ArnLike"]["AWS:SourceArn"].as_str().unwrap();
         assert!(source.starts_with("arn:aws-cn:execute-api:cn-north-1:"), "{source}");
     }
-    let resources =
-        aws.apigateway.get_resources().rest_api_id(&made.api_id).embed("methods").send().await.unwrap();
+    let resources = aws
+        .apigateway
+        .get_resources()
+        .rest_api_id(made.api_id.as_deref().unwrap())
+        .embed("methods")
+        .send()
+        .await
+        .unwrap();
     let proxy = resources.items().iter().find(|r| r.path() == Some("/{proxy+}")).unwrap();
     for (method, described) in proxy.resource_methods().unwrap() {
         let uri = described.method_integration().and_then(|i| i.uri()).unwrap_or_default();

@@ -20,14 +20,17 @@ async fn up_plan_status_and_down_as_a_library() {
     let made =
         up(&aws, &stack, environment(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
     assert_eq!(made.steps.len(), Step::ALL.len());
-    // Everything but what only a flag asks for (secret, API key) is made.
+    // Everything but what only a flag asks for (secret, API key, function URL) is made.
     let made_steps = made.steps.iter().filter(|step| step.action == Action::Create).count();
-    assert_eq!(made_steps, Step::ALL.len() - 4, "{:?}", made.steps);
-    assert!(made.aws_invoke_url.starts_with(&format!("https://{}.execute-api.{REGION}", made.api_id)));
+    assert_eq!(made_steps, Step::ALL.len() - 5, "{:?}", made.steps);
+    assert!(
+        made.aws_invoke_url
+            .starts_with(&format!("https://{}.execute-api.{REGION}", made.api_id.as_deref().unwrap()))
+    );
     assert!(made.aws_invoke_url.ends_with("/prod/token"), "{}", made.aws_invoke_url);
     assert_eq!(
         made.invoke_url,
-        format!("{}/restapis/{}/prod/_user_request_/token", moto.endpoint(), made.api_id)
+        format!("{}/restapis/{}/prod/_user_request_/token", moto.endpoint(), made.api_id.as_deref().unwrap())
     );
 
     // Planned again with the same code and variables: nothing to do, and status agrees.
@@ -96,9 +99,10 @@ async fn a_converged_up_and_status_only_read() {
     let calls = recorder.calls();
     let changing: Vec<&Call> = calls.iter().filter(|call| call.mutating).collect();
     assert!(changing.is_empty(), "{changing:?}");
-    // Each command reads each resource once: no call per method, none repeated (17 reads,
-    // the secret's, the key's, the usage plan's and the gateway responses' among them).
-    assert_eq!(calls.len(), 34, "{calls:#?}");
+    // Each command reads each resource once: no call per method, none repeated (18 reads,
+    // the secret's, the key's, the usage plan's, the gateway responses' and the function
+    // URL's among them).
+    assert_eq!(calls.len(), 36, "{calls:#?}");
 }
 
 #[tokio::test]
@@ -210,7 +214,7 @@ async fn a_minting_provider_routes_post_too_and_switching_back_removes_it() {
 
     let made =
         up(&aws, &stack, twilio.clone(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
-    let (methods, sids) = routed(&aws, &made.api_id, &stack).await;
+    let (methods, sids) = routed(&aws, made.api_id.as_deref().unwrap(), &stack).await;
     assert_eq!(methods, ["GET", "OPTIONS", "POST"]);
     assert_eq!(
         sids,
@@ -243,7 +247,7 @@ async fn a_minting_provider_routes_post_too_and_switching_back_removes_it() {
     assert!(changed[1].1.contains("POST /{proxy+}"), "{changed:?}");
     assert!(changed[3].1.contains("tokendeploy-apigateway-post"), "{changed:?}");
     up(&aws, &stack, dolby.clone(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
-    let (methods, sids) = routed(&aws, &made.api_id, &stack).await;
+    let (methods, sids) = routed(&aws, made.api_id.as_deref().unwrap(), &stack).await;
     assert_eq!(methods, ["GET", "OPTIONS"]);
     assert_eq!(sids, ["tokendeploy-apigateway-get", "tokendeploy-apigateway-options"]);
     let settled =

@@ -147,6 +147,7 @@ async fn a_concurrent_modification_of_the_api_is_waited_out() {
     let waiting = "API Gateway is applying another change to the API";
     let report = up_waiting_once(&proxy, &stack, "one", Step::Deployment, waiting).await;
     let direct = aws_at(&moto.endpoint()).await;
-    let stages = direct.apigateway.get_stages().rest_api_id(&report.api_id).send().await.unwrap();
+    let stages =
+        direct.apigateway.get_stages().rest_api_id(report.api_id.as_deref().unwrap()).send().await.unwrap();
     assert_eq!(stages.item().iter().filter_map(|s| s.stage_name()).collect::<Vec<_>>(), ["prod"]);
 }

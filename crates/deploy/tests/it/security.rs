@@ -145,7 +145,7 @@ async fn an_api_key_is_required_on_get_but_not_on_preflights_and_issued_by_a_usa
     assert!(key.enabled());
     assert!(key.tags().unwrap().get("tokendeploy:stack").is_some_and(|s| s == "keyed"));
 
-    let api = &made.api_id;
+    let api = made.api_id.as_deref().unwrap();
     let resources = aws.apigateway.get_resources().rest_api_id(api).embed("methods").send().await.unwrap();
     let proxy = resources.items().iter().find(|r| r.path() == Some("/{proxy+}")).unwrap();
     for (method, required) in [("GET", true), ("OPTIONS", false)] {
@@ -158,7 +158,7 @@ async fn an_api_key_is_required_on_get_but_not_on_preflights_and_issued_by_a_usa
     assert_eq!(ours.len(), 1);
     let bound: Vec<_> =
         ours[0].api_stages().iter().map(|s| (s.api_id().unwrap(), s.stage().unwrap())).collect();
-    assert_eq!(bound, [(api.as_str(), "prod")]);
+    assert_eq!(bound, [(api, "prod")]);
     let keys =
         aws.apigateway.get_usage_plan_keys().usage_plan_id(ours[0].id().unwrap()).send().await.unwrap();
     assert_eq!(keys.items().iter().map(|k| k.id().unwrap()).collect::<Vec<_>>(), [key_id.as_str()]);
@@ -206,14 +206,14 @@ async fn the_stage_is_throttled_by_default_and_limits_converge() {
 
     let made = deploy(&aws, &stack, environment(), Security::default()).await;
     assert_eq!(
-        limits(made.api_id.clone()).await,
+        limits(made.api_id.clone().unwrap()).await,
         (Throttle::DEFAULT.rate_limit, Throttle::DEFAULT.burst_limit)
     );
 
     let tight = Security { throttle: Throttle { rate_limit: 2.5, burst_limit: 5 }, ..Security::default() };
     assert_eq!(changes(&aws, &stack, environment(), tight).await, [(Step::Throttling, Action::Update)]);
     deploy(&aws, &stack, environment(), tight).await;
-    assert_eq!(limits(made.api_id.clone()).await, (2.5, 5));
+    assert_eq!(limits(made.api_id.clone().unwrap()).await, (2.5, 5));
     assert_eq!(changes(&aws, &stack, environment(), tight).await, []);
 
     // Raised by hand: drift, set back by the next `up`.
@@ -224,7 +224,7 @@ async fn the_stage_is_throttled_by_default_and_limits_converge() {
         .build();
     aws.apigateway
         .update_stage()
-        .rest_api_id(&made.api_id)
+        .rest_api_id(made.api_id.as_deref().unwrap())
         .stage_name("prod")
         .patch_operations(raise)
         .send()
@@ -232,5 +232,5 @@ async fn the_stage_is_throttled_by_default_and_limits_converge() {
         .unwrap();
     assert_eq!(changes(&aws, &stack, environment(), tight).await, [(Step::Throttling, Action::Update)]);
     deploy(&aws, &stack, environment(), tight).await;
-    assert_eq!(limits(made.api_id.clone()).await, (2.5, 5));
+    assert_eq!(limits(made.api_id.clone().unwrap()).await, (2.5, 5));
 }

@@ -12,10 +12,12 @@ mod verify;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use tokendeploy_deploy::desired::{FunctionEnvironment, Gateway, Security};
+use tokendeploy_deploy::resources::function_url;
 use tokendeploy_deploy::{Aws, ConnectOptions, Stack};
 use tokendeploy_package::{Arch, CodeSource, find_function_dir, read_zip};
 
-use crate::cli::{AwsArgs, Cli, CodeArgs, Command, OutputFormat};
+use crate::cli::{AwsArgs, Cli, CodeArgs, Command, OutputFormat, SecurityArgs};
 use crate::embedded;
 use crate::{Outcome, UsageError};
 
@@ -87,6 +89,21 @@ fn code_source(code: &CodeArgs, arch: Arch, quiet: bool) -> Result<(CodeSource, 
 
 fn function_dir() -> Result<PathBuf> {
     find_function_dir(&std::env::current_dir()?).map_err(|e| UsageError(format!("{e:#}")).into())
+}
+
+/// How `up` and `plan` guard the stack: the flags checked against each other and, behind a
+/// function URL, the allowed origins against what its CORS takes; before any AWS call.
+fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Security> {
+    let security = args.security()?;
+    let origins = environment.variables.get("ALLOWED_ORIGINS");
+    let refusal = match security.gateway {
+        Gateway::Url => origins.and_then(|origins| function_url::origins_refusal(origins)),
+        Gateway::Rest => None,
+    };
+    match refusal {
+        Some(refusal) => Err(UsageError(refusal).into()),
+        None => Ok(security),
+    }
 }
 
 /// Clients for the region, and the stack checked against it; no AWS call yet.

@@ -5,7 +5,7 @@ use tokendeploy_deploy::up::prepare;
 
 use crate::Outcome;
 use crate::cli::DeployArgs;
-use crate::commands::{code_source, connect};
+use crate::commands::{code_source, connect, security};
 use crate::display::{Console, print_result};
 use crate::settings::function_environment;
 
@@ -30,13 +30,13 @@ struct PlannedStep {
 /// `up`'s own preparation, stopped before the first change: the two cannot disagree.
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let environment = function_environment(args.settings.env_file.as_deref(), args.flags())?;
+    let security = security(&args.security, &environment)?;
     let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
     console.tell(&code_line);
     let prepared =
-        prepare(&aws, &stack, |_| environment, args.security.security(), move || source.artifact(), &console)
-            .await;
+        prepare(&aws, &stack, |_| environment, security, move || source.artifact(), &console).await;
     console.clear();
     let prepared = prepared?;
     prepared.snapshot.refuse_foreign(&stack, prepared.desired.secret.is_some())?;

@@ -25,14 +25,13 @@ struct NotOurs {
 pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let known = known_environment(args.settings.env_file.as_deref(), args.flags())?;
     let always_set = always_set(provider_of(&known.variables));
+    let security = args.security.security()?;
     let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
     let (aws, stack) = connect(&args.aws).await?;
     let console = Console::new(&args.output);
     console.tell(&code_line);
     let environment = |observed: &_| environment_to_compare(known, &always_set, observed);
-    let prepared =
-        prepare(&aws, &stack, environment, args.security.security(), move || source.artifact(), &console)
-            .await;
+    let prepared = prepare(&aws, &stack, environment, security, move || source.artifact(), &console).await;
     console.clear();
     let prepared = prepared?;
     if let Some(foreign) = prepared.snapshot.blocking(&stack, prepared.desired.secret.is_some()) {

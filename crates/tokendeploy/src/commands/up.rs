@@ -4,7 +4,7 @@ use tokendeploy_deploy::resources::rest_api::api_key;
 use crate::Outcome;
 use crate::abort::AbortAfter;
 use crate::cli::UpArgs;
-use crate::commands::{code_source, connect, verify};
+use crate::commands::{code_source, connect, security, verify};
 use crate::display::{Console, print_result};
 use crate::settings::{function_environment, warnings};
 
@@ -15,7 +15,7 @@ pub async fn run(
     let environment = function_environment(args.settings.env_file.as_deref(), args.flags())?;
     let checking = verify::options(&checking)?;
     let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
-    let security = args.security.security();
+    let security = security(&args.security, &environment)?;
     for warning in warnings(&environment) {
         eprintln!("{warning}");
     }

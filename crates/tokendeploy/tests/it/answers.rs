@@ -9,12 +9,12 @@ use wiremock::MockServer;
 
 use crate::support::*;
 
-const ORIGIN: &str = "https://app.example.com";
+pub(crate) const ORIGIN: &str = "https://app.example.com";
 const LIVEKIT_SECRET: &str = "livekit-secret-0123456789abcdef0123456789";
 const CALLER_SECRET: &str = "test-only-caller-secret-0123456789abcdef";
 
 /// The harness's environment with `more` set over it.
-fn with(harness: &Harness, more: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn with(harness: &Harness, more: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut env = harness.env();
     for (name, value) in more {
         env.retain(|(k, _)| k != name);
@@ -23,7 +23,7 @@ fn with(harness: &Harness, more: &[(&str, &str)]) -> Vec<(String, String)> {
     env
 }
 
-fn dolby(harness: &Harness, upstream: &MockServer) -> Vec<(String, String)> {
+pub(crate) fn dolby(harness: &Harness, upstream: &MockServer) -> Vec<(String, String)> {
     let token_url = format!("{}/v1/oauth2/token", upstream.uri());
     with(harness, &[("TOKEN_URL", &token_url)])
 }
@@ -44,7 +44,7 @@ fn livekit(harness: &Harness, identity_mode: &str) -> Vec<(String, String)> {
 }
 
 /// `up` of stack `name` with `env` and `args`; its JSON report.
-fn deploy(harness: &Harness, name: &str, env: &[(String, String)], args: &[&str]) -> Value {
+pub(crate) fn deploy(harness: &Harness, name: &str, env: &[(String, String)], args: &[&str]) -> Value {
     let mut all = vec!["--name", name];
     all.extend_from_slice(args);
     let run = harness.up_with(&all, env);
@@ -52,17 +52,17 @@ fn deploy(harness: &Harness, name: &str, env: &[(String, String)], args: &[&str]
     run.json()
 }
 
-struct Got {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    json: Value,
+pub(crate) struct Got {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) json: Value,
 }
 
-async fn get(url: &str, headers: &[(&str, &str)]) -> Got {
+pub(crate) async fn get(url: &str, headers: &[(&str, &str)]) -> Got {
     ask(reqwest::Method::GET, url, headers).await
 }
 
-async fn ask(method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Got {
+pub(crate) async fn ask(method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Got {
     let mut request = reqwest::Client::new().request(method, url).timeout(Duration::from_secs(30));
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -73,7 +73,7 @@ async fn ask(method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Go
     Got { status, headers, json }
 }
 
-fn token_of(got: &Got) -> &str {
+pub(crate) fn token_of(got: &Got) -> &str {
     assert_eq!(got.status, 200, "{}", got.json);
     got.json["access_token"].as_str().unwrap()
 }

@@ -57,6 +57,8 @@ fn zip_compressed(dir: &Path, name: &str, entry: &str, python_body: &str, mode: 
 }
 
 fn cases(dir: &Path) -> Vec<Case> {
+    let many_origins: Vec<String> = (0..101).map(|i| format!("https://o{i}.example")).collect();
+    let many_origins = many_origins.join(",");
     let stray_quote = write(
         dir,
         "quote.env",
@@ -169,6 +171,28 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["up", "--burst-limit", "0"], &[], "0 is not in 1..=5000"),
         case(&["status", "--burst-limit", "99999"], &[], "99999 is not in 1..=5000"),
         case(&["up", "--secret-store", "vault"], &[], "[possible values: env, secrets-manager]"),
+        case(&["up", "--gateway", "soap"], &[], "[possible values: rest, url]"),
+        case(
+            &["up", "--gateway", "url", "--api-key"],
+            &[],
+            "--api-key does not apply to --gateway url: it goes with --gateway rest",
+        ),
+        case(
+            &["plan", "--gateway", "url", "--rate-limit", "5"],
+            &[],
+            "--rate-limit does not apply to --gateway url: it goes with --gateway rest",
+        ),
+        case(
+            &["status", "--reserved-concurrency", "3"],
+            &[],
+            "--reserved-concurrency does not apply to --gateway rest: it goes with --gateway url",
+        ),
+        case(&["up", "--gateway", "url", "--reserved-concurrency", "0"], &[], "0 is not in 1..=10000"),
+        case(
+            &["up", "--gateway", "url"],
+            &[("ALLOWED_ORIGINS", Some(many_origins.as_str()))],
+            "a function URL's CORS takes at most 100",
+        ),
         case(&["up", "--show-api-key"], &[], "required arguments were not provided: --api-key"),
         case(&["up", "--no-such-flag"], &[], "unexpected argument '--no-such-flag'"),
         case(&["down"], &[], "pass --yes to delete without a terminal"),

@@ -131,6 +131,40 @@ async fn racing_secret_store_switches_leave_a_function_that_answers_whenever_a_r
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn racing_gateway_switches_leave_a_gateway_that_answers_whenever_a_run_exits_0() {
+    let harness = Harness::start();
+    let upstream = upstream().await;
+    let env = answering(&harness, &upstream);
+    let zip = function_zip().to_str().unwrap().to_string();
+    let name = "gateways";
+    harness.up_with(&["--name", name], &env).assert_success();
+    let base = ["up", "--output", "json", "--zip", zip.as_str(), "--name", name, "--gateway"];
+    let (mut answered, mut stopped_both) = (0, 0);
+    for round in 0..12 {
+        let gateways = if round % 2 == 0 { ["url", "rest"] } else { ["rest", "url"] };
+        let runs: Vec<Vec<&str>> =
+            gateways.iter().map(|gateway| base.iter().copied().chain([*gateway]).collect()).collect();
+        let finished = twin_runs(&harness, &env, &runs);
+        for run in &finished {
+            let conflict = run.code == 1 && run.stderr.contains("another tokendeploy up of stack");
+            assert!(run.code == 0 || conflict, "round {round}: exit {}:\n{}", run.code, run.stderr);
+        }
+        if finished.iter().all(|run| run.code != 0) {
+            stopped_both += 1;
+            // Both stopped, saying so: a plain re-run of either converges.
+            harness.up_with(&["--name", name, "--gateway", gateways[0]], &env).assert_success();
+        } else {
+            answered += 1;
+        }
+        assert_answers(&harness, &env, name, &format!("round {round}"));
+    }
+    eprintln!(
+        "12 races of gateway switches: {answered} with a run exiting 0 (the stack then answered), {stopped_both} where both stopped"
+    );
+}
+
 /// The harness's environment, with the token endpoint a stand-in upstream: a deployed stack
 /// can answer.
 fn answering(harness: &Harness, upstream: &wiremock::MockServer) -> Vec<(String, String)> {

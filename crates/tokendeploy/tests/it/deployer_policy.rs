@@ -247,6 +247,21 @@ async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_ev
     for command in ["plan", "status", "verify", "logs"] {
         run(&harness, &users, command, &EVERY_FLAG).assert_success();
     }
+    // Behind a function URL: made (the REST API and its key go once it is), its CORS changed by
+    // hand and repaired, answering; then back to the REST API, which removes the URL and the
+    // concurrency reserved for it.
+    let url = ["--secret-store", "secrets-manager", "--gateway", "url"];
+    run(&harness, &users, "up", &url).assert_success();
+    let elsewhere = aws_sdk_lambda::types::Cors::builder().allow_origins("https://elsewhere.example").build();
+    let by_hand = admin.lambda.update_function_url_config().function_name("token-server").cors(elsewhere);
+    by_hand.send().await.unwrap();
+    let repaired = run(&harness, &users, "up", &url);
+    repaired.assert_success();
+    assert!(repaired.actions().contains(&("function_url".into(), "updated".into())), "{}", repaired.stdout);
+    for command in ["status", "verify"] {
+        run(&harness, &users, command, &url).assert_success();
+    }
+    run(&harness, &users, "up", &EVERY_FLAG).assert_success();
     // Back to the environment and no key: the secret, its policy, the key and plan go.
     run(&harness, &users, "up", &[]).assert_success();
     run(&harness, &users, "down", &[]).assert_success();

@@ -12,7 +12,7 @@ use tokendeploy_testkit::fault_proxy::{Call, Effect, ErrorKind, FaultProxy, Rule
 /// Each AWS call a command makes, by service and operation, with how often it is made.
 /// The function and API chains interleave differently each run, so a call is named by its
 /// operation and occurrence, never by its place in the whole sequence.
-fn distinct_calls(calls: &[Call], only_mutating: bool) -> Vec<(String, String, usize)> {
+pub(crate) fn distinct_calls(calls: &[Call], only_mutating: bool) -> Vec<(String, String, usize)> {
     let mut counts: BTreeMap<(String, String), usize> = BTreeMap::new();
     for call in calls.iter().filter(|c| !only_mutating || c.mutating) {
         *counts.entry((call.service.clone(), call.operation.clone())).or_default() += 1;
@@ -23,15 +23,15 @@ fn distinct_calls(calls: &[Call], only_mutating: bool) -> Vec<(String, String, u
         .collect()
 }
 
-fn rule(service: &str, operation: &str, occurrence: usize, effect: Effect) -> Rule {
+pub(crate) fn rule(service: &str, operation: &str, occurrence: usize, effect: Effect) -> Rule {
     let (service, operation) = (service.to_string(), operation.to_string());
     Rule::nth(move |call: &Call| call.is(&service, &operation), occurrence, effect)
 }
 
 /// A transient fault, named, and how to make its effect.
-type Transient = (&'static str, fn() -> Effect);
+pub(crate) type Transient = (&'static str, fn() -> Effect);
 
-const TRANSIENT: [Transient; 4] = [
+pub(crate) const TRANSIENT: [Transient; 4] = [
     ("500", || Effect::Error(ErrorKind::Internal)),
     ("503", || Effect::Error(ErrorKind::Unavailable)),
     ("throttle", || Effect::Error(ErrorKind::Throttling)),

@@ -11,6 +11,7 @@ mod concurrency;
 mod deployer_policy;
 mod drift;
 mod faults;
+mod gateways;
 mod installed;
 mod lifecycle;
 mod profile;

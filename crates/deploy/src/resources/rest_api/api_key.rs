@@ -80,7 +80,7 @@ impl Planned for ApiKeyChange {
                 Summary::update(format!("more keys of the stack: removes {}", remove.join(", ")))
             }
             ApiKeyChange::Unchanged { kept: Some(_) } => Summary::unchanged(),
-            ApiKeyChange::Unchanged { kept: None } => Summary::unchanged_because("not asked for"),
+            ApiKeyChange::Unchanged { kept: None } => Summary::not_asked_for(),
             ApiKeyChange::Delete { .. } => Summary::delete("--api-key not given"),
         }
     }

@@ -18,7 +18,7 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
-use crate::desired::Desired;
+use crate::desired::{Desired, Gateway};
 use crate::resources::Lookup;
 use crate::retry::{
     APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_deletion_refused, apigateway_passing_failure, retrying,
@@ -33,6 +33,17 @@ use resource::{ResourceChange, Resources};
 use stage::{DeployReason, StageChange, Stages, ThrottleChange};
 
 pub const KIND: &str = "REST API";
+
+/// The REST API chain's steps, in `up`'s order: the API itself, then its parts.
+pub const STEPS: [Step; 7] = [
+    Step::RestApi,
+    Step::ProxyResource,
+    Step::Methods,
+    Step::Integrations,
+    Step::GatewayResponses,
+    Step::Deployment,
+    Step::Throttling,
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiState {
@@ -198,6 +209,11 @@ pub enum ApiChange {
         remove: Vec<String>,
     },
     Unchanged,
+    /// Another gateway is asked for: the stack's REST APIs go once that one serves.
+    Retire {
+        remove: Vec<String>,
+    },
+    NotAskedFor,
 }
 
 impl Planned for ApiChange {
@@ -210,15 +226,27 @@ impl Planned for ApiChange {
                 remove.join(", ")
             )),
             ApiChange::Unchanged => Summary::unchanged(),
+            ApiChange::Retire { remove } => Summary::delete(format!(
+                "another gateway is asked for: removes {} once that one serves",
+                remove.join(", ")
+            )),
+            ApiChange::NotAskedFor => Summary::not_asked_for(),
         }
     }
 }
 
-/// The API chain's changes, one a step.
+/// The API chain's changes, one a step; no parts when the stack asks for another gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiPlan {
     pub api: ApiChange,
-    pub parts: PartsPlan,
+    pub parts: Option<PartsPlan>,
+}
+
+impl ApiPlan {
+    /// One part's change, as a person reads it: "not asked for" without parts.
+    pub fn part_summary(&self, part: impl FnOnce(&PartsPlan) -> Summary) -> Summary {
+        self.parts.as_ref().map_or_else(Summary::not_asked_for, part)
+    }
 }
 
 /// The changes inside the API: planned again when the API turns out other than observed (made
@@ -236,6 +264,14 @@ pub struct PartsPlan {
 /// `key_enabled`: the stack's API key is enabled again, a change API Gateway serves only once
 /// the API is redeployed (updating-api).
 pub fn plan(desired: &Desired, observed: Option<&ApiState>, key_enabled: bool) -> ApiPlan {
+    if desired.gateway() != Gateway::Rest {
+        let ours = observed.map(|api| std::iter::once(api.id.clone()).chain(api.duplicates.iter().cloned()));
+        let api = match ours {
+            Some(ids) => ApiChange::Retire { remove: ids.collect() },
+            None => ApiChange::NotAskedFor,
+        };
+        return ApiPlan { api, parts: None };
+    }
     let api = match observed {
         None => ApiChange::Create,
         Some(api) if !api.duplicates.is_empty() => {
@@ -244,7 +280,7 @@ pub fn plan(desired: &Desired, observed: Option<&ApiState>, key_enabled: bool) -
         Some(_) => ApiChange::Unchanged,
     };
     let parts = plan_parts(desired, observed, api != ApiChange::Unchanged, key_enabled);
-    ApiPlan { api, parts }
+    ApiPlan { api, parts: Some(parts) }
 }
 
 /// `api_changes`: the API object itself changes (made, or its duplicates removed);
@@ -345,6 +381,10 @@ pub async fn apply(
             state.clone()
         }
         (ApiChange::Unchanged, Some(state)) => state.clone(),
+        // `up` builds no REST API for a stack that asks for another gateway.
+        (ApiChange::Retire { .. } | ApiChange::NotAskedFor, Some(_)) => {
+            bail!("the stack asks for another gateway than a REST API")
+        }
     };
     Ok((wait_for_its_builder(aws, state, progress).await?, Settle::NotNeeded))
 }
@@ -536,17 +576,6 @@ mod tests {
         }
     }
 
-    /// The REST API's steps, in `up`'s order.
-    const STEPS: [Step; 7] = [
-        Step::RestApi,
-        Step::ProxyResource,
-        Step::Methods,
-        Step::Integrations,
-        Step::GatewayResponses,
-        Step::Deployment,
-        Step::Throttling,
-    ];
-
     fn actions(plan: &ApiPlan) -> Vec<Action> {
         STEPS.into_iter().map(|step| of(plan, step).action).collect()
     }
@@ -557,15 +586,14 @@ mod tests {
     }
 
     fn of(plan: &ApiPlan, step: Step) -> Summary {
-        let parts = &plan.parts;
         match step {
             Step::RestApi => plan.api.summary(),
-            Step::ProxyResource => parts.resources.summary(),
-            Step::Methods => parts.methods.summary(),
-            Step::Integrations => parts.integrations.summary(),
-            Step::GatewayResponses => parts.gateway_responses.summary(),
-            Step::Deployment => parts.stage.summary(),
-            Step::Throttling => parts.throttle.summary(),
+            Step::ProxyResource => plan.part_summary(|parts| parts.resources.summary()),
+            Step::Methods => plan.part_summary(|parts| parts.methods.summary()),
+            Step::Integrations => plan.part_summary(|parts| parts.integrations.summary()),
+            Step::GatewayResponses => plan.part_summary(|parts| parts.gateway_responses.summary()),
+            Step::Deployment => plan.part_summary(|parts| parts.stage.summary()),
+            Step::Throttling => plan.part_summary(|parts| parts.throttle.summary()),
             other => panic!("{other} is not a REST API step"),
         }
     }
@@ -588,7 +616,10 @@ mod tests {
         api.methods.get_mut("GET").unwrap().integration.as_mut().unwrap().uri = "arn:elsewhere".into();
         let plan = plan(&desired, Some(&api));
         assert_eq!(of(&plan, Step::Integrations), Summary::update("integration of GET missing or different"));
-        assert_eq!(plan.parts.integrations.put.iter().map(|s| s.http_method).collect::<Vec<_>>(), ["GET"]);
+        assert_eq!(
+            plan.parts.as_ref().unwrap().integrations.put.iter().map(|s| s.http_method).collect::<Vec<_>>(),
+            ["GET"]
+        );
         assert_eq!(of(&plan, Step::Deployment).action, Action::Update);
     }
 

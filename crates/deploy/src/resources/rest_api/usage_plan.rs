@@ -99,7 +99,7 @@ impl Planned for UsagePlanChange {
                 UsagePlanChange::Create => Summary::create("no usage plan yet"),
                 UsagePlanChange::Unchanged { id: Some(_) } => Summary::unchanged(),
                 UsagePlanChange::Delete { .. } => Summary::delete("--api-key not given"),
-                _ => Summary::unchanged_because("not asked for"),
+                _ => Summary::not_asked_for(),
             };
         };
         let mut wrong = Vec::new();

@@ -33,7 +33,7 @@ pub fn function_zip() -> &'static Path {
 }
 
 /// `up`'s steps, in the order its JSON report lists them.
-pub const ALL_STEPS: [&str; 17] = [
+pub const ALL_STEPS: [&str; 18] = [
     "role",
     "package",
     "log_group",
@@ -50,12 +50,13 @@ pub const ALL_STEPS: [&str; 17] = [
     "throttling",
     "api_key",
     "usage_plan",
+    "function_url",
     "permission",
 ];
 
 /// Steps that make something only when a flag asks (`--secret-store secrets-manager`,
-/// `--api-key`); otherwise they report `unchanged`.
-pub const FLAG_STEPS: [&str; 4] = ["secret", "secret_access", "api_key", "usage_plan"];
+/// `--api-key`, `--gateway url`); otherwise they report `unchanged`.
+pub const FLAG_STEPS: [&str; 5] = ["secret", "secret_access", "api_key", "usage_plan", "function_url"];
 
 /// Every step with `action`, as `Run::actions` lists them, for an `up` without those flags.
 pub fn all(action: &str) -> Vec<(String, String)> {
@@ -63,9 +64,11 @@ pub fn all(action: &str) -> Vec<(String, String)> {
     ALL_STEPS.iter().map(|s| (s.to_string(), action_of(s).to_string())).collect()
 }
 
-/// Every step with `action`: for an `up` with every flag.
+/// Every step with `action`: for an `up` with every flag of the REST API (the function URL is
+/// another gateway's: `unchanged`).
 pub fn every(action: &str) -> Vec<(String, String)> {
-    ALL_STEPS.iter().map(|s| (s.to_string(), action.to_string())).collect()
+    let action_of = |step: &str| if step == "function_url" { "unchanged" } else { action };
+    ALL_STEPS.iter().map(|s| (s.to_string(), action_of(s).to_string())).collect()
 }
 
 pub fn all_unchanged() -> Vec<(String, String)> {
