@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use tokendeploy_deploy::desired::Security;
+use tokendeploy_deploy::desired::{Gateway, Security};
 use tokendeploy_deploy::down::down;
 use tokendeploy_deploy::status::status;
 use tokendeploy_deploy::up::{prepare, up};
@@ -29,26 +29,30 @@ const ROUNDS: usize = 5;
 #[tokio::main]
 async fn main() -> Result<()> {
     let moto = Moto::start()?;
-    let mut measured: BTreeMap<&str, Vec<(f64, usize, usize)>> = BTreeMap::new();
+    let mut measured: BTreeMap<String, Vec<(f64, usize, usize)>> = BTreeMap::new();
+    let url = Security { gateway: Gateway::Url, ..Security::default() };
     for round in 0..ROUNDS {
-        let stack = Stack::new(&format!("bench-{round}"), REGION)?;
-        for (name, command) in [
-            ("fresh up", Command::Up),
-            ("converged up", Command::Up),
-            ("status", Command::Status),
-            ("down", Command::Down),
-        ] {
-            let proxy = FaultProxy::with_latency(&moto.endpoint(), LATENCY).await?;
-            let aws = aws_at(&proxy.endpoint()).await?;
-            let started = Instant::now();
-            command.run(&aws, &stack).await?;
-            let depth = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
-            let calls = proxy.calls();
-            let mutating = calls.iter().filter(|call| call.mutating).count();
-            measured.entry(name).or_default().push((depth, calls.len(), mutating));
+        for (gateway, security) in [("", Security::default()), (" --gateway url", url)] {
+            let suffix = if gateway.is_empty() { "" } else { "-url" };
+            let stack = Stack::new(&format!("bench-{round}{suffix}"), REGION)?;
+            for (name, command) in [
+                ("fresh up", Command::Up),
+                ("converged up", Command::Up),
+                ("status", Command::Status),
+                ("down", Command::Down),
+            ] {
+                let proxy = FaultProxy::with_latency(&moto.endpoint(), LATENCY).await?;
+                let aws = aws_at(&proxy.endpoint()).await?;
+                let started = Instant::now();
+                command.run(&aws, &stack, security).await?;
+                let depth = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
+                let calls = proxy.calls();
+                let mutating = calls.iter().filter(|call| call.mutating).count();
+                measured.entry(format!("{name}{gateway}")).or_default().push((depth, calls.len(), mutating));
+            }
         }
     }
-    let report: BTreeMap<&str, Value> = measured
+    let report: BTreeMap<String, Value> = measured
         .into_iter()
         .map(|(name, runs)| {
             let mut depths: Vec<f64> = runs.iter().map(|(depth, ..)| *depth).collect();
@@ -220,7 +224,7 @@ async fn at_scale() -> Result<Value> {
     ] {
         let recorder = FaultProxy::recording(&moto.endpoint()).await?;
         let started = Instant::now();
-        command.run(&aws_at(&recorder.endpoint()).await?, &stack).await?;
+        command.run(&aws_at(&recorder.endpoint()).await?, &stack, Security::default()).await?;
         let listing_pages =
             recorder.calls().iter().filter(|call| call.is("apigateway", "GET /restapis")).count();
         let measured = json!({ "calls": recorder.calls().len(), "rest_api_listing_pages": listing_pages, "seconds": started.elapsed().as_secs_f64() });
@@ -240,15 +244,12 @@ enum Command {
 }
 
 impl Command {
-    async fn run(&self, aws: &Aws, stack: &Stack) -> Result<()> {
+    async fn run(&self, aws: &Aws, stack: &Stack, security: Security) -> Result<()> {
         match self {
-            Command::Up => {
-                drop(up(aws, stack, environment(), Security::default(), || Ok(artifact()), &Silent).await?)
-            }
+            Command::Up => drop(up(aws, stack, environment(), security, || Ok(artifact()), &Silent).await?),
             Command::Status => {
                 let prepared =
-                    prepare(aws, stack, |_| environment(), Security::default(), || Ok(artifact()), &Silent)
-                        .await?;
+                    prepare(aws, stack, |_| environment(), security, || Ok(artifact()), &Silent).await?;
                 anyhow::ensure!(status(&prepared, None).in_sync, "status after up: not in sync");
             }
             Command::Down => {

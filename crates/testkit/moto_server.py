@@ -131,6 +131,7 @@ def keep_raw_bodies(app):
 
 
 _planes = None
+_functions = None
 _planes_lock = threading.Lock()
 
 
@@ -138,16 +139,16 @@ def data_plane(environ):
     """The invoke-URL side of the emulator: REST APIs' stages (emulator/gateway.py) and
     function URLs (emulator/function_urls.py), running the functions (emulator/functions.py)
     with this server as their AWS endpoint."""
-    global _planes
+    global _planes, _functions
     with _planes_lock:
         if _planes is None:
             from emulator.function_urls import FunctionUrls
             from emulator.functions import Functions
             from emulator.gateway import Gateway
 
-            functions = Functions(f"http://127.0.0.1:{environ['SERVER_PORT']}")
-            atexit.register(functions.stop_all)
-            _planes = (Gateway(functions), FunctionUrls(functions))
+            _functions = Functions(f"http://127.0.0.1:{environ['SERVER_PORT']}")
+            atexit.register(_functions.stop_all)
+            _planes = (Gateway(_functions), FunctionUrls(_functions))
         return _planes
 
 
@@ -471,8 +472,8 @@ def stop_deleted_functions() -> None:
     def delete_function(self, function_name, qualifier=None):
         function = self.get_function(function_name, qualifier)
         deleted = delete(self, function_name, qualifier)
-        if _gateway is not None:
-            _gateway.functions.forget(function.function_arn)
+        if _functions is not None:
+            _functions.forget(function.function_arn)
         return deleted
 
     LambdaBackend.delete_function = delete_function
