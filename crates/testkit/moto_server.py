@@ -136,19 +136,20 @@ _planes_lock = threading.Lock()
 
 
 def data_plane(environ):
-    """The invoke-URL side of the emulator: REST APIs' stages (emulator/gateway.py) and
-    function URLs (emulator/function_urls.py), running the functions (emulator/functions.py)
+    """The invoke-URL side of the emulator: REST APIs' stages (emulator/gateway.py), HTTP
+    APIs (emulator/http_apis.py) and function URLs (emulator/function_urls.py), running the functions (emulator/functions.py)
     with this server as their AWS endpoint."""
     global _planes, _functions
     with _planes_lock:
         if _planes is None:
             from emulator.function_urls import FunctionUrls
+            from emulator.http_apis import HttpApis
             from emulator.functions import Functions
             from emulator.gateway import Gateway
 
             _functions = Functions(f"http://127.0.0.1:{environ['SERVER_PORT']}")
             atexit.register(_functions.stop_all)
-            _planes = (Gateway(_functions), FunctionUrls(_functions))
+            _planes = (Gateway(_functions), FunctionUrls(_functions), HttpApis(_functions))
         return _planes
 
 
@@ -582,9 +583,70 @@ def play_function_urls() -> None:
     LambdaFunction.create_url_config = create_url_config
 
 
+def play_http_apis() -> None:
+    """What API Gateway does with HTTP APIs and moto 5.2.6 does not (API Gateway v2 API
+    reference: UpdateStage, CreateRoute, CreateStage, DeleteApi, each with its Errors):
+
+    - UpdateStage (``PATCH /v2/apis/{id}/stages/{name}``) sets automatic deployment and the
+      default route settings; moto has no UpdateStage (it answers 500).
+    - CreateRoute with a route key the API has, and CreateStage with a name it has, are
+      ConflictException; moto adds a second route, and replaces the stage.
+    - DeleteApi of an API that is not there is NotFoundException; moto answers 200."""
+    from moto.apigatewayv2.exceptions import APIGatewayV2Error
+    from moto.apigatewayv2.models import Api, ApiGatewayV2Backend
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+    class Conflict(APIGatewayV2Error):
+        code = 409
+
+        def __init__(self, message: str):
+            super().__init__("ConflictException", message)
+
+    create_route = Api.create_route
+
+    def create_route_once(self, *args, **kwargs):
+        key = kwargs.get("route_key")
+        if any(route.route_key == key for route in self.routes.values()):
+            raise Conflict(f"Unable to create route {key}. A route with that key already exists.")
+        return create_route(self, *args, **kwargs)
+
+    Api.create_route = create_route_once
+    create_stage = Api.create_stage
+
+    def create_stage_once(self, config):
+        if config.get("stageName") in self.stages:
+            raise Conflict(f"Stage already exists: {config.get('stageName')}")
+        return create_stage(self, config)
+
+    Api.create_stage = create_stage_once
+    delete_api = ApiGatewayV2Backend.delete_api
+
+    def delete_api_there(self, api_id):
+        self.get_api(api_id)
+        return delete_api(self, api_id)
+
+    ApiGatewayV2Backend.delete_api = delete_api_there
+
+    def update_stage(self):
+        parts = self.path.split("/")
+        api_id, stage_name = parts[-3], urllib.parse.unquote(parts[-1])
+        stage = self.apigatewayv2_backend.get_stage(api_id, stage_name)
+        body = json.loads(self.body or "{}")
+        if "autoDeploy" in body:
+            stage.auto_deploy = body["autoDeploy"]
+        if "defaultRouteSettings" in body:
+            stage.default_route_settings = {**(stage.default_route_settings or {}), **body["defaultRouteSettings"]}
+        if "routeSettings" in body:
+            stage.route_settings = body["routeSettings"]
+        return 200, {}, json.dumps(stage.to_json())
+
+    ApiGatewayV2Response.update_stage = update_stage
+
+
 if __name__ == "__main__":
     patch()
     play_function_urls()
+    play_http_apis()
     withhold_tags_without_list_tags()
     honour_architectures_on_code_updates()
     play_function_states()

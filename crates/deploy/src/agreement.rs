@@ -18,7 +18,7 @@ use crate::resources::rest_api::api_key::{self, ApiKeyState};
 use crate::resources::rest_api::usage_plan::{self, UsagePlanState};
 use crate::resources::rest_api::{self};
 use crate::resources::secret::{self, SecretState};
-use crate::resources::{function, function_url, secret_access};
+use crate::resources::{function, function_url, http_api, secret_access};
 use crate::stack::{STAGE, Stack};
 use crate::vocabulary::{Action, Planned};
 
@@ -35,8 +35,9 @@ pub fn at_stake(desired: &Desired, plan: &Plan) -> bool {
     let wants_key = desired.security.api_key && methods_change;
     let own =
         [plan.secret.action(), plan.secret_access.action(), plan.api_key.action(), plan.usage_plan.action()];
-    let retires_a_gateway =
-        plan.function_url.is_retire() || matches!(plan.api.api, rest_api::ApiChange::Retire { .. });
+    let retires_a_gateway = plan.function_url.is_retire()
+        || matches!(plan.api.api, rest_api::ApiChange::Retire { .. })
+        || matches!(plan.http_api.api, http_api::ApiChange::Retire { .. });
     reads_secret || wants_key || retires_a_gateway || own.into_iter().any(changed)
 }
 
@@ -71,7 +72,7 @@ impl Sides {
                 None => Ok((has_api, None)),
             }
         };
-        let (reads_secret, secret, policy, (has_api, api), keys, plans, url) = tokio::try_join!(
+        let (reads_secret, secret, policy, (has_api, api), keys, plans, url, http) = tokio::try_join!(
             function::variable(aws, stack, SECRET_ARN),
             secret::find(aws, stack),
             secret_access::find(aws, stack),
@@ -79,8 +80,10 @@ impl Sides {
             api_key::find(aws, stack),
             usage_plan::find(aws, stack),
             function_url::find(aws, stack),
+            http_api::find(aws, stack),
         )?;
-        let gateways = [(has_api, Gateway::Rest), (url.is_some(), Gateway::Url)];
+        let has_http = http.ours.iter().any(|api| api.stage.is_some());
+        let gateways = [(has_api, Gateway::Rest), (has_http, Gateway::Http), (url.is_some(), Gateway::Url)];
         let gateways = gateways.into_iter().filter_map(|(there, gateway)| there.then_some(gateway)).collect();
         let methods = api.iter().flat_map(|api| api.methods.values());
         Ok(Self {

@@ -48,6 +48,8 @@ pub struct Aws {
     pub iam: aws_sdk_iam::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigateway: aws_sdk_apigateway::Client,
+    /// HTTP APIs (API Gateway v2).
+    pub apigatewayv2: aws_sdk_apigatewayv2::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub sts: aws_sdk_sts::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
@@ -106,6 +108,7 @@ impl Aws {
             iam: aws_sdk_iam::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
             apigateway: aws_sdk_apigateway::Client::new(config),
+            apigatewayv2: aws_sdk_apigatewayv2::Client::new(config),
             logs: aws_sdk_cloudwatchlogs::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
             secretsmanager: aws_sdk_secretsmanager::Client::new(config),

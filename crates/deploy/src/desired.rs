@@ -108,6 +108,8 @@ pub enum Gateway {
     /// throttling.
     #[default]
     Rest,
+    /// An API Gateway HTTP API: cheaper, with route throttling and the API's own CORS; no keys.
+    Http,
     /// A Lambda function URL: no gateway to pay for; the function's reserved concurrency
     /// bounds the cost in place of throttling.
     Url,
@@ -118,6 +120,7 @@ impl Gateway {
     pub fn name(self) -> &'static str {
         match self {
             Gateway::Rest => "rest",
+            Gateway::Http => "http",
             Gateway::Url => "url",
         }
     }
@@ -126,6 +129,7 @@ impl Gateway {
     pub fn described(self) -> &'static str {
         match self {
             Gateway::Rest => "a REST API",
+            Gateway::Http => "an HTTP API",
             Gateway::Url => "a function URL",
         }
     }
@@ -144,7 +148,7 @@ pub struct Security {
     pub gateway: Gateway,
     /// Requests need an API key (`x-api-key`), issued through a usage plan bound to the stage.
     pub api_key: bool,
-    /// The REST API stage's limits.
+    /// The limits of the REST API's stage or the HTTP API's routes.
     pub throttle: Throttle,
     /// The function's reserved concurrency behind a function URL.
     pub reserved_concurrency: i32,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::aws::Aws;
 use crate::error::Result;
 use crate::resources::rest_api::{api_key, usage_plan};
-use crate::resources::{Lookup, function, log_group, rest_api, role, secret};
+use crate::resources::{Lookup, function, http_api, log_group, rest_api, role, secret};
 use crate::snapshot::Snapshot;
 use crate::stack::{STACK_TAG, Stack};
 use crate::steps::run_step;
@@ -85,7 +85,14 @@ pub async fn down(
             }
             anyhow::Ok(())
         };
-        tokio::try_join!(keys, delete_apis)?;
+        let http_apis = async {
+            for api in &snapshot.http_apis.ours {
+                let delete = http_api::delete(aws, &api.id);
+                run_step(progress, Step::HttpApi, Summary::delete(TAKEN_DOWN), delete).await?;
+            }
+            anyhow::Ok(())
+        };
+        tokio::try_join!(keys, delete_apis, http_apis)?;
         anyhow::Ok(())
     };
     let function_side = async {

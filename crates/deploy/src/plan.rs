@@ -2,9 +2,10 @@
 //! Plain data: computing it makes no AWS call, so `up`, `plan` and `status` decide with the
 //! same code and the decisions are tested without a network.
 
-use crate::desired::Desired;
+use crate::desired::{Desired, Gateway};
 use crate::resources::function::{self, CodeChange, EnvironmentChange, FunctionChange};
 use crate::resources::function_url::{self, FunctionUrlChange};
+use crate::resources::http_api::{self, HttpApiPlan};
 use crate::resources::log_group::{self, LogGroupChange};
 use crate::resources::permission::{self, PermissionChange};
 use crate::resources::rest_api::api_key::{self, ApiKeyChange};
@@ -30,6 +31,7 @@ pub struct Plan {
     pub api_key: ApiKeyChange,
     pub usage_plan: UsagePlanChange,
     pub function_url: FunctionUrlChange,
+    pub http_api: HttpApiPlan,
 }
 
 impl Plan {
@@ -40,6 +42,12 @@ impl Plan {
         let api = snapshot.api.ours();
         let api_id = api.map(|api| api.id.as_str());
         let api_key = api_key::plan(desired, &snapshot.api_keys);
+        // The API the invoke permission names: the gateway's asked for.
+        let gateway_id = match desired.gateway() {
+            Gateway::Rest => api_id,
+            Gateway::Http => snapshot.http_api.as_ref().map(|api| api.id.as_str()),
+            Gateway::Url => None,
+        };
         Self {
             role: role::plan(&desired.stack, snapshot.role.ours()),
             code: function::plan_code(desired, function),
@@ -47,12 +55,13 @@ impl Plan {
             function: function::plan_function(desired, function),
             environment: function::plan_environment(desired, function),
             api: rest_api::plan(desired, api, api_key.enables()),
-            permission: permission::plan(desired, api_id, &snapshot.permissions),
+            permission: permission::plan(desired, gateway_id, &snapshot.permissions),
             secret: secret::plan(desired, snapshot.secret.ours()),
             secret_access: secret_access::plan(desired, snapshot.secret_access.as_ref()),
             api_key: api_key.clone(),
             usage_plan: usage_plan::plan(desired, api_id, api_key.id(), &snapshot.usage_plans),
             function_url: function_url::plan(desired, function, snapshot.function_url.as_ref()),
+            http_api: http_api::plan(desired, snapshot.http_api.as_ref()),
         }
     }
 
@@ -79,6 +88,9 @@ impl Plan {
             Step::UsagePlan => self.usage_plan.summary(),
             Step::Permission => self.permission.summary(),
             Step::FunctionUrl => self.function_url.summary(),
+            Step::HttpApi => self.http_api.api.summary(),
+            Step::HttpRoutes => self.http_api.routes_summary(),
+            Step::HttpStage => self.http_api.stage_summary(),
         }
     }
 
@@ -99,7 +111,7 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::{Gateway, SecretStore, Security};
+    use crate::desired::{SecretStore, Security};
     use crate::resources::Lookup;
 
     fn empty() -> Snapshot {
@@ -109,6 +121,8 @@ mod tests {
             function: Lookup::Absent,
             permissions: Default::default(),
             function_url: None,
+            http_api: None,
+            http_apis: Default::default(),
             api: Lookup::Absent,
             apis: Default::default(),
             secret: Lookup::Absent,
@@ -119,8 +133,16 @@ mod tests {
     }
 
     /// Made only when asked for (the function URL by `--gateway url`).
-    const OPTIONAL: [Step; 5] =
-        [Step::Secret, Step::SecretAccess, Step::ApiKey, Step::UsagePlan, Step::FunctionUrl];
+    const OPTIONAL: [Step; 8] = [
+        Step::Secret,
+        Step::SecretAccess,
+        Step::ApiKey,
+        Step::UsagePlan,
+        Step::FunctionUrl,
+        Step::HttpApi,
+        Step::HttpRoutes,
+        Step::HttpStage,
+    ];
 
     #[test]
     fn an_empty_account_plans_a_create_for_every_step_asked_for() {
@@ -135,25 +157,29 @@ mod tests {
         let everything =
             Desired::secured("sha", &[("CONSUMER_KEY", "k"), ("CONSUMER_SECRET", "s")], every_flag);
         let plan = Plan::new(&everything, &empty());
-        for step in Step::ALL.into_iter().filter(|step| *step != Step::FunctionUrl) {
+        let other_gateways = [Step::FunctionUrl, Step::HttpApi, Step::HttpRoutes, Step::HttpStage];
+        for step in Step::ALL.into_iter().filter(|step| !other_gateways.contains(step)) {
             assert_eq!(plan.action(step), Action::Create, "{step}");
         }
     }
 
     #[test]
-    fn a_function_url_stack_plans_no_rest_api() {
-        let url = Security { gateway: Gateway::Url, ..Security::default() };
-        let plan = Plan::new(&Desired::secured("sha", &[], url), &empty());
-        let rest_api = crate::resources::rest_api::STEPS;
-        for step in Step::ALL {
-            let wanted = match OPTIONAL.contains(&step) || rest_api.contains(&step) {
-                true if step == Step::FunctionUrl => Action::Create,
-                true => Action::Unchanged,
-                false => Action::Create,
-            };
-            assert_eq!(plan.action(step), wanted, "{step}");
+    fn a_function_url_or_http_api_stack_plans_no_rest_api_and_only_its_own_gateway() {
+        let http = [Step::HttpApi, Step::HttpRoutes, Step::HttpStage];
+        for (gateway, own) in [(Gateway::Url, &[Step::FunctionUrl][..]), (Gateway::Http, &http[..])] {
+            let security = Security { gateway, ..Security::default() };
+            let plan = Plan::new(&Desired::secured("sha", &[], security), &empty());
+            let rest_api = crate::resources::rest_api::STEPS;
+            for step in Step::ALL {
+                let wanted = match OPTIONAL.contains(&step) || rest_api.contains(&step) {
+                    true if own.contains(&step) => Action::Create,
+                    true => Action::Unchanged,
+                    false => Action::Create,
+                };
+                assert_eq!(plan.action(step), wanted, "{gateway:?} {step}");
+            }
+            assert_eq!(plan.summary(Step::Methods), Summary::not_asked_for());
         }
-        assert_eq!(plan.summary(Step::Methods), Summary::not_asked_for());
     }
 
     #[test]

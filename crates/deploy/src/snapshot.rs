@@ -9,6 +9,7 @@ use crate::error::ForeignResource;
 use crate::resources::Lookup;
 use crate::resources::function::{self, FunctionState};
 use crate::resources::function_url::{self, UrlState};
+use crate::resources::http_api::{self, HttpApiState};
 use crate::resources::log_group::{self, LogGroupState};
 use crate::resources::permission::{self, PolicyState};
 use crate::resources::rest_api::api_key::{self, ApiKeyState};
@@ -33,6 +34,10 @@ pub struct Snapshot {
     pub api: Lookup<ApiState>,
     /// Every REST API named as the stack's, ours and others'.
     pub apis: ApiList,
+    /// The stack's HTTP API: with several of ours, the one kept (the others are its duplicates).
+    pub http_api: Option<HttpApiState>,
+    /// Every HTTP API named as the stack's, ours and others'.
+    pub http_apis: http_api::Found,
     pub secret: Lookup<SecretState>,
     /// The role's policy for reading the secret; read only when the role is ours.
     pub secret_access: Option<Value>,
@@ -61,6 +66,7 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
         permissions,
         role,
         apis,
+        http_apis,
         secret,
         secret_access,
         api_keys,
@@ -71,6 +77,7 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
         Box::pin(permission::find(aws, stack)),
         Box::pin(role::find(aws, stack)),
         Box::pin(rest_api::find(aws, stack)),
+        Box::pin(http_api::find(aws, stack)),
         Box::pin(secret::find(aws, stack)),
         Box::pin(secret_access::find(aws, stack)),
         Box::pin(api_key::find(aws, stack)),
@@ -83,6 +90,7 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
     let function_url = function_url.filter(|_| function_is_ours);
     let api = apis.stack_api(role.ours().and_then(|role| role.made_by_run.as_deref()));
     let apis = apis.list;
+    let http_api = http_apis.stack_api();
     let secret_access = secret_access.filter(|_| role.is_ours() == Some(true));
     Ok(Snapshot {
         role,
@@ -92,6 +100,8 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
         function_url,
         api,
         apis,
+        http_api,
+        http_apis,
         secret,
         secret_access,
         api_keys,
@@ -135,6 +145,11 @@ impl Snapshot {
                         .collect(),
                 )
             }
+            Step::HttpApi => {
+                let ours = self.http_apis.ours.iter().map(|api| (http_api::KIND, api.id.clone(), true));
+                let foreign = self.http_apis.foreign.iter().map(|id| (http_api::KIND, id.clone(), false));
+                (2, ours.chain(foreign).collect())
+            }
             Step::Permission => {
                 (3, self.permissions.ours.keys().map(|sid| (permission::KIND, sid.clone(), true)).collect())
             }
@@ -153,6 +168,8 @@ impl Snapshot {
             }
             // Parts of a resource above, deleted with it; packaging makes nothing in AWS.
             Step::FunctionUrl
+            | Step::HttpRoutes
+            | Step::HttpStage
             | Step::Package
             | Step::Environment
             | Step::ProxyResource
@@ -172,6 +189,8 @@ impl Snapshot {
         let api_blocks = matches!(self.api, Lookup::Foreign);
         let blocks = |found: &Found| match found.step {
             Step::RestApi => api_blocks,
+            // Names do not make HTTP APIs unique: another's beside ours is no concern.
+            Step::HttpApi => false,
             Step::Secret => secret_wanted,
             _ => true,
         };

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::desired::{FunctionEnvironment, Gateway, aws_invoke_url, invoke_url};
-use crate::resources::function_url;
+use crate::resources::{function_url, http_api};
 use crate::snapshot::Snapshot;
 use crate::stack::{SECRET_POLICY_NAME, STAGE};
 use crate::up::Prepared;
@@ -28,7 +28,7 @@ pub struct Drift {
 pub struct StatusReport {
     pub name: String,
     pub region: String,
-    /// The gateway asked for: `rest` or `url`.
+    /// The gateway asked for: `rest`, `http` or `url`.
     pub gateway: &'static str,
     /// Every resource exists.
     pub complete: bool,
@@ -102,6 +102,14 @@ fn resource_id(step: Step, snapshot: &Snapshot) -> Option<Option<String>> {
         Step::ApiKey => joined(snapshot.api_keys.iter().map(|key| &key.id).collect()),
         Step::UsagePlan => joined(snapshot.usage_plans.iter().map(|plan| &plan.id).collect()),
         Step::Permission => joined(snapshot.permissions.ours.keys().collect()),
+        Step::HttpApi => snapshot.http_api.as_ref().map(|api| api.id.clone()),
+        Step::HttpRoutes => snapshot.http_api.as_ref().and_then(|api| joined(api.routes.keys().collect())),
+        Step::HttpStage => {
+            snapshot.http_api.as_ref().and_then(|api| api.stage.as_ref()).map(|stage| match stage.throttle {
+                Some(t) => format!("{}, {}/s, burst {}", http_api::STAGE, t.rate_limit, t.burst_limit),
+                None => http_api::STAGE.to_string(),
+            })
+        }
         Step::FunctionUrl => snapshot.function_url.as_ref().map(|url| {
             let reserved = snapshot.function.ours().and_then(|function| function.reserved_concurrency);
             let bound = reserved.map(|n| format!(", reserved concurrency {n}")).unwrap_or_default();
@@ -143,6 +151,13 @@ pub fn status(prepared: &Prepared, endpoint: Option<&str>) -> StatusReport {
             (
                 deployed.map(|a| invoke_url(&a.id, stack, endpoint)),
                 deployed.map(|a| aws_invoke_url(&a.id, stack)),
+            )
+        }
+        Gateway::Http => {
+            let served = snapshot.http_api.as_ref().filter(|api| api.stage.is_some());
+            (
+                served.map(|api| http_api::token_url(api, endpoint)),
+                served.map(|api| http_api::token_url(api, None)),
             )
         }
         Gateway::Url => {

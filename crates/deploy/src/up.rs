@@ -13,6 +13,7 @@ use crate::aws::Aws;
 use crate::desired::{Desired, FunctionEnvironment, Gateway, Security, aws_invoke_url, invoke_url};
 use crate::error::{ConcurrentRun, PackageFailed, Result};
 use crate::plan::Plan;
+use crate::resources::http_api::{self, HttpApiState};
 use crate::resources::rest_api::{
     self, ApiChange, ApiState, PartsPlan, Settle,
     api_key::{self, KeptKey},
@@ -38,9 +39,9 @@ pub struct UpReport {
     pub code_sha256: String,
     /// `x86_64` or `arm64`, as Lambda's `Architectures` names it.
     pub architecture: String,
-    /// `rest` or `url`, as `--gateway` names it.
+    /// `rest`, `http` or `url`, as `--gateway` names it.
     pub gateway: &'static str,
-    /// The REST API's id and stage (with `--gateway rest`).
+    /// The API's id and stage (with `--gateway rest`, `prod`; with `--gateway http`, `$default`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -218,7 +219,8 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
     // The function chain and the gateway's side by side. A REST API needs only the function's
     // ARN, known before the function exists; the two chains meet twice: a new API waits to
     // learn whether this run made the role (then no twin run can be making the stack), and
-    // the permission waits for the API's id. A function URL is made once the function is.
+    // the permission waits for the API's id. An HTTP API needs the ARN only too; a function URL
+    // is made once the function is.
     let (claim, claimed) = oneshot::channel();
     let (gateway_known, gateway_id) = oneshot::channel();
     let function_chain =
@@ -229,16 +231,21 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
             let (function_side, api_side) = tokio::try_join!(function_chain, api_chain)?;
             (function_side, api_side)
         }
+        Gateway::Http => {
+            let http_chain = Box::pin(http_chain(aws, prepared, progress, gateway_known));
+            tokio::try_join!(function_chain, http_chain)?
+        }
         Gateway::Url => {
             let _ = gateway_known.send(None);
             let function_side = function_chain.await?;
             (function_side, Box::pin(url_side(aws, prepared, progress)).await?)
         }
     };
+    let skipped = skip_other_gateways(progress, prepared).await?;
     // The new gateway serves: what served before goes.
     let retired = Box::pin(retire_other_gateways(aws, prepared, progress)).await?;
     let FunctionSide { role_arn, function_arn, secret_arn, reports: function_reports } = function_side;
-    let GatewaySide { api_id, function_url, key, reports: gateway_reports } = gateway_side;
+    let GatewaySide { api_id, http_api, function_url, key, reports: gateway_reports } = gateway_side;
     let (api_key_id, notes) = match key {
         Some(KeptKey { id, twin }) => (Some(id), twin.into_iter().collect()),
         None => (None, vec![]),
@@ -247,14 +254,23 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
     let mut steps: Vec<StepReport> = std::iter::once(package_report.clone())
         .chain(function_reports)
         .chain(gateway_reports)
+        .chain(skipped)
         .chain(retired)
         .collect();
     steps.sort_by_key(|report| report.step);
     let endpoint = aws.endpoint_url.as_deref();
-    let (invoke_url, aws_invoke_url) = match (&api_id, &function_url) {
-        (Some(api_id), _) => (invoke_url(api_id, stack, endpoint), aws_invoke_url(api_id, stack)),
-        (None, Some(url)) => (function_url::token_url(url, endpoint), function_url::token_url(url, None)),
-        (None, None) => anyhow::bail!("the gateway gave no URL"),
+    let (invoke_url, aws_invoke_url) = match (&api_id, &http_api, &function_url) {
+        (_, Some(api), _) => (http_api::token_url(api, endpoint), http_api::token_url(api, None)),
+        (Some(api_id), None, _) => (invoke_url(api_id, stack, endpoint), aws_invoke_url(api_id, stack)),
+        (None, None, Some(url)) => {
+            (function_url::token_url(url, endpoint), function_url::token_url(url, None))
+        }
+        (None, None, None) => anyhow::bail!("the gateway gave no URL"),
+    };
+    let stage = match desired.gateway() {
+        Gateway::Rest => Some(STAGE),
+        Gateway::Http => Some(http_api::STAGE),
+        Gateway::Url => None,
     };
     Ok(UpReport {
         name: stack.name.clone(),
@@ -265,7 +281,7 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         code_sha256: artifact.code_sha256.clone(),
         architecture: artifact.arch.lambda_name().to_string(),
         gateway: desired.gateway().name(),
-        stage: api_id.as_ref().map(|_| STAGE.to_string()),
+        stage: stage.map(str::to_string),
         api_id,
         function_url,
         invoke_url,
@@ -279,9 +295,10 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
     })
 }
 
-/// What the gateway's side made: a REST API (and its key) or a function URL.
+/// What the gateway's side made: a REST API (and its key), an HTTP API or a function URL.
 struct GatewaySide {
     api_id: Option<String>,
+    http_api: Option<HttpApiState>,
     function_url: Option<String>,
     key: Option<KeptKey>,
     reports: Vec<StepReport>,
@@ -300,12 +317,63 @@ async fn url_side(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> an
     let apply = function_url::apply(aws, desired, change, snapshot.function_url.as_ref(), progress);
     let (url, report) = run_step(progress, Step::FunctionUrl, change.summary(), apply).await?;
     let url = url.context("Lambda gave no function URL")?;
-    let mut reports = vec![report];
-    // The REST API itself is told of once what served before is removed.
-    for step in rest_api::STEPS.into_iter().filter(|step| *step != Step::RestApi) {
-        reports.push(skipped(progress, step, plan).await?);
+    Ok(GatewaySide {
+        api_id: None,
+        http_api: None,
+        function_url: Some(url),
+        key: None,
+        reports: vec![report],
+    })
+}
+
+/// The HTTP API, then its routes beside its stage; its id told to `api_known` once it is
+/// there (made now, and settled with any twin run that made one at the same moment).
+async fn http_chain(
+    aws: &Aws,
+    prepared: &Prepared,
+    progress: &dyn Progress,
+    api_known: oneshot::Sender<Option<String>>,
+) -> anyhow::Result<GatewaySide> {
+    let Prepared { desired, plan, snapshot, .. } = prepared;
+    let observed = snapshot.http_api.as_ref();
+    let change = &plan.http_api.api;
+    let apply = http_api::apply(aws, desired, change, observed, progress);
+    let (current, api_report) = run_step(progress, Step::HttpApi, change.summary(), apply).await?;
+    let _ = api_known.send(Some(current.id.clone()));
+    // Made now: its parts are planned against what is there.
+    let replanned = (Some(&current) != observed).then(|| http_api::plan_parts(desired, Some(&current)));
+    let (routes, stage) = replanned.as_ref().or(plan.http_api.parts.as_ref()).context("no parts planned")?;
+    let set_routes = http_api::apply_routes(aws, desired, &current.id, routes);
+    let set_stage = http_api::apply_stage(aws, desired, &current.id, stage);
+    let (((), routes_report), ((), stage_report)) = tokio::try_join!(
+        run_step(progress, Step::HttpRoutes, routes.summary(), set_routes),
+        run_step(progress, Step::HttpStage, stage.summary(), set_stage),
+    )?;
+    let reports = vec![api_report, routes_report, stage_report];
+    Ok(GatewaySide {
+        api_id: Some(current.id.clone()),
+        http_api: Some(current),
+        function_url: None,
+        key: None,
+        reports,
+    })
+}
+
+/// The parts of the gateways not asked for, told as such (their objects are told of once what
+/// served before is removed, [`retire_other_gateways`]).
+async fn skip_other_gateways(
+    progress: &dyn Progress,
+    prepared: &Prepared,
+) -> anyhow::Result<Vec<StepReport>> {
+    let gateway = prepared.desired.gateway();
+    let rest_parts = rest_api::STEPS.into_iter().filter(|step| *step != Step::RestApi);
+    let rest_parts = rest_parts.filter(|_| gateway != Gateway::Rest);
+    let http_parts = [Step::HttpRoutes, Step::HttpStage].into_iter().filter(|_| gateway != Gateway::Http);
+    let mut reports = Vec::new();
+    for step in rest_parts.chain(http_parts) {
+        reports.push(skipped(progress, step, &prepared.plan).await?);
     }
-    Ok(GatewaySide { api_id: None, function_url: Some(url), key: None, reports })
+    Ok(reports)
 }
 
 /// Removes what served the stack before and is no longer asked for, now that the gateway
@@ -319,37 +387,60 @@ async fn retire_other_gateways(
 ) -> anyhow::Result<Vec<StepReport>> {
     let Prepared { desired, plan, .. } = prepared;
     let stack = &desired.stack;
-    let mut reports = Vec::new();
-    match desired.gateway() {
-        Gateway::Rest => {
-            let change = &plan.function_url;
-            let retire = function_url::retire(aws, stack, change, progress);
-            reports.push(run_step(progress, Step::FunctionUrl, change.summary(), retire).await?.1);
+    let gateway = desired.gateway();
+    // Each gateway not asked for, side by side.
+    let url = async {
+        if gateway == Gateway::Url {
+            return Ok(vec![]);
         }
-        Gateway::Url => {
-            let plans = match &plan.usage_plan {
-                UsagePlanChange::Delete { plans } => plans.as_slice(),
-                _ => &[],
-            };
-            let unbind = usage_plan::delete(aws, plans, progress);
-            reports.push(run_step(progress, Step::UsagePlan, plan.usage_plan.summary(), unbind).await?.1);
-            let keys = api_key::apply(aws, stack, &plan.api_key);
-            reports.push(run_step(progress, Step::ApiKey, plan.api_key.summary(), keys).await?.1);
-            let apis = match &plan.api.api {
-                ApiChange::Retire { remove } => remove.as_slice(),
-                _ => &[],
-            };
-            let delete = async {
-                for id in apis {
-                    rest_api::delete(aws, id, progress).await?;
-                }
-                anyhow::Ok(())
-            };
-            reports.push(run_step(progress, Step::RestApi, plan.api.api.summary(), delete).await?.1);
+        let change = &plan.function_url;
+        let retire = function_url::retire(aws, stack, change, progress);
+        Ok(vec![run_step(progress, Step::FunctionUrl, change.summary(), retire).await?.1])
+    };
+    let rest = async {
+        if gateway == Gateway::Rest {
+            return Ok(vec![]);
         }
-    }
+        let plans = match &plan.usage_plan {
+            UsagePlanChange::Delete { plans } => plans.as_slice(),
+            _ => &[],
+        };
+        let unbind = usage_plan::delete(aws, plans, progress);
+        let plan_report = run_step(progress, Step::UsagePlan, plan.usage_plan.summary(), unbind).await?.1;
+        let keys = api_key::apply(aws, stack, &plan.api_key);
+        let key_report = run_step(progress, Step::ApiKey, plan.api_key.summary(), keys).await?.1;
+        let apis = match &plan.api.api {
+            ApiChange::Retire { remove } => remove.as_slice(),
+            _ => &[],
+        };
+        let delete = async {
+            for id in apis {
+                rest_api::delete(aws, id, progress).await?;
+            }
+            anyhow::Ok(())
+        };
+        let api_report = run_step(progress, Step::RestApi, plan.api.api.summary(), delete).await?.1;
+        anyhow::Ok(vec![plan_report, key_report, api_report])
+    };
+    let http = async {
+        if gateway == Gateway::Http {
+            return Ok(vec![]);
+        }
+        let apis = match &plan.http_api.api {
+            http_api::ApiChange::Retire { remove } => remove.as_slice(),
+            _ => &[],
+        };
+        let delete = async {
+            for id in apis {
+                http_api::delete(aws, id).await?;
+            }
+            anyhow::Ok(())
+        };
+        Ok(vec![run_step(progress, Step::HttpApi, plan.http_api.api.summary(), delete).await?.1])
+    };
+    let (url, rest, http) = tokio::try_join!(url, rest, http)?;
     permission::retire_gateway(aws, desired, &plan.permission).await?;
-    Ok(reports)
+    Ok(url.into_iter().chain(rest).chain(http).collect())
 }
 
 /// What the function chain made.
@@ -420,8 +511,8 @@ async fn function_chain(
         let ((), environment_report) =
             run_step(progress, Step::Environment, environment.summary(), set).await?;
         let removed = remove_secret(aws, desired, plan, &access, progress).await?;
-        // Nothing told: the API chain failed, and its error is the one to tell.
-        let api_id = gateway_id.await.context("the REST API was not made")?;
+        // Nothing told: the gateway's chain failed, and its error is the one to tell.
+        let api_id = gateway_id.await.context("the gateway was not made")?;
         let change = &plan.permission;
         let grant = permission::apply(aws, desired, change, api_id.as_deref(), progress);
         let ((), permission_report) = run_step(progress, Step::Permission, change.summary(), grant).await?;
@@ -547,7 +638,7 @@ async fn api_chain(
         }
     };
     let reports = [api_report].into_iter().chain(parts).chain([key_report, plan_report]).collect();
-    Ok(GatewaySide { api_id: Some(current.id), function_url: None, key, reports })
+    Ok(GatewaySide { api_id: Some(current.id), http_api: None, function_url: None, key, reports })
 }
 
 /// The API's parts: `{proxy+}`, methods, integrations, beside the gateway responses; once

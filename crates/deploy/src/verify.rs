@@ -19,6 +19,7 @@ use crate::aws::{Aws, causes};
 use crate::desired::invoke_url;
 use crate::logs;
 use crate::resources::function_url;
+use crate::resources::http_api::{self, HttpApiState};
 use crate::resources::permission;
 use crate::resources::rest_api::api_key;
 use crate::snapshot::{self, Snapshot};
@@ -205,11 +206,13 @@ impl Deployed {
             .ours()
             .with_context(|| format!("{where_} has no function: run tokendeploy up first"))?;
         let api = snapshot.api.ours().filter(|api| api.stages.deployed.is_some());
-        let gateway = match (api, &snapshot.function_url) {
-            (Some(api), _) => Serving::RestApi(api.id.clone()),
-            (None, Some(url)) => Serving::FunctionUrl(url.url.clone()),
-            (None, None) => {
-                bail!("{where_} has no deployed REST API or function URL: run tokendeploy up first")
+        let http = snapshot.http_api.as_ref().filter(|api| api.stage.is_some());
+        let gateway = match (api, http, &snapshot.function_url) {
+            (Some(api), _, _) => Serving::RestApi(api.id.clone()),
+            (None, Some(http), _) => Serving::HttpApi(Box::new(http.clone())),
+            (None, None, Some(url)) => Serving::FunctionUrl(url.url.clone()),
+            (None, None, None) => {
+                bail!("{where_} has no deployed REST API, HTTP API or function URL: run tokendeploy up first")
             }
         };
         let variable = |name: &str| function.environment.get(name).map(String::as_str);
@@ -439,6 +442,10 @@ fn may_invoke(snapshot: &Snapshot, deployed: &Deployed) -> bool {
             let statement = ours.get(&permission::statement_id("GET"));
             statement.is_some_and(|source| source.contains(&format!(":{api_id}/")))
         }
+        Serving::HttpApi(api) => {
+            let statement = ours.get(permission::HTTP_SID);
+            statement.is_some_and(|source| source.contains(&format!(":{}/", api.id)))
+        }
         Serving::FunctionUrl(_) => [permission::URL_SID, permission::URL_INVOKE_SID]
             .iter()
             .all(|sid| ours.get(*sid).is_some_and(|grant| !grant.is_empty())),
@@ -449,6 +456,8 @@ fn may_invoke(snapshot: &Snapshot, deployed: &Deployed) -> bool {
 enum Serving {
     /// A deployed REST API, by id.
     RestApi(String),
+    /// An HTTP API with its stage.
+    HttpApi(Box<HttpApiState>),
     /// A function URL, as Lambda gives it.
     FunctionUrl(String),
 }
@@ -457,13 +466,14 @@ impl Serving {
     fn token_url(&self, stack: &Stack, endpoint: Option<&str>) -> String {
         match self {
             Serving::RestApi(api_id) => invoke_url(api_id, stack, endpoint),
+            Serving::HttpApi(api) => http_api::token_url(api, endpoint),
             Serving::FunctionUrl(url) => function_url::token_url(url, endpoint),
         }
     }
 
     fn described(&self) -> &'static str {
         match self {
-            Serving::RestApi(_) => "API Gateway",
+            Serving::RestApi(_) | Serving::HttpApi(_) => "API Gateway",
             Serving::FunctionUrl(_) => "the function URL",
         }
     }

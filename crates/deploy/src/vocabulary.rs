@@ -55,6 +55,9 @@ steps! {
     GatewayResponses => "gateway_responses", "gateway responses (CORS)";
     Deployment => "deployment", "stage prod";
     Throttling => "throttling", "stage limits and settings";
+    HttpApi => "http_api", "HTTP API";
+    HttpRoutes => "http_routes", "HTTP API integration and routes";
+    HttpStage => "http_stage", "HTTP API stage $default and limits";
     ApiKey => "api_key", "API key";
     UsagePlan => "usage_plan", "usage plan";
     FunctionUrl => "function_url", "function URL and reserved concurrency";

@@ -47,15 +47,16 @@ class FunctionUrls:
             return answer(404, {"Message": "Not Found"}, request.request_id)
         account, region, function = found
         config = function.url_config.config
-        cors = config.get("Cors") or {}
+        cors = cors_of(config.get("Cors") or {})
         if request.method == "OPTIONS" and cors and request.header("access-control-request-method"):
-            return preflight(cors, request)
+            return preflight(cors, request, status=200)
         if config.get("AuthType") != "NONE" or not public(function):
             return self.own(FORBIDDEN, cors, request)
         if not self.enter(function):
             return self.own(THROTTLED, cors, request)
         try:
-            event = request_event(request, account, region, url_id)
+            context = {"apiId": url_id, "domainName": f"{url_id}.lambda-url.{region}.on.aws", "domainPrefix": url_id}
+            event = request_event(request, context)
             outcome, _took, _stream = self.functions.invoke(account, region, function, event)
         finally:
             self.leave(function)
@@ -117,9 +118,10 @@ def public(function) -> bool:
     )
 
 
-def request_event(request: Request, account: str, region: str, url_id: str) -> dict:
-    """A function URL's request payload (format 2.0): headers lowercased, repeated ones joined
-    by commas, cookies apart."""
+def request_event(request: Request, context: dict) -> dict:
+    """A payload 2.0 event, as a function URL or an HTTP API sends it: headers lowercased,
+    repeated ones joined by commas, cookies apart; ``context`` names the API (``apiId``,
+    ``domainName``, ``domainPrefix``, and for an HTTP API ``accountId`` and ``routeKey``)."""
     headers: dict[str, str] = {}
     cookies: list[str] = []
     for name, value in request.headers:
@@ -143,15 +145,15 @@ def request_event(request: Request, account: str, region: str, url_id: str) -> d
     now = time.time()
     event = {
         "version": "2.0",
-        "routeKey": "$default",
+        "routeKey": context.get("routeKey", "$default"),
         "rawPath": request.path,
         "rawQueryString": request.query,
         "headers": headers,
         "requestContext": {
-            "accountId": "anonymous",
-            "apiId": url_id,
-            "domainName": f"{url_id}.lambda-url.{region}.on.aws",
-            "domainPrefix": url_id,
+            "accountId": context.get("accountId", "anonymous"),
+            "apiId": context["apiId"],
+            "domainName": context["domainName"],
+            "domainPrefix": context["domainPrefix"],
             "http": {
                 "method": request.method,
                 "path": request.path,
@@ -160,7 +162,7 @@ def request_event(request: Request, account: str, region: str, url_id: str) -> d
                 "userAgent": request.header("user-agent") or "",
             },
             "requestId": request.request_id,
-            "routeKey": "$default",
+            "routeKey": context.get("routeKey", "$default"),
             "stage": "$default",
             "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
             "timeEpoch": int(now * 1000),
@@ -195,9 +197,16 @@ def origin_allowed(cors: dict, origin: str | None) -> str | None:
     return origin if any(o.lower() == origin.lower() for o in origins) else None
 
 
-def preflight(cors: dict, request: Request):
-    """Lambda's own answer to a preflight: the allowed origin, methods, headers and age, or none
-    of them for an origin or method not allowed."""
+def cors_of(configured: dict) -> dict:
+    """A CORS configuration with the keys a function URL's has (``AllowOrigins``, ...), from
+    either that or an HTTP API's (``allowOrigins``, ...)."""
+    return {key[0].upper() + key[1:]: value for key, value in configured.items() if value is not None}
+
+
+def preflight(cors: dict, request: Request, status: int):
+    """The gateway's own answer to a preflight (a function URL answers 200, an HTTP API 204):
+    the allowed origin, methods, headers and age, or none of them for an origin or method not
+    allowed."""
     allowed = origin_allowed(cors, request.header("origin"))
     method = (request.header("access-control-request-method") or "").upper()
     methods = [m.upper() for m in cors.get("AllowMethods") or []]
@@ -210,7 +219,7 @@ def preflight(cors: dict, request: Request):
             ("Access-Control-Max-Age", str(cors.get("MaxAge") or 0)),
             ("Vary", "Origin"),
         ]
-    return 200, [("x-amzn-RequestId", request.request_id)] + headers, b""
+    return status, [("x-amzn-RequestId", request.request_id)] + headers, b""
 
 
 def with_cors(headers: list, cors: dict, request: Request) -> list:

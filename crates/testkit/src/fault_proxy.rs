@@ -596,6 +596,11 @@ const PATH_WORDS: &[&str] = &[
     "sdks",
     "import",
     "sdktypes",
+    // API Gateway v2 (HTTP APIs).
+    "v2",
+    "apis",
+    "routes",
+    "integrations",
 ];
 
 /// A REST path with its ids replaced by placeholders named after the collection before them.

@@ -236,9 +236,10 @@ pub struct SecurityArgs {
     #[arg(long, value_enum, default_value_t = SecretStoreArg::Env)]
     pub secret_store: SecretStoreArg,
     /// What serves token requests: `rest`, an API Gateway REST API (API keys, usage plans,
-    /// stage throttling; $3.50 a million requests); `url`, a Lambda function URL (no gateway
-    /// to pay for; reserved concurrency bounds the cost). Switching makes the new one before
-    /// it removes the old; the function keeps its ARN.
+    /// stage throttling; $3.50 a million requests); `http`, an API Gateway HTTP API (route
+    /// throttling, its own CORS; $1.00 a million); `url`, a Lambda function URL (no gateway to
+    /// pay for; reserved concurrency bounds the cost). Switching makes the new one before it
+    /// removes the old; the function keeps its ARN.
     #[arg(long, value_enum, default_value_t = GatewayArg::Rest)]
     pub gateway: GatewayArg,
     /// Require an API key (header x-api-key) on token requests, issued through a usage plan
@@ -246,12 +247,12 @@ pub struct SecurityArgs {
     /// Only with --gateway rest.
     #[arg(long)]
     pub api_key: bool,
-    /// Requests a second the stage lets through, sustained (0.1 to 10000; default 20). Only
-    /// with --gateway rest.
+    /// Requests a second the stage lets through, sustained (0.1 to 10000; default 20). With
+    /// --gateway rest or http.
     #[arg(long, value_name = "PER_SECOND", value_parser = parse_rate_limit)]
     pub rate_limit: Option<f64>,
-    /// Requests the stage lets through at once above the rate (1 to 5000; default 40). Only
-    /// with --gateway rest.
+    /// Requests the stage lets through at once above the rate (1 to 5000; default 40). With
+    /// --gateway rest or http.
     #[arg(long, value_name = "REQUESTS", value_parser = parse_burst_limit)]
     pub burst_limit: Option<i32>,
     /// How many instances of the function may run at once behind a function URL (1 to 10000;
@@ -264,6 +265,7 @@ pub struct SecurityArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GatewayArg {
     Rest,
+    Http,
     Url,
 }
 
@@ -307,22 +309,26 @@ impl SecurityArgs {
         };
         let gateway = match self.gateway {
             GatewayArg::Rest => Gateway::Rest,
+            GatewayArg::Http => Gateway::Http,
             GatewayArg::Url => Gateway::Url,
         };
-        let given = |flag: &'static str, set: bool| set.then_some(flag);
-        let misplaced = match gateway {
-            Gateway::Rest => given("--reserved-concurrency", self.reserved_concurrency.is_some())
-                .map(|flag| (flag, "--gateway url (the REST API's stage is bounded by --rate-limit and --burst-limit)")),
-            Gateway::Url => [
-                given("--api-key", self.api_key),
-                given("--rate-limit", self.rate_limit.is_some()),
-                given("--burst-limit", self.burst_limit.is_some()),
-            ]
-            .into_iter()
-            .flatten()
-            .next()
-            .map(|flag| (flag, "--gateway rest (a function URL has no keys or stage limits: --reserved-concurrency bounds it)")),
-        };
+        use Gateway::{Http, Rest, Url};
+        // Each flag that only some gateways take: whether given, which take it, and why.
+        let stage_limits =
+            "--gateway rest or http (a function URL has no stage limits: --reserved-concurrency bounds it)";
+        let flags: [(&str, bool, &[Gateway], &str); 4] = [
+            ("--api-key", self.api_key, &[Rest], "--gateway rest (only a REST API has API keys)"),
+            ("--rate-limit", self.rate_limit.is_some(), &[Rest, Http], stage_limits),
+            ("--burst-limit", self.burst_limit.is_some(), &[Rest, Http], stage_limits),
+            (
+                "--reserved-concurrency",
+                self.reserved_concurrency.is_some(),
+                &[Url],
+                "--gateway url (an API Gateway stage is bounded by --rate-limit and --burst-limit)",
+            ),
+        ];
+        let misplaced = flags.into_iter().find(|(_, given, takes, _)| *given && !takes.contains(&gateway));
+        let misplaced = misplaced.map(|(flag, _, _, belongs)| (flag, belongs));
         if let Some((flag, belongs)) = misplaced {
             return Err(UsageError(format!(
                 "{flag} does not apply to --gateway {}: it goes with {belongs}",

@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use aws_sdk_lambda::types::{Cors, FunctionUrlAuthType, InvokeMode};
+use aws_sdk_lambda::types::{FunctionUrlAuthType, InvokeMode};
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use tokendeploy_config::origins::AllowedOrigins;
@@ -19,6 +19,7 @@ use tokendeploy_config::origins::AllowedOrigins;
 use crate::aws::{Aws, AwsResultExt, RESOURCE_NOT_FOUND, error_code, message};
 use crate::desired::{Desired, Gateway};
 use crate::error::AwsCallFailed;
+use crate::resources::cors::{self, Cors};
 use crate::resources::function::FunctionState;
 use crate::retry::{Backoff, LAMBDA_CONFLICT, lambda_update_in_progress, retrying};
 use crate::stack::Stack;
@@ -30,28 +31,13 @@ pub const KIND: &str = "function URL";
 pub const MAX_ORIGINS: usize = 100;
 /// The longest origin it takes.
 pub const MAX_ORIGIN_LENGTH: usize = 253;
-/// The request headers a browser may send: as the function's own preflight answer allows
-/// (function/src/response.rs), but for `x-api-key`, which a function URL has no use for.
-const ALLOWED_HEADERS: [&str; 2] = ["authorization", "content-type"];
-/// How long a browser may keep a preflight's answer: as the function's own preflight says.
-const PREFLIGHT_MAX_AGE: i32 = 600;
-
-/// The URL's CORS as `up` sets it; every list empty when no origin is allowed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UrlCors {
-    pub allow_origins: Vec<String>,
-    pub allow_methods: Vec<String>,
-    pub allow_headers: Vec<String>,
-    pub max_age: i32,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UrlState {
     /// `https://{id}.lambda-url.{region}.on.aws/`, as Lambda gives it.
     pub url: String,
     pub auth_type: String,
     pub invoke_mode: String,
-    pub cors: UrlCors,
+    pub cors: Cors,
 }
 
 /// The function's URL, `None` when it has none (or there is no function).
@@ -63,7 +49,7 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<UrlState>> {
     else {
         return Ok(None);
     };
-    let cors = config.cors().map(|cors| UrlCors {
+    let cors = config.cors().map(|cors| Cors {
         allow_origins: cors.allow_origins().to_vec(),
         allow_methods: cors.allow_methods().to_vec(),
         allow_headers: cors.allow_headers().iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -75,24 +61,6 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Option<UrlState>> {
         invoke_mode: config.invoke_mode().map(|mode| mode.as_str().to_string()).unwrap_or("BUFFERED".into()),
         cors: cors.unwrap_or_default(),
     }))
-}
-
-/// The CORS `up` sets: the allowed origins (or `*`), the methods the function answers but
-/// OPTIONS (Lambda answers preflights itself, and takes methods of at most 6 letters).
-pub fn wanted_cors(desired: &Desired) -> UrlCors {
-    let origins = desired.environment.variables.get("ALLOWED_ORIGINS");
-    let allow_origins = match origins.and_then(|value| AllowedOrigins::parse(value)) {
-        None => return UrlCors::default(),
-        Some(AllowedOrigins::Any) => vec!["*".to_string()],
-        Some(AllowedOrigins::List(list)) => list,
-    };
-    let methods = desired.methods().iter().filter(|method| **method != "OPTIONS");
-    UrlCors {
-        allow_origins,
-        allow_methods: methods.map(|method| method.to_string()).collect(),
-        allow_headers: ALLOWED_HEADERS.map(str::to_string).to_vec(),
-        max_age: PREFLIGHT_MAX_AGE,
-    }
 }
 
 /// Why `ALLOWED_ORIGINS` cannot be a function URL's CORS, checked before any AWS call.
@@ -190,7 +158,7 @@ pub fn plan(
                     let differs: Vec<&'static str> = [
                         (state.auth_type != FunctionUrlAuthType::None.as_str(), "auth type"),
                         (state.invoke_mode != InvokeMode::Buffered.as_str(), "invoke mode"),
-                        (state.cors != wanted_cors(desired), "CORS"),
+                        (state.cors != cors::wanted(desired), "CORS"),
                     ]
                     .into_iter()
                     .filter_map(|(differs, name)| differs.then_some(name))
@@ -205,7 +173,7 @@ pub fn plan(
             };
             FunctionUrlChange { url, concurrency }
         }
-        Gateway::Rest => match observed {
+        Gateway::Rest | Gateway::Http => match observed {
             Some(_) => FunctionUrlChange {
                 url: UrlChange::Retire,
                 concurrency: if reserved.is_some() {
@@ -255,7 +223,7 @@ async fn apply_url(
 ) -> Result<Option<String>> {
     let name = desired.stack.function_name();
     let note = |message: &str| progress.note(Step::FunctionUrl, message);
-    let cors = sdk_cors(&wanted_cors(desired));
+    let cors = sdk_cors(&cors::wanted(desired));
     match change {
         UrlChange::NotAskedFor | UrlChange::Retire => return Ok(None),
         UrlChange::Unchanged => return Ok(observed.map(|state| state.url.clone())),
@@ -296,8 +264,8 @@ async fn apply_url(
 }
 
 /// Lambda's CORS for `cors`: empty lists unset it.
-fn sdk_cors(cors: &UrlCors) -> Cors {
-    Cors::builder()
+fn sdk_cors(cors: &Cors) -> aws_sdk_lambda::types::Cors {
+    aws_sdk_lambda::types::Cors::builder()
         .set_allow_origins(Some(cors.allow_origins.clone()))
         .set_allow_methods(Some(cors.allow_methods.clone()))
         .set_allow_headers(Some(cors.allow_headers.clone()))
@@ -389,7 +357,7 @@ mod tests {
             url: "https://abc123.lambda-url.us-west-1.on.aws/".into(),
             auth_type: "NONE".into(),
             invoke_mode: "BUFFERED".into(),
-            cors: wanted_cors(desired),
+            cors: cors::wanted(desired),
         }
     }
 
@@ -412,11 +380,11 @@ mod tests {
 
     #[test]
     fn cors_lists_the_origins_and_the_methods_but_options() {
-        let cors = wanted_cors(&desired(Gateway::Url, "https://a.example, https://b.example"));
+        let cors = cors::wanted(&desired(Gateway::Url, "https://a.example, https://b.example"));
         assert_eq!(cors.allow_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(cors.allow_methods, ["GET"]);
-        assert_eq!(wanted_cors(&desired(Gateway::Url, "*")).allow_origins, ["*"]);
-        assert_eq!(wanted_cors(&Desired::example("sha", &[])), UrlCors::default(), "no origin, no CORS");
+        assert_eq!(cors::wanted(&desired(Gateway::Url, "*")).allow_origins, ["*"]);
+        assert_eq!(cors::wanted(&Desired::example("sha", &[])), Cors::default(), "no origin, no CORS");
     }
 
     #[test]

@@ -9,8 +9,10 @@
 //! Resource modules depend on the leaves (vocabulary, aws, retry, stack, desired, error) and on
 //! nothing that gathers them: the snapshot, the plan and the commands do that.
 
+pub mod cors;
 pub mod function;
 pub mod function_url;
+pub mod http_api;
 pub mod log_group;
 pub mod permission;
 pub mod rest_api;

@@ -1,5 +1,5 @@
-//! The function's resource policy: API Gateway may invoke it, from this API's stage and
-//! methods only; or, behind a function URL, anyone may through that URL (the two statements
+//! The function's resource policy: API Gateway may invoke it, from this REST API's stage and
+//! methods only, or from this HTTP API's token route; or, behind a function URL, anyone may through that URL (the two statements
 //! Lambda asks for since October 2025: lambda:InvokeFunctionUrl with auth type NONE, and
 //! lambda:InvokeFunction when invoked via the URL; developer guide, "Control access to Lambda
 //! function URLs"). It has no `delete`: deleting the function deletes its policy.
@@ -27,6 +27,8 @@ pub const KIND: &str = "invoke permission";
 /// [`URL_INVOKE_GRANT`]); empty when it grants other than `up` would.
 pub type Statements = BTreeMap<String, String>;
 
+/// The HTTP API's statement: any stage and method of this API, the token path.
+pub const HTTP_SID: &str = "tokendeploy-httpapi";
 /// The function URL's statements.
 pub const URL_SID: &str = "tokendeploy-function-url";
 pub const URL_INVOKE_SID: &str = "tokendeploy-function-url-invoke";
@@ -56,6 +58,7 @@ pub fn statement_id(method: &str) -> String {
 fn gateway_of(sid: &str) -> Gateway {
     match sid {
         URL_SID | URL_INVOKE_SID => Gateway::Url,
+        HTTP_SID => Gateway::Http,
         _ => Gateway::Rest,
     }
 }
@@ -63,35 +66,34 @@ fn gateway_of(sid: &str) -> Gateway {
 /// Every statement id `up` may make, for any provider and gateway.
 fn our_ids() -> Vec<String> {
     let rest = ProviderKind::every_method().into_iter().map(statement_id);
-    rest.chain([URL_SID.to_string(), URL_INVOKE_SID.to_string()]).collect()
+    rest.chain([HTTP_SID, URL_SID, URL_INVOKE_SID].map(str::to_string)).collect()
 }
 
 /// The statements the stack's gateway needs, by id.
 fn wanted_ids(desired: &Desired) -> Vec<String> {
     match desired.gateway() {
         Gateway::Rest => desired.methods().iter().map(|method| statement_id(method)).collect(),
+        Gateway::Http => vec![HTTP_SID.to_string()],
         Gateway::Url => vec![URL_SID.to_string(), URL_INVOKE_SID.to_string()],
     }
 }
 
 /// What each statement should grant: for a REST API (`api_id`, once known) this API, stage
-/// `prod`, one method, any path; for a function URL, anyone through it.
+/// `prod`, one method, any path; for an HTTP API, this API's token path; for a function URL,
+/// anyone through it.
 pub fn wanted(desired: &Desired, api_id: Option<&str>) -> Statements {
+    let stack = &desired.stack;
+    let source = |resource: String| stack.arn("execute-api", &stack.region, &desired.account, &resource);
     match (desired.gateway(), api_id) {
-        (Gateway::Rest, None) => Statements::new(),
+        (Gateway::Rest | Gateway::Http, None) => Statements::new(),
+        (Gateway::Http, Some(api_id)) => Statements::from([(
+            HTTP_SID.to_string(),
+            source(format!("{api_id}/*/*{}", tokendeploy_config::TOKEN_PATH)),
+        )]),
         (Gateway::Rest, Some(api_id)) => desired
             .methods()
             .iter()
-            .map(|method| {
-                let stack = &desired.stack;
-                let source = stack.arn(
-                    "execute-api",
-                    &stack.region,
-                    &desired.account,
-                    &format!("{api_id}/{STAGE}/{method}/*"),
-                );
-                (statement_id(method), source)
-            })
+            .map(|method| (statement_id(method), source(format!("{api_id}/{STAGE}/{method}/*"))))
             .collect(),
         (Gateway::Url, _) => Statements::from([
             (URL_SID.into(), URL_GRANT.into()),
@@ -191,7 +193,7 @@ impl Planned for PermissionChange {
             ));
         }
         let invoker = match self.gateway {
-            Gateway::Rest => "API Gateway may not invoke the function yet",
+            Gateway::Rest | Gateway::Http => "API Gateway may not invoke the function yet",
             Gateway::Url => "the function URL may not invoke the function yet",
         };
         if self.first_grant {
@@ -202,6 +204,7 @@ impl Planned for PermissionChange {
         } else if !self.add.is_empty() {
             wrong.push(match self.gateway {
                 Gateway::Rest => "source ARN does not match this API, stage and methods".into(),
+                Gateway::Http => "source ARN does not match this HTTP API".into(),
                 Gateway::Url => "the function URL's statements are not as up makes them".into(),
             });
         }

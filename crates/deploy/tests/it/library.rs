@@ -20,9 +20,9 @@ async fn up_plan_status_and_down_as_a_library() {
     let made =
         up(&aws, &stack, environment(), Security::default(), || Ok(artifact("one")), &Silent).await.unwrap();
     assert_eq!(made.steps.len(), Step::ALL.len());
-    // Everything but what only a flag asks for (secret, API key, function URL) is made.
+    // Everything but what only a flag asks for (secret, API key, another gateway) is made.
     let made_steps = made.steps.iter().filter(|step| step.action == Action::Create).count();
-    assert_eq!(made_steps, Step::ALL.len() - 5, "{:?}", made.steps);
+    assert_eq!(made_steps, Step::ALL.len() - 8, "{:?}", made.steps);
     assert!(
         made.aws_invoke_url
             .starts_with(&format!("https://{}.execute-api.{REGION}", made.api_id.as_deref().unwrap()))
@@ -99,10 +99,10 @@ async fn a_converged_up_and_status_only_read() {
     let calls = recorder.calls();
     let changing: Vec<&Call> = calls.iter().filter(|call| call.mutating).collect();
     assert!(changing.is_empty(), "{changing:?}");
-    // Each command reads each resource once: no call per method, none repeated (18 reads,
-    // the secret's, the key's, the usage plan's, the gateway responses' and the function
-    // URL's among them).
-    assert_eq!(calls.len(), 36, "{calls:#?}");
+    // Each command reads each resource once: no call per method, none repeated (19 reads,
+    // the secret's, the key's, the usage plan's, the gateway responses', the function URL's
+    // and the HTTP APIs' listing among them).
+    assert_eq!(calls.len(), 38, "{calls:#?}");
 }
 
 #[tokio::test]

@@ -98,7 +98,7 @@ fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Se
     let origins = environment.variables.get("ALLOWED_ORIGINS");
     let refusal = match security.gateway {
         Gateway::Url => origins.and_then(|origins| function_url::origins_refusal(origins)),
-        Gateway::Rest => None,
+        Gateway::Rest | Gateway::Http => None,
     };
     match refusal {
         Some(refusal) => Err(UsageError(refusal).into()),

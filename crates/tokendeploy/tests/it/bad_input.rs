@@ -171,7 +171,12 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["up", "--burst-limit", "0"], &[], "0 is not in 1..=5000"),
         case(&["status", "--burst-limit", "99999"], &[], "99999 is not in 1..=5000"),
         case(&["up", "--secret-store", "vault"], &[], "[possible values: env, secrets-manager]"),
-        case(&["up", "--gateway", "soap"], &[], "[possible values: rest, url]"),
+        case(&["up", "--gateway", "soap"], &[], "[possible values: rest, http, url]"),
+        case(
+            &["up", "--gateway", "http", "--api-key"],
+            &[],
+            "--api-key does not apply to --gateway http: it goes with --gateway rest (only a REST API has API keys)",
+        ),
         case(
             &["up", "--gateway", "url", "--api-key"],
             &[],
@@ -180,7 +185,7 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(
             &["plan", "--gateway", "url", "--rate-limit", "5"],
             &[],
-            "--rate-limit does not apply to --gateway url: it goes with --gateway rest",
+            "--rate-limit does not apply to --gateway url: it goes with --gateway rest or http",
         ),
         case(
             &["status", "--reserved-concurrency", "3"],

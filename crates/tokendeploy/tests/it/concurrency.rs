@@ -143,7 +143,7 @@ async fn racing_gateway_switches_leave_a_gateway_that_answers_whenever_a_run_exi
     let base = ["up", "--output", "json", "--zip", zip.as_str(), "--name", name, "--gateway"];
     let (mut answered, mut stopped_both) = (0, 0);
     for round in 0..12 {
-        let gateways = if round % 2 == 0 { ["url", "rest"] } else { ["rest", "url"] };
+        let gateways = [["url", "rest"], ["http", "url"], ["rest", "http"]][round % 3];
         let runs: Vec<Vec<&str>> =
             gateways.iter().map(|gateway| base.iter().copied().chain([*gateway]).collect()).collect();
         let finished = twin_runs(&harness, &env, &runs);

@@ -44,6 +44,10 @@ const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
             "GetTags",
             "GetGatewayResponses",
             "GetGatewayResponse",
+            "GetApis",
+            "GetApi",
+            "GetIntegrations",
+            "GetRoutes",
         ],
     ),
     (
@@ -56,10 +60,25 @@ const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
             "CreateApiKey",
             "CreateUsagePlan",
             "CreateUsagePlanKey",
+            "CreateApi",
+            "CreateIntegration",
+            "CreateRoute",
         ],
     ),
     ("PUT", &["PutMethod", "PutIntegration", "PutGatewayResponse", "TagResource"]),
-    ("PATCH", &["UpdateRestApi", "UpdateMethod", "UpdateStage", "UpdateApiKey", "UpdateUsagePlan"]),
+    (
+        "PATCH",
+        &[
+            "UpdateRestApi",
+            "UpdateMethod",
+            "UpdateStage",
+            "UpdateApiKey",
+            "UpdateUsagePlan",
+            "UpdateApi",
+            "UpdateIntegration",
+            "UpdateRoute",
+        ],
+    ),
     (
         "DELETE",
         &[
@@ -73,6 +92,8 @@ const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
             "DeleteUsagePlanKey",
             "DeleteGatewayResponse",
             "UntagResource",
+            "DeleteApi",
+            "DeleteRoute",
         ],
     ),
 ];
@@ -261,6 +282,48 @@ async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_ev
     for command in ["status", "verify"] {
         run(&harness, &users, command, &url).assert_success();
     }
+    // Behind an HTTP API: made (the function URL goes once it is), its CORS, route,
+    // integration and limits changed by hand and repaired, answering.
+    let http = ["--secret-store", "secrets-manager", "--gateway", "http"];
+    run(&harness, &users, "up", &http).assert_success();
+    let api = admin.apigatewayv2.get_apis().send().await.unwrap();
+    let api = api.items()[0].api_id().unwrap().to_string();
+    let limits = aws_sdk_apigatewayv2::types::RouteSettings::builder()
+        .throttling_burst_limit(9)
+        .throttling_rate_limit(9.0)
+        .build();
+    let by_hand =
+        admin.apigatewayv2.update_stage().api_id(&api).stage_name("$default").default_route_settings(limits);
+    by_hand.send().await.unwrap();
+    let routes = admin.apigatewayv2.get_routes().api_id(&api).send().await.unwrap();
+    let route = routes.items()[0].route_id().unwrap();
+    admin
+        .apigatewayv2
+        .update_route()
+        .api_id(&api)
+        .route_id(route)
+        .target("integrations/elsewhere")
+        .send()
+        .await
+        .unwrap();
+    let integration = admin.apigatewayv2.get_integrations().api_id(&api).send().await.unwrap();
+    let integration = integration.items()[0].integration_id().unwrap();
+    let v1 = aws_sdk_apigatewayv2::types::IntegrationType::AwsProxy;
+    let stale =
+        admin.apigatewayv2.update_integration().api_id(&api).integration_id(integration).integration_type(v1);
+    stale.payload_format_version("1.0").send().await.unwrap();
+    let cors = aws_sdk_apigatewayv2::types::Cors::builder().allow_origins("*").build();
+    admin.apigatewayv2.update_api().api_id(&api).cors_configuration(cors).send().await.unwrap();
+    let repaired = run(&harness, &users, "up", &http);
+    repaired.assert_success();
+    let changed: Vec<(String, String)> =
+        repaired.actions().into_iter().filter(|(_, a)| a != "unchanged").collect();
+    for step in ["http_api", "http_routes", "http_stage"] {
+        assert!(changed.contains(&(step.into(), "updated".into())), "{step}: {}", repaired.stdout);
+    }
+    for command in ["status", "verify"] {
+        run(&harness, &users, command, &http).assert_success();
+    }
     run(&harness, &users, "up", &EVERY_FLAG).assert_success();
     // Back to the environment and no key: the secret, its policy, the key and plan go.
     run(&harness, &users, "up", &[]).assert_success();
@@ -360,11 +423,11 @@ async fn each_statement_is_narrowed_to_the_stacks_names() {
         ("Function", made["function_arn"].as_str().unwrap().to_string()),
         ("LogGroup", format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/token-server:*")),
         (
-            "RestApiKeysAndUsagePlans",
+            "ApisKeysAndUsagePlans",
             format!("arn:aws:apigateway:{region}::/restapis/{}", made["api_id"].as_str().unwrap()),
         ),
         (
-            "RestApiKeysAndUsagePlans",
+            "ApisKeysAndUsagePlans",
             format!("arn:aws:apigateway:{region}::/apikeys/{}", made["api_key_id"].as_str().unwrap()),
         ),
         ("Secret", made["secret_arn"].as_str().unwrap().to_string()),

@@ -11,13 +11,45 @@ use crate::support::*;
 use tokendeploy_testkit::fault_proxy::{Effect, FaultProxy};
 
 const URL: [&str; 2] = ["--gateway", "url"];
+const HTTP: [&str; 2] = ["--gateway", "http"];
 
-/// The stack's gateways as they are: its REST APIs' ids and whether the function has a URL.
-async fn gateways(harness: &Harness, name: &str) -> (Vec<String>, Option<String>) {
+/// The stack's gateways as they are: its REST APIs' ids, its HTTP APIs' ids and its function
+/// URL.
+async fn gateways(harness: &Harness, name: &str) -> (Vec<String>, Vec<String>, Option<String>) {
     let aws = harness.aws(REGION).await;
     let apis = rest_apis(&aws).await.into_iter().filter(|(_, api, _)| api == name).map(|(id, _, _)| id);
+    let http = aws.apigatewayv2.get_apis().send().await.unwrap();
+    let http = http
+        .items()
+        .iter()
+        .filter(|api| api.name() == Some(name))
+        .map(|api| api.api_id().unwrap().to_string());
     let url = aws.lambda.get_function_url_config().function_name(name).send().await.ok();
-    (apis.collect(), url.map(|config| config.function_url().to_string()))
+    (apis.collect(), http.collect(), url.map(|config| config.function_url().to_string()))
+}
+
+/// A token for the allowed origin, readable by it; another origin's not let read; a preflight
+/// answered with `preflight_status` and the allowed origin.
+async fn assert_serves_with_its_cors(url: &str, preflight_status: u16) {
+    let allowed = get(url, &[("origin", ORIGIN)]).await;
+    assert_eq!(token_of(&allowed), "upstream-token");
+    assert_eq!(allowed.headers["access-control-allow-origin"], ORIGIN);
+    let other = get(url, &[("origin", "https://elsewhere.example")]).await;
+    assert!(other.headers.get("access-control-allow-origin").is_none(), "{:?}", other.headers);
+    let preflight =
+        ask(Method::OPTIONS, url, &[("origin", ORIGIN), ("access-control-request-method", "GET")]).await;
+    assert_eq!(preflight.status, preflight_status);
+    assert_eq!(preflight.headers["access-control-allow-origin"], ORIGIN);
+}
+
+/// Which gateway kinds the stack has: `rest`, `http`, `url`, each once at most.
+async fn kinds(harness: &Harness, name: &str) -> Vec<&'static str> {
+    let (rest, http, url) = gateways(harness, name).await;
+    assert!(rest.len() <= 1 && http.len() <= 1, "{rest:?} {http:?}");
+    [(!rest.is_empty(), "rest"), (!http.is_empty(), "http"), (url.is_some(), "url")]
+        .into_iter()
+        .filter_map(|(there, kind)| there.then_some(kind))
+        .collect()
 }
 
 fn status(harness: &Harness, name: &str, env: &[(String, String)], args: &[&str]) -> Run {
@@ -47,18 +79,10 @@ async fn a_function_url_serves_with_its_cors_converges_repairs_its_drift_and_goe
         aws_url.starts_with("https://") && aws_url.ends_with(".lambda-url.us-west-1.on.aws/token"),
         "{made}"
     );
-    assert_eq!(gateways(&harness, "u").await.0, Vec::<String>::new(), "no REST API is made");
+    assert_eq!(kinds(&harness, "u").await, ["url"], "no API is made");
 
-    // A token for the allowed origin, readable by it; another origin is not let read.
-    let allowed = get(url, &[("origin", ORIGIN)]).await;
-    assert_eq!(token_of(&allowed), "upstream-token");
-    assert_eq!(allowed.headers["access-control-allow-origin"], ORIGIN);
-    let other = get(url, &[("origin", "https://elsewhere.example")]).await;
-    assert!(other.headers.get("access-control-allow-origin").is_none(), "{:?}", other.headers);
-    let preflight =
-        ask(Method::OPTIONS, url, &[("origin", ORIGIN), ("access-control-request-method", "GET")]).await;
-    assert_eq!(preflight.status, 200);
-    assert_eq!(preflight.headers["access-control-allow-origin"], ORIGIN);
+    // Lambda answers the preflight itself: 200.
+    assert_serves_with_its_cors(url, 200).await;
 
     // Converged: nothing changes, status says in sync.
     let again = deploy(&harness, "u", &env, &URL);
@@ -113,7 +137,7 @@ async fn switching_gateways_keeps_the_function_and_leaves_one_gateway_that_answe
     let env = dolby(&harness, &upstream);
     let rest = deploy(&harness, "s", &env, &["--api-key"]);
     let function_arn = rest["function_arn"].as_str().unwrap().to_string();
-    assert_eq!(gateways(&harness, "s").await.0.len(), 1);
+    assert_eq!(kinds(&harness, "s").await, ["rest"]);
 
     // The stack is a REST API's: asked as a function URL's, status says what differs.
     let asked_url = status(&harness, "s", &env, &URL);
@@ -127,26 +151,143 @@ async fn switching_gateways_keeps_the_function_and_leaves_one_gateway_that_answe
     assert!(drift.contains(&"rest_api".to_string()), "{drift:?}");
     assert_eq!(asked_url.json()["missing"], serde_json::json!(["function_url"]));
 
-    let url = deploy(&harness, "s", &env, &URL);
-    assert_eq!(url["function_arn"], function_arn.as_str(), "the function is kept");
-    let (apis, function_url) = gateways(&harness, "s").await;
-    assert!(apis.is_empty() && function_url.is_some(), "{apis:?} {function_url:?}");
     let aws = harness.aws(REGION).await;
-    let keys = aws.apigateway.get_api_keys().send().await.unwrap();
-    assert!(keys.items().is_empty(), "the REST API's key goes with it");
-    assert_eq!(token_of(&get(url["invoke_url"].as_str().unwrap(), &[]).await), "upstream-token");
-    assert_eq!(status(&harness, "s", &env, &URL).code, 0);
+    for (args, kind) in
+        [(&HTTP[..], "http"), (&URL[..], "url"), (&[][..], "rest"), (&URL[..], "url"), (&HTTP[..], "http")]
+    {
+        let made = deploy(&harness, "s", &env, args);
+        assert_eq!(made["function_arn"], function_arn.as_str(), "{kind}: the function is kept");
+        assert_eq!(made["gateway"], kind);
+        assert_eq!(kinds(&harness, "s").await, [kind], "{kind}: one gateway, the one asked for");
+        assert_eq!(
+            token_of(&get(made["invoke_url"].as_str().unwrap(), &[]).await),
+            "upstream-token",
+            "{kind}"
+        );
+        assert_eq!(status(&harness, "s", &env, args).code, 0, "{kind}");
+        let keys = aws.apigateway.get_api_keys().send().await.unwrap();
+        assert!(keys.items().is_empty(), "{kind}: the REST API's key went with it");
+        let reserved = aws.lambda.get_function_concurrency().function_name("s").send().await.unwrap();
+        assert_eq!(
+            reserved.reserved_concurrent_executions().is_some(),
+            kind == "url",
+            "{kind}: the URL's bound"
+        );
+        let policy = aws.lambda.get_policy().function_name("s").send().await.unwrap();
+        let policy = policy.policy().unwrap();
+        let sids: Vec<&str> = ["apigateway-get", "httpapi", "function-url"]
+            .into_iter()
+            .filter(|sid| policy.contains(sid))
+            .collect();
+        let wanted = match kind {
+            "rest" => "apigateway-get",
+            "http" => "httpapi",
+            _ => "function-url",
+        };
+        assert_eq!(sids, [wanted], "{kind}: only the gateway's own statements");
+    }
+}
 
-    let back = deploy(&harness, "s", &env, &[]);
-    assert_eq!(back["function_arn"], function_arn.as_str());
-    let (apis, function_url) = gateways(&harness, "s").await;
-    assert!(apis.len() == 1 && function_url.is_none(), "{apis:?} {function_url:?}");
-    let reserved = aws.lambda.get_function_concurrency().function_name("s").send().await.unwrap();
-    assert_eq!(reserved.reserved_concurrent_executions(), None, "the URL's bound goes with it");
-    let policy = aws.lambda.get_policy().function_name("s").send().await.unwrap();
-    assert!(!policy.policy().unwrap().contains("function-url"), "{:?}", policy.policy());
-    assert_eq!(token_of(&get(back["invoke_url"].as_str().unwrap(), &[]).await), "upstream-token");
-    assert_eq!(status(&harness, "s", &env, &[]).code, 0);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn an_http_api_serves_with_its_cors_and_limits_converges_repairs_its_drift_and_goes() {
+    let harness = Harness::start();
+    let upstream = upstream().await;
+    let env = dolby(&harness, &upstream);
+    let made = deploy(&harness, "h", &env, &HTTP);
+    assert_eq!(
+        (made["gateway"].as_str(), made["stage"].as_str()),
+        (Some("http"), Some("$default")),
+        "{made}"
+    );
+    let url = made["invoke_url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/http-api/", harness.moto.endpoint())), "{url}");
+    let aws_url = made["aws_invoke_url"].as_str().unwrap();
+    assert!(
+        aws_url.starts_with("https://") && aws_url.ends_with(".execute-api.us-west-1.amazonaws.com/token"),
+        "{made}"
+    );
+    assert_eq!(kinds(&harness, "h").await, ["http"]);
+
+    // API Gateway answers the preflight itself: 204.
+    assert_serves_with_its_cors(url, 204).await;
+
+    let again = deploy(&harness, "h", &env, &HTTP);
+    assert!(changed(&again).is_empty(), "{again}");
+    assert_eq!(status(&harness, "h", &env, &HTTP).code, 0);
+
+    // By hand: the token route removed, a catch-all added, the limits lifted, CORS opened.
+    let aws = harness.aws(REGION).await;
+    let id = made["api_id"].as_str().unwrap();
+    let routes = aws.apigatewayv2.get_routes().api_id(id).send().await.unwrap();
+    let token_route = routes.items().iter().find(|r| r.route_key() == Some("GET /token")).unwrap();
+    let target = token_route.target().unwrap().to_string();
+    aws.apigatewayv2
+        .delete_route()
+        .api_id(id)
+        .route_id(token_route.route_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    aws.apigatewayv2
+        .create_route()
+        .api_id(id)
+        .route_key("ANY /{proxy+}")
+        .target(target)
+        .send()
+        .await
+        .unwrap();
+    let lifted = aws_sdk_apigatewayv2::types::RouteSettings::builder()
+        .throttling_rate_limit(5000.0)
+        .throttling_burst_limit(5000)
+        .build();
+    aws.apigatewayv2
+        .update_stage()
+        .api_id(id)
+        .stage_name("$default")
+        .default_route_settings(lifted)
+        .send()
+        .await
+        .unwrap();
+    let open = aws_sdk_apigatewayv2::types::Cors::builder().allow_origins("*").build();
+    aws.apigatewayv2.update_api().api_id(id).cors_configuration(open).send().await.unwrap();
+    let drifted = status(&harness, "h", &env, &HTTP);
+    assert_eq!(drifted.code, 3, "{}", drifted.stdout);
+    let drift: Vec<(String, String)> = drifted.json()["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["kind"].as_str().unwrap().to_string(), d["reason"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        drift,
+        [
+            ("http_api".to_string(), "CORS changed".to_string()),
+            (
+                "http_routes".to_string(),
+                "missing routes: GET /token; routes up did not make: ANY /{proxy+}".to_string()
+            ),
+            ("http_stage".to_string(), "limits changed".to_string()),
+        ]
+    );
+    let repaired = deploy(&harness, "h", &env, &HTTP);
+    assert_eq!(changed(&repaired), ["http_api", "http_routes", "http_stage"]);
+    assert_eq!(status(&harness, "h", &env, &HTTP).code, 0);
+    assert_eq!(token_of(&get(url, &[]).await), "upstream-token");
+
+    // Tight limits: a burst beyond them is API Gateway's 429, before the function runs.
+    deploy(&harness, "h", &env, &["--gateway", "http", "--rate-limit", "0.1", "--burst-limit", "1"]);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(url, &[]).await.status);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+
+    let down = harness.run_with(&["down", "--output", "json", "--yes", "--name", "h"], &env);
+    down.assert_success();
+    let stack = tokendeploy_deploy::Stack::new("h", REGION).unwrap();
+    let left = tokendeploy_deploy::snapshot::read(&aws, &stack).await.unwrap().found(&stack);
+    assert!(left.is_empty(), "down left: {left:?}");
 }
 
 /// The stack is whole behind `gateway` alone: one function, one kind of gateway, status 0, and a
@@ -158,11 +299,11 @@ async fn assert_whole_behind(
     args: &[&str],
     context: &str,
 ) {
-    let (apis, url) = gateways(harness, name).await;
-    match args.contains(&"url") {
-        true => assert!(apis.is_empty() && url.is_some(), "{context}: {apis:?} {url:?}"),
-        false => assert!(apis.len() == 1 && url.is_none(), "{context}: {apis:?} {url:?}"),
-    }
+    let kind = match args {
+        [.., "--gateway", kind] => *kind,
+        _ => "rest",
+    };
+    assert_eq!(kinds(harness, name).await, [kind], "{context}");
     let checked = status(harness, name, env, args);
     assert_eq!(checked.code, 0, "{context}: {}", checked.stdout);
     let again = deploy(harness, name, env, args);
@@ -200,6 +341,16 @@ async fn an_up_killed_after_any_step_of_a_function_url_or_a_switch_is_completed_
             asked: &[],
             after: &["rest_api", "deployment", "throttling", "permission", "function_url"],
         },
+        Killed {
+            before: None,
+            asked: &HTTP,
+            after: &["function", "http_api", "http_routes", "http_stage", "permission"],
+        },
+        Killed {
+            before: Some(&URL),
+            asked: &HTTP,
+            after: &["http_api", "http_stage", "permission", "function_url"],
+        },
     ];
     for (i, Killed { before, asked, after }) in cases.into_iter().enumerate() {
         for step in after {
@@ -221,58 +372,74 @@ async fn an_up_killed_after_any_step_of_a_function_url_or_a_switch_is_completed_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
-async fn a_function_urls_calls_recover_from_transient_faults_and_lost_answers() {
+async fn a_function_urls_and_an_http_apis_calls_recover_from_transient_faults_and_lost_answers() {
     let harness = Harness::start();
     let upstream = upstream().await;
     let env = dolby(&harness, &upstream);
     let zip = function_zip().to_str().unwrap().to_string();
-    let recorder = FaultProxy::recording(&harness.moto.endpoint()).await.unwrap();
     let through = |proxy: &FaultProxy| {
         let mut env = env.clone();
         env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
         env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
         env
     };
-    let up = |name: &str| -> Vec<String> {
+    let run = |proxy: &FaultProxy, name: &str, gateway: &[&str]| {
         let mut args = vec!["up", "--output", "json", "--quiet", "--zip", &zip, "--name", name];
-        args.extend(URL);
-        args.into_iter().map(str::to_string).collect()
-    };
-    let run = |proxy: &FaultProxy, name: &str| {
-        let mut command =
-            harness.command(&up(name).iter().map(String::as_str).collect::<Vec<_>>(), &through(proxy));
+        args.extend(gateway);
+        let mut command = harness.command(&args, &through(proxy));
         async move { Run::from(tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()) }
     };
-    run(&recorder, "probe").await.assert_success();
-    // The calls only a function URL makes: its configuration, the concurrency, the policy.
-    let own =
-        |operation: &str| ["/url", "/concurrency", "/policy"].iter().any(|part| operation.contains(part));
-    let calls: Vec<_> =
-        distinct_calls(&recorder.calls(), false).into_iter().filter(|(_, op, _)| own(op)).collect();
-    assert!(calls.len() >= 5, "{calls:?}");
+    // The calls only each gateway makes: the URL's configuration, the concurrency and the
+    // policy; the HTTP API's, and the policy.
+    let gateways: [(&[&str], &[&str]); 2] =
+        [(&URL, &["/url", "/concurrency", "/policy"]), (&HTTP, &["/v2/apis", "/policy"])];
     let mut faults = 0;
-    for (kind, effect) in
-        TRANSIENT.iter().map(|(kind, effect)| (*kind, effect())).chain([("lost answer", Effect::LostReply)])
-    {
-        for (i, (service, operation, k)) in calls.iter().enumerate() {
-            let mutating = !operation.starts_with("GET ");
-            if matches!(effect, Effect::LostReply) && !mutating {
-                continue;
+    for (gateway, own) in gateways {
+        let recorder = FaultProxy::recording(&harness.moto.endpoint()).await.unwrap();
+        run(&recorder, &format!("probe{faults}"), gateway).await.assert_success();
+        let owned = |operation: &str| own.iter().any(|part| operation.contains(part));
+        let calls: Vec<_> =
+            distinct_calls(&recorder.calls(), false).into_iter().filter(|(_, op, _)| owned(op)).collect();
+        assert!(calls.len() >= 5, "{calls:?}");
+        let effects = TRANSIENT
+            .iter()
+            .map(|(kind, effect)| (*kind, effect()))
+            .chain([("lost answer", Effect::LostReply)]);
+        for (kind, effect) in effects {
+            for (service, operation, k) in &calls {
+                if matches!(effect, Effect::LostReply) && operation.starts_with("GET ") {
+                    continue;
+                }
+                let name = format!("f{faults}");
+                let rules = vec![rule(service, operation, *k, effect.clone())];
+                let proxy = FaultProxy::start_with(&harness.moto.endpoint(), rules).await.unwrap();
+                let context = format!("{gateway:?}: {kind} at {service} {operation} #{k}");
+                let faulted = run(&proxy, &name, gateway).await;
+                assert_eq!(faulted.code, 0, "{context}:\n{}", faulted.stderr);
+                assert_eq!(proxy.injected(), 1, "{context}");
+                assert_whole_behind(&harness, &name, &env, gateway, &context).await;
+                faults += 1;
             }
-            let name = format!("f{faults}-{i}");
-            let proxy = FaultProxy::start_with(
-                &harness.moto.endpoint(),
-                vec![rule(service, operation, *k, effect.clone())],
-            )
-            .await
-            .unwrap();
-            let context = format!("{kind} at {service} {operation} #{k}");
-            let faulted = run(&proxy, &name).await;
-            assert_eq!(faulted.code, 0, "{context}:\n{}", faulted.stderr);
-            assert_eq!(proxy.injected(), 1, "{context}");
-            assert_whole_behind(&harness, &name, &env, &URL, &context).await;
-            faults += 1;
         }
     }
-    eprintln!("up --gateway url: {faults} faults at the URL's own calls, every run converged");
+    eprintln!("{faults} faults at a function URL's and an HTTP API's own calls, every run converged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn a_reservation_the_accounts_concurrency_quota_cannot_hold_is_one_line_saying_what_to_do() {
+    let harness = Harness::start();
+    let upstream = upstream().await;
+    let env = dolby(&harness, &upstream);
+    // The emulator's account has AWS's default quota of 1,000, of which 100 stay unreserved.
+    let refused =
+        harness.up_with(&["--name", "q", "--gateway", "url", "--reserved-concurrency", "950"], &env);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let line = refused.stderr.lines().last().unwrap_or_default();
+    assert!(line.contains("Lambda keeps 100 of the account's concurrency"), "{line}");
+    assert!(line.contains("Service Quotas") && line.contains("--gateway rest"), "{line}");
+    refused.assert_no_secret();
+    // Within the quota, the same stack is finished by the next run.
+    let made = deploy(&harness, "q", &env, &["--gateway", "url", "--reserved-concurrency", "900"]);
+    assert_eq!(made["gateway"], "url");
 }

@@ -173,13 +173,15 @@ async fn a_second_up_with_nothing_changed_changes_nothing() {
     second.assert_success().assert_no_secret();
     assert_eq!(second.actions(), all("unchanged"));
     // What the stack does not have is not reported as if it existed unchanged.
-    let absent = ["secret", "secret_access", "api_key", "usage_plan", "function_url"];
+    let absent = FLAG_STEPS;
     for step in second.json()["steps"].as_array().unwrap() {
         let name = step["name"].as_str().unwrap();
         let wanted = if absent.contains(&name) { json!("not asked for") } else { Value::Null };
         assert_eq!(step["reason"], wanted, "{name}");
     }
-    for title in ["Secrets Manager secret", "secret read policy", "API key", "usage plan", "function URL"] {
+    for title in
+        ["Secrets Manager secret", "secret read policy", "API key", "usage plan", "function URL", "HTTP API"]
+    {
         let line = second.stderr.lines().find(|line| line.starts_with(title)).unwrap_or_default();
         assert!(line.contains(" not asked for ("), "{title}: {}", second.stderr);
     }

@@ -33,7 +33,7 @@ pub fn function_zip() -> &'static Path {
 }
 
 /// `up`'s steps, in the order its JSON report lists them.
-pub const ALL_STEPS: [&str; 18] = [
+pub const ALL_STEPS: [&str; 21] = [
     "role",
     "package",
     "log_group",
@@ -48,6 +48,9 @@ pub const ALL_STEPS: [&str; 18] = [
     "gateway_responses",
     "deployment",
     "throttling",
+    "http_api",
+    "http_routes",
+    "http_stage",
     "api_key",
     "usage_plan",
     "function_url",
@@ -55,8 +58,20 @@ pub const ALL_STEPS: [&str; 18] = [
 ];
 
 /// Steps that make something only when a flag asks (`--secret-store secrets-manager`,
-/// `--api-key`, `--gateway url`); otherwise they report `unchanged`.
-pub const FLAG_STEPS: [&str; 5] = ["secret", "secret_access", "api_key", "usage_plan", "function_url"];
+/// `--api-key`, `--gateway url`, `--gateway http`); otherwise they report `unchanged`.
+pub const FLAG_STEPS: [&str; 8] = [
+    "secret",
+    "secret_access",
+    "api_key",
+    "usage_plan",
+    "function_url",
+    "http_api",
+    "http_routes",
+    "http_stage",
+];
+
+/// The steps of the gateways other than the REST API.
+pub const OTHER_GATEWAY_STEPS: [&str; 4] = ["function_url", "http_api", "http_routes", "http_stage"];
 
 /// Every step with `action`, as `Run::actions` lists them, for an `up` without those flags.
 pub fn all(action: &str) -> Vec<(String, String)> {
@@ -64,10 +79,10 @@ pub fn all(action: &str) -> Vec<(String, String)> {
     ALL_STEPS.iter().map(|s| (s.to_string(), action_of(s).to_string())).collect()
 }
 
-/// Every step with `action`: for an `up` with every flag of the REST API (the function URL is
-/// another gateway's: `unchanged`).
+/// Every step with `action`: for an `up` with every flag of the REST API (the other gateways'
+/// steps: `unchanged`).
 pub fn every(action: &str) -> Vec<(String, String)> {
-    let action_of = |step: &str| if step == "function_url" { "unchanged" } else { action };
+    let action_of = |step: &str| if OTHER_GATEWAY_STEPS.contains(&step) { "unchanged" } else { action };
     ALL_STEPS.iter().map(|s| (s.to_string(), action_of(s).to_string())).collect()
 }
 
