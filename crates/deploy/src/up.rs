@@ -232,7 +232,7 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
             (function_side, api_side)
         }
         Gateway::Http => {
-            let http_chain = Box::pin(http_chain(aws, prepared, progress, gateway_known));
+            let http_chain = Box::pin(http_chain(aws, prepared, progress, claimed, gateway_known));
             tokio::try_join!(function_chain, http_chain)?
         }
         Gateway::Url => {
@@ -332,12 +332,14 @@ async fn http_chain(
     aws: &Aws,
     prepared: &Prepared,
     progress: &dyn Progress,
+    claimed: oneshot::Receiver<Option<String>>,
     api_known: oneshot::Sender<Option<String>>,
 ) -> anyhow::Result<GatewaySide> {
     let Prepared { desired, plan, snapshot, .. } = prepared;
     let observed = snapshot.http_api.as_ref();
     let change = &plan.http_api.api;
-    let apply = http_api::apply(aws, desired, change, observed, progress);
+    let role_maker = role_maker(snapshot, claimed);
+    let apply = http_api::apply(aws, desired, change, observed, role_maker, progress);
     let (current, api_report) = run_step(progress, Step::HttpApi, change.summary(), apply).await?;
     let _ = api_known.send(Some(current.id.clone()));
     // Made now: its parts are planned against what is there.
@@ -357,6 +359,13 @@ async fn http_chain(
         key: None,
         reports,
     })
+}
+
+/// The run that made the role: told by the function chain when this run tried to make it;
+/// else the run found to have made it moments ago (it may be building the stack now).
+async fn role_maker(snapshot: &Snapshot, claimed: oneshot::Receiver<Option<String>>) -> Option<String> {
+    let found_maker = snapshot.role.ours().and_then(|role| role.maker_at_work()).map(str::to_string);
+    claimed.await.ok().flatten().or(found_maker)
 }
 
 /// The parts of the gateways not asked for, told as such (their objects are told of once what
@@ -586,10 +595,7 @@ async fn api_chain(
     let change = &plan.api.api;
     let (found, to_build) = oneshot::channel();
     let api_step = run_step(progress, Step::RestApi, change.summary(), async {
-        // Told when this run tried to make the role; else the run that made the role found,
-        // if it did so moments ago (it may be building the stack now).
-        let found_maker = snapshot.role.ours().and_then(|role| role.maker_at_work()).map(str::to_string);
-        let role_maker = async { claimed.await.ok().flatten().or(found_maker) };
+        let role_maker = role_maker(snapshot, claimed);
         let (current, settle) =
             rest_api::apply(aws, &desired.stack, change, observed, role_maker, progress).await?;
         let _ = found.send(current.clone());

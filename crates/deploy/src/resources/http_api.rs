@@ -412,12 +412,16 @@ fn sdk_cors(cors: &Cors) -> aws_sdk_apigatewayv2::types::Cors {
 }
 
 /// Carries out the API object's change; returns the API as it now is: a new one as made and
-/// settled with any twin run that made one at the same moment.
+/// settled with any twin run that made one at the same moment. A new API is made beside the
+/// role; `role_maker` then says which run made the role: when this one (IAM lets only one of
+/// several runs make it), no twin is making the stack, and only this run's own copies (a lost
+/// answer, retried) go; otherwise the runs settle ([`twins::settle`]).
 pub async fn apply(
     aws: &Aws,
     desired: &Desired,
     change: &ApiChange,
     observed: Option<&HttpApiState>,
+    role_maker: impl Future<Output = Option<String>>,
     progress: &dyn Progress,
 ) -> Result<HttpApiState> {
     let stack = &desired.stack;
@@ -426,17 +430,31 @@ pub async fn apply(
         (ApiChange::Create, _) | (_, None) => {
             let mut tags: HashMap<String, String> = stack.tags().into_iter().collect();
             tags.insert(RUN_TAG.into(), run_id().into());
-            let made = v2
+            let create = v2
                 .create_api()
                 .name(stack.api_name())
                 .protocol_type(ProtocolType::Http)
                 .cors_configuration(sdk_cors(&cors::wanted(desired)))
                 .set_tags(Some(tags))
-                .send()
-                .await
-                .aws_context(format!("making HTTP API {}", stack.api_name()))?;
+                .send();
+            let (made, role_maker) = tokio::join!(create, role_maker);
+            let made = made.aws_context(format!("making HTTP API {}", stack.api_name()))?;
             let id = made.api_id().unwrap_or_default().to_string();
-            twins::settle::<HttpApis>(aws, stack, &id, progress).await?;
+            match role_maker {
+                Some(maker) if maker == run_id() => {
+                    twins::remove_own_copies::<HttpApis>(aws, stack, Some(&id), progress).await?
+                }
+                // Another run made the role and is making the stack: this run goes on with
+                // that run's API, once it is there, and removes its own.
+                Some(maker) => {
+                    if let Some(theirs) = await_api_of(aws, stack, &maker, progress).await? {
+                        twins::remove_own_copies::<HttpApis>(aws, stack, None, progress).await?;
+                        return read(aws, theirs).await;
+                    }
+                    twins::settle::<HttpApis>(aws, stack, &id, progress).await?
+                }
+                None => twins::settle::<HttpApis>(aws, stack, &id, progress).await?,
+            }
             Ok(HttpApiState {
                 id,
                 endpoint: made.api_endpoint().unwrap_or_default().to_string(),
@@ -466,6 +484,30 @@ pub async fn apply(
             bail!("the stack asks for another gateway than an HTTP API")
         }
     }
+}
+
+/// How long a run that found the role made by another waits for that run's HTTP API.
+const TWIN_API_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The HTTP API the run `maker` made, once listed; `None` if it is not within
+/// [`TWIN_API_WAIT`] (that run died before making it).
+async fn await_api_of(
+    aws: &Aws,
+    stack: &Stack,
+    maker: &str,
+    progress: &dyn Progress,
+) -> Result<Option<HttpApiState>> {
+    let started = std::time::Instant::now();
+    progress.note(Step::HttpApi, "another run made the role: waiting for its HTTP API");
+    while started.elapsed() < TWIN_API_WAIT {
+        let (ours, _) = list(aws, stack).await?;
+        if let Some(theirs) = ours.into_iter().find(|api| api.run.as_deref() == Some(maker)) {
+            progress.note(Step::HttpApi, &format!("going on with the other run's HTTP API {}", theirs.id));
+            return Ok(Some(theirs));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Ok(None)
 }
 
 /// Makes or sets the integration, then the routes side by side.

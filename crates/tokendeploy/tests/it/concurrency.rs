@@ -51,6 +51,32 @@ async fn concurrent_ups_of_a_fresh_stack_end_with_one_of_everything() {
 
 #[tokio::test]
 #[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn concurrent_ups_of_a_fresh_http_api_stack_end_with_one_http_api() {
+    let harness = Harness::start();
+    let zip = function_zip().to_str().unwrap().to_string();
+    let aws = harness.aws(REGION).await;
+    for (twins, name) in [(2, "http-a"), (2, "http-b"), (3, "http-c"), (3, "http-d")] {
+        let args = ["up", "--output", "json", "--zip", &zip, "--name", name, "--gateway", "http"];
+        let finished = twin_runs(&harness, &harness.env(), &vec![args.to_vec(); twins]);
+        for run in &finished {
+            let stopped_clearly =
+                run.code == 1 && run.stderr.contains(&format!("another tokendeploy up of stack {name}"));
+            assert!(run.code == 0 || stopped_clearly, "{name}: exit {}:\n{}", run.code, run.stderr);
+        }
+        assert!(finished.iter().any(|r| r.code == 0), "{name}: no run finished");
+        let apis = aws.apigatewayv2.get_apis().send().await.unwrap();
+        let ours = apis.items().iter().filter(|api| api.name() == Some(name)).count();
+        assert_eq!(ours, 1, "{name}: one HTTP API");
+        let again = harness.up(&["--name", name, "--gateway", "http"]);
+        again.assert_success();
+        let changed: Vec<(String, String)> =
+            again.actions().into_iter().filter(|(_, a)| a != "unchanged").collect();
+        assert!(changed.is_empty(), "{name}: a following up changes nothing: {changed:?}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
 async fn concurrent_ups_with_an_api_key_keep_one_key_and_one_plan_and_every_run_prints_that_key() {
     let harness = Harness::start();
     let aws = harness.aws(REGION).await;
