@@ -31,9 +31,12 @@ async fn main() -> Result<()> {
     let moto = Moto::start()?;
     let mut measured: BTreeMap<String, Vec<(f64, usize, usize)>> = BTreeMap::new();
     let url = Security { gateway: Gateway::Url, ..Security::default() };
+    let http = Security { gateway: Gateway::Http, ..Security::default() };
     for round in 0..ROUNDS {
-        for (gateway, security) in [("", Security::default()), (" --gateway url", url)] {
-            let suffix = if gateway.is_empty() { "" } else { "-url" };
+        for (gateway, security) in
+            [("", Security::default()), (" --gateway url", url), (" --gateway http", http)]
+        {
+            let suffix = gateway.rsplit(' ').next().unwrap_or_default();
             let stack = Stack::new(&format!("bench-{round}{suffix}"), REGION)?;
             for (name, command) in [
                 ("fresh up", Command::Up),
