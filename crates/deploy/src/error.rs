@@ -96,6 +96,8 @@ pub enum ConcurrentRun {
     ChangedSettings { stack: String, changed: Vec<String> },
     /// Twin runs with other settings kept undoing each other: the stack may not answer.
     KeptDisagreeing { stack: String, broken: Vec<String> },
+    /// It removed the gateway of `kind` this run had just made (it asks for another gateway).
+    RemovedGateway { stack: String, kind: &'static str, id: String },
 }
 
 impl fmt::Display for ConcurrentRun {
@@ -110,6 +112,10 @@ impl fmt::Display for ConcurrentRun {
                 f,
                 "another tokendeploy up of stack {stack} with other settings changed it meanwhile ({}); the stack works as that run left it: run up again once the other has finished to have this run's settings",
                 changed.join("; ")
+            ),
+            ConcurrentRun::RemovedGateway { stack, kind, id } => write!(
+                f,
+                "another tokendeploy up of stack {stack} removed the {kind} {id} this run had just made (it asks for another gateway): run up again once the other has finished"
             ),
             ConcurrentRun::KeptDisagreeing { stack, broken } => write!(
                 f,

@@ -62,6 +62,10 @@ pub async fn settle<G: Gateway>(aws: &Aws, stack: &Stack, made: &str, progress: 
     progress.note(G::STEP, "checking that no other run made one at the same moment");
     tokio::time::sleep(SAME_MOMENT).await;
     let copies = G::list(aws, stack).await?;
+    if !copies.iter().any(|copy| copy.id() == made) {
+        let (stack, kind, id) = (stack.name.clone(), G::KIND, made.to_string());
+        return Err(ConcurrentRun::RemovedGateway { stack, kind, id }.into());
+    }
     let oldest = kept(&copies).with_context(|| format!("the {} {made} vanished once made", G::KIND))?;
     let won = G::run(oldest) == Some(run_id());
     let kept_id = oldest.id().to_string();

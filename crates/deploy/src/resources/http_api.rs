@@ -70,6 +70,17 @@ pub struct StageState {
     pub throttle: Option<Throttle>,
 }
 
+impl HttpApiState {
+    /// Made by another run moments ago, and not finished (no stage yet): that run is building
+    /// it now.
+    fn being_built_by_another_run(&self) -> bool {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let recent = (now.as_secs() as i64).saturating_sub(self.created) < 60;
+        let another = self.run.as_deref().is_some_and(|run| run != run_id());
+        self.stage.is_none() && recent && another
+    }
+}
+
 impl MadeTwice for HttpApiState {
     fn id(&self) -> &str {
         &self.id
@@ -315,8 +326,13 @@ impl HttpApiPlan {
 }
 
 pub fn plan(desired: &Desired, observed: Option<&HttpApiState>) -> HttpApiPlan {
-    let ours = || observed.map(|api| std::iter::once(api.id.clone()).chain(api.duplicates.iter().cloned()));
     if desired.gateway() != Gateway::Http {
+        // One another run is building now is that run's to keep or remove: a twin switching
+        // the other way (the agreement check then tells).
+        let ours = || {
+            let retired = observed.filter(|api| !api.being_built_by_another_run());
+            retired.map(|api| std::iter::once(api.id.clone()).chain(api.duplicates.iter().cloned()))
+        };
         let api = match ours() {
             Some(ids) => ApiChange::Retire { remove: ids.collect() },
             None => ApiChange::NotAskedFor,

@@ -69,7 +69,7 @@ impl ApiState {
     }
 
     /// Made by another run moments ago, and not finished: that run is building it now.
-    fn being_built_by_another_run(&self) -> bool {
+    pub(crate) fn being_built_by_another_run(&self) -> bool {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let recent = |made: &ApiSummary| (now.as_secs() as i64).saturating_sub(made.created) < 60;
         let another = |made: &ApiSummary| made.run.as_deref() != Some(run_id());
@@ -265,7 +265,10 @@ pub struct PartsPlan {
 /// the API is redeployed (updating-api).
 pub fn plan(desired: &Desired, observed: Option<&ApiState>, key_enabled: bool) -> ApiPlan {
     if desired.gateway() != Gateway::Rest {
-        let ours = observed.map(|api| std::iter::once(api.id.clone()).chain(api.duplicates.iter().cloned()));
+        // One another run is building now is that run's to keep or remove: a twin switching
+        // the other way (the agreement check then tells).
+        let ours = observed.filter(|api| !api.being_built_by_another_run());
+        let ours = ours.map(|api| std::iter::once(api.id.clone()).chain(api.duplicates.iter().cloned()));
         let api = match ours {
             Some(ids) => ApiChange::Retire { remove: ids.collect() },
             None => ApiChange::NotAskedFor,
