@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::aws::Aws;
 use crate::error::ConcurrentRun;
@@ -62,11 +62,11 @@ pub async fn settle<G: Gateway>(aws: &Aws, stack: &Stack, made: &str, progress: 
     progress.note(G::STEP, "checking that no other run made one at the same moment");
     tokio::time::sleep(SAME_MOMENT).await;
     let copies = G::list(aws, stack).await?;
-    if !copies.iter().any(|copy| copy.id() == made) {
+    // Not listed: a twin asking for another gateway removed it meanwhile.
+    let Some(oldest) = kept(&copies).filter(|_| copies.iter().any(|copy| copy.id() == made)) else {
         let (stack, kind, id) = (stack.name.clone(), G::KIND, made.to_string());
         return Err(ConcurrentRun::RemovedGateway { stack, kind, id }.into());
-    }
-    let oldest = kept(&copies).with_context(|| format!("the {} {made} vanished once made", G::KIND))?;
+    };
     let won = G::run(oldest) == Some(run_id());
     let kept_id = oldest.id().to_string();
     let ours = copies.iter().filter(|copy| G::run(copy) == Some(run_id()));

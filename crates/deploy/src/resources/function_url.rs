@@ -76,7 +76,7 @@ pub fn origins_refusal(allowed_origins: &str) -> Option<String> {
     Some(format!(
         "ALLOWED_ORIGINS has an origin of {} characters ({}...), and a function URL takes at most {MAX_ORIGIN_LENGTH}",
         long.len(),
-        &long[..40]
+        long.chars().take(40).collect::<String>()
     ))
 }
 
