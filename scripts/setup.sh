@@ -20,13 +20,13 @@ if ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
 fi
 
 # moto, the AWS emulator, in a virtualenv of the project's own: the system Python may be
-# externally managed (PEP 668).
+# externally managed (PEP 668); PyJWT for the emulator's HTTP API JWT authorizer.
 venv="$(pwd)/.venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
 fi
-if ! "$venv/bin/python" -c 'import moto.server, flask' 2>/dev/null; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'
+if ! "$venv/bin/python" -c 'import moto.server, flask, jwt' 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6' 'pyjwt>=2.8,<3'
 fi
 # Twilio's and LiveKit's own token libraries, pinned: tests/minted_tokens.rs checks the tokens
 # the function mints against them.

@@ -591,7 +591,8 @@ def play_http_apis() -> None:
       default route settings; moto has no UpdateStage (it answers 500).
     - CreateRoute with a route key the API has, and CreateStage with a name it has, are
       ConflictException; moto adds a second route, and replaces the stage.
-    - DeleteApi of an API that is not there is NotFoundException; moto answers 200."""
+    - DeleteApi of an API that is not there is NotFoundException; moto answers 200.
+    - GetAuthorizers lists an API's authorizers; moto has none (it answers 500)."""
     from moto.apigatewayv2.exceptions import APIGatewayV2Error
     from moto.apigatewayv2.models import Api, ApiGatewayV2Backend
     from moto.apigatewayv2.responses import ApiGatewayV2Response
@@ -641,6 +642,12 @@ def play_http_apis() -> None:
         return 200, {}, json.dumps(stage.to_json())
 
     ApiGatewayV2Response.update_stage = update_stage
+
+    def get_authorizers(self):
+        api = self.apigatewayv2_backend.get_api(self.path.split("/")[-2])
+        return 200, {}, json.dumps({"items": [authorizer.to_json() for authorizer in api.authorizers.values()]})
+
+    ApiGatewayV2Response.get_authorizers = get_authorizers
 
 
 if __name__ == "__main__":

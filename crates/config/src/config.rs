@@ -181,7 +181,7 @@ impl Reader<'_> {
 /// Whether `raw` may be an upstream the function calls (a token endpoint, a key set): https
 /// (secrets and keys travel over it), or http to this machine only; a host; no credentials of
 /// its own; no blank or control character.
-pub(crate) fn is_valid_upstream_url(raw: &str) -> bool {
+pub fn is_valid_upstream_url(raw: &str) -> bool {
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return false;
     }

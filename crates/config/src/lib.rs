@@ -9,7 +9,7 @@ pub mod settings;
 
 use std::time::Duration;
 
-pub use config::{Config, ConfigError, Credentials, MintedLifetime, Secret};
+pub use config::{Config, ConfigError, Credentials, MintedLifetime, Secret, is_valid_upstream_url};
 pub use providers::{DEFAULT_TOKEN_URL, ProviderKind, Variable, all_variables};
 pub use settings::{IdentitySettings, ProviderSettings};
 

@@ -23,6 +23,12 @@ impl FunctionEnvironment {
     pub fn new(variables: BTreeMap<String, String>, managed: &[&str]) -> Self {
         Self { variables, managed: managed.iter().map(|name| name.to_string()).collect() }
     }
+
+    /// The provider the function is deployed with (`up` always sets `TOKEN_PROVIDER`).
+    pub fn provider(&self) -> ProviderKind {
+        let named = self.variables.get("TOKEN_PROVIDER");
+        named.and_then(|name| ProviderKind::parse(name)).unwrap_or(ProviderKind::Dolby)
+    }
 }
 
 impl fmt::Debug for FunctionEnvironment {
@@ -152,6 +158,9 @@ pub struct Security {
     pub throttle: Throttle,
     /// The function's reserved concurrency behind a function URL.
     pub reserved_concurrency: i32,
+    /// Behind an HTTP API, its own JWT authorizer checks callers' tokens before the function
+    /// runs, when the function checks them with a key set ([`Desired::jwt_authorizer`]).
+    pub jwt_authorizer: bool,
 }
 
 impl Default for Security {
@@ -162,7 +171,39 @@ impl Default for Security {
             api_key: false,
             throttle: Throttle::DEFAULT,
             reserved_concurrency: DEFAULT_RESERVED_CONCURRENCY,
+            jwt_authorizer: true,
         }
+    }
+}
+
+/// What an HTTP API's JWT authorizer accepts: tokens of this issuer for this audience, signed
+/// by a key of the issuer's OIDC discovery document (API Gateway reads
+/// `{issuer}/.well-known/openid-configuration`, then its `jwks_uri`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtAuthorizer {
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl JwtAuthorizer {
+    /// The one `up` makes: behind an HTTP API, unless `--no-jwt-authorizer`, for a provider
+    /// that mints per caller with IDENTITY_MODE=jwt and a key set. With an HS256 secret there
+    /// is none: API Gateway checks RSA signatures only, by keys it finds through the issuer.
+    pub fn wanted(environment: &FunctionEnvironment, security: &Security) -> Option<Self> {
+        let variables = &environment.variables;
+        let mode =
+            variables.get("IDENTITY_MODE").map_or("jwt".into(), |mode| mode.trim().to_ascii_lowercase());
+        let wanted = security.gateway == Gateway::Http
+            && security.jwt_authorizer
+            && environment.provider().mints_per_identity()
+            && mode == "jwt"
+            && variables.contains_key("IDENTITY_JWKS_URL");
+        if !wanted {
+            return None;
+        }
+        let issuer = variables.get("IDENTITY_ISSUER")?.clone();
+        let audience = variables.get("IDENTITY_AUDIENCE")?.clone();
+        Some(Self { issuer, audience })
     }
 }
 
@@ -233,8 +274,7 @@ impl Desired {
 
     /// The provider the function is deployed with (`up` always sets `TOKEN_PROVIDER`).
     pub fn provider(&self) -> ProviderKind {
-        let named = self.environment.variables.get("TOKEN_PROVIDER");
-        named.and_then(|name| ProviderKind::parse(name)).unwrap_or(ProviderKind::Dolby)
+        self.environment.provider()
     }
 
     /// The methods API Gateway routes to the function.
@@ -244,6 +284,11 @@ impl Desired {
 
     pub fn gateway(&self) -> Gateway {
         self.security.gateway
+    }
+
+    /// The HTTP API's JWT authorizer, when it checks callers before the function does.
+    pub fn jwt_authorizer(&self) -> Option<JwtAuthorizer> {
+        JwtAuthorizer::wanted(&self.environment, &self.security)
     }
 
     pub fn role_arn(&self) -> String {

@@ -5,7 +5,8 @@
 A request is routed by its route key (``METHOD /path``, else ``$default``) to the route's
 integration; with CORS in the API's configuration, API Gateway answers preflights itself and
 puts its CORS headers on every answer in place of the function's; the stage's default route
-settings throttle (429); a Lambda proxy integration gets the payload 2.0 event and runs the
+settings throttle (429); a route with a JWT authorizer turns away a request without a valid
+token (401, ``emulator/jwt_authorizer.py``) before the function runs; a Lambda proxy integration gets the payload 2.0 event and runs the
 function, if the function's resource policy lets this API, stage, method and path invoke it
 (else 500).
 
@@ -21,6 +22,7 @@ import threading
 
 from emulator.function_urls import cors_of, function_answer, preflight, request_event, with_cors
 from emulator.gateway import Request, TokenBucket, answer, function_of, may_invoke, partition_of, proxy_answer
+from emulator.jwt_authorizer import UNAUTHORIZED, Refused, claims_of
 
 HTTP_API = re.compile(r"^/http-api/([0-9a-z]+)(/.*)?$")
 
@@ -57,6 +59,15 @@ class HttpApis:
             return self.own(NOT_FOUND, cors, request)
         if not self.allowed_by_throttle(api.api_id, stage):
             return self.own(THROTTLED, cors, request)
+        authorizer = None
+        if route.authorization_type == "JWT":
+            try:
+                claims = claims_of(api.authorizers[route.authorizer_id], request.header("authorization"))
+            except Refused as refused:
+                return self.own(UNAUTHORIZED, cors, request, [refused.header()])
+            except KeyError:
+                return self.own(NOT_PERMITTED, cors, request)
+            authorizer = {"jwt": {"claims": {name: str(value) for name, value in claims.items()}, "scopes": None}}
         integration = api.integrations.get((route.target or "").removeprefix("integrations/"))
         function = function_of_arn(integration, account)
         source = f"arn:{partition_of(region)}:execute-api:{region}:{account}:{api.api_id}/$default/{request.method}{path}"
@@ -72,6 +83,8 @@ class HttpApis:
                 "routeKey": route.route_key,
             },
         )
+        if authorizer is not None:
+            event["requestContext"]["authorizer"] = authorizer
         outcome, _took, _stream = self.functions.invoke(account, region, function, event)
         served = proxy_answer(function_answer(outcome.payload), request.request_id) if outcome.kind == "response" else None
         if served is None:
@@ -79,8 +92,8 @@ class HttpApis:
         status, headers, data = served
         return status, with_cors(headers, cors, request), data
 
-    def own(self, kind, cors: dict, request: Request):
-        status, headers, data = answer(*kind, request.request_id)
+    def own(self, kind, cors: dict, request: Request, headers: list | None = None):
+        status, headers, data = answer(*kind, request.request_id, headers)
         return status, with_cors(headers, cors, request), data
 
     def allowed_by_throttle(self, api_id: str, stage) -> bool:

@@ -260,6 +260,14 @@ pub struct SecurityArgs {
     /// Only with --gateway url.
     #[arg(long, value_name = "INSTANCES", value_parser = parse_reserved_concurrency)]
     pub reserved_concurrency: Option<i32>,
+    /// Leave callers' tokens to the function alone: by default, behind an HTTP API with
+    /// IDENTITY_MODE=jwt and IDENTITY_JWKS_URL, the API's own JWT authorizer turns away a
+    /// request without a valid token before the function runs (and is paid for). API Gateway
+    /// finds the keys through IDENTITY_ISSUER's OIDC discovery and checks RSA signatures only:
+    /// use this flag for an issuer that signs with ES256 or publishes no discovery document.
+    /// Only with --gateway http.
+    #[arg(long)]
+    pub no_jwt_authorizer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -316,7 +324,7 @@ impl SecurityArgs {
         // Each flag that only some gateways take: whether given, which take it, and why.
         let stage_limits =
             "--gateway rest or http (a function URL has no stage limits: --reserved-concurrency bounds it)";
-        let flags: [(&str, bool, &[Gateway], &str); 4] = [
+        let flags: [(&str, bool, &[Gateway], &str); 5] = [
             ("--api-key", self.api_key, &[Rest], "--gateway rest (only a REST API has API keys)"),
             ("--rate-limit", self.rate_limit.is_some(), &[Rest, Http], stage_limits),
             ("--burst-limit", self.burst_limit.is_some(), &[Rest, Http], stage_limits),
@@ -325,6 +333,12 @@ impl SecurityArgs {
                 self.reserved_concurrency.is_some(),
                 &[Url],
                 "--gateway url (an API Gateway stage is bounded by --rate-limit and --burst-limit)",
+            ),
+            (
+                "--no-jwt-authorizer",
+                self.no_jwt_authorizer,
+                &[Http],
+                "--gateway http (only an HTTP API has a JWT authorizer)",
             ),
         ];
         let misplaced = flags.into_iter().find(|(_, given, takes, _)| *given && !takes.contains(&gateway));
@@ -340,7 +354,15 @@ impl SecurityArgs {
             burst_limit: self.burst_limit.unwrap_or(Throttle::DEFAULT.burst_limit),
         };
         let reserved_concurrency = self.reserved_concurrency.unwrap_or(DEFAULT_RESERVED_CONCURRENCY);
-        Ok(Security { secret_store, gateway, api_key: self.api_key, throttle, reserved_concurrency })
+        let jwt_authorizer = !self.no_jwt_authorizer;
+        Ok(Security {
+            secret_store,
+            gateway,
+            api_key: self.api_key,
+            throttle,
+            reserved_concurrency,
+            jwt_authorizer,
+        })
     }
 }
 

@@ -4,19 +4,25 @@
 //! integration with payload 2.0; a route `METHOD /token` for each method the function answers
 //! but OPTIONS; stage `$default`, deployed automatically, every route throttled by
 //! `--rate-limit` and `--burst-limit`. Its invoke permission is [`super::permission`]'s.
+//! When the function checks callers' tokens with a key set, the API's own JWT authorizer
+//! ([`JwtAuthorizer`]) checks them first on every route, so a request without a valid token is
+//! turned away (401) before the function runs and is paid for.
 //!
 //! API Gateway developer guide: "Working with HTTP APIs", "Configuring CORS for an HTTP API",
-//! "Throttling requests to your HTTP API", "Working with stages for HTTP APIs"; API reference
-//! (v2): CreateApi, CreateIntegration, CreateRoute, CreateStage, UpdateStage.
+//! "Throttling requests to your HTTP API", "Working with stages for HTTP APIs", "Controlling
+//! access to HTTP APIs with JWT authorizers"; API reference (v2): CreateApi, CreateIntegration,
+//! CreateRoute, CreateStage, UpdateStage, CreateAuthorizer, GetAuthorizers.
 
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Result, bail};
-use aws_sdk_apigatewayv2::types::{IntegrationType, ProtocolType, RouteSettings};
+use aws_sdk_apigatewayv2::types::{
+    AuthorizationType, AuthorizerType, IntegrationType, JwtConfiguration, ProtocolType, RouteSettings,
+};
 use futures::future::try_join_all;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES, error_code};
-use crate::desired::{Desired, Gateway, Throttle};
+use crate::desired::{Desired, Gateway, JwtAuthorizer, Throttle};
 use crate::resources::cors::{self, Cors};
 use crate::stack::{RUN_TAG, Stack, run_id};
 use crate::twins::{self, MadeTwice};
@@ -29,6 +35,11 @@ pub const STAGE: &str = "$default";
 const CONFLICT: &str = "ConflictException";
 /// The payload format the function reads (it reads 1.0 too; 2.0 is the HTTP API's own).
 const PAYLOAD_FORMAT: &str = "2.0";
+/// The JWT authorizer `up` makes; one of this name no longer asked for is removed.
+const AUTHORIZER_NAME: &str = "tokendeploy-jwt";
+/// Where the JWT authorizer finds the caller's token: the header the function reads it from
+/// (`Bearer <token>`, or the token alone).
+const IDENTITY_SOURCE: &str = "$request.header.Authorization";
 
 /// One HTTP API named as the stack's, read whole.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,6 +53,7 @@ pub struct HttpApiState {
     pub run: Option<String>,
     pub cors: Cors,
     pub integrations: Vec<IntegrationState>,
+    pub authorizers: Vec<AuthorizerState>,
     /// By route key (`GET /token`).
     pub routes: BTreeMap<String, RouteState>,
     pub stage: Option<StageState>,
@@ -62,6 +74,26 @@ pub struct RouteState {
     pub id: String,
     pub target: String,
     pub authorization: String,
+    pub authorizer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerState {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub identity_source: Vec<String>,
+    pub issuer: String,
+    pub audience: Vec<String>,
+}
+
+impl AuthorizerState {
+    fn checks_as(&self, wanted: &JwtAuthorizer) -> bool {
+        self.kind == "JWT"
+            && self.identity_source == [IDENTITY_SOURCE]
+            && self.issuer == wanted.issuer
+            && self.audience == [wanted.audience.clone()]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,6 +166,7 @@ async fn list(aws: &Aws, stack: &Stack) -> Result<(Vec<HttpApiState>, Vec<String
                 run: tags.get(RUN_TAG).cloned(),
                 cors: cors.unwrap_or_default(),
                 integrations: vec![],
+                authorizers: vec![],
                 routes: BTreeMap::new(),
                 stage: None,
                 duplicates: vec![],
@@ -155,7 +188,7 @@ pub async fn find(aws: &Aws, stack: &Stack) -> Result<Found> {
     Ok(Found { ours, foreign })
 }
 
-/// `api` with its integrations, routes and stage.
+/// `api` with its integrations, authorizers, routes and stage.
 async fn read(aws: &Aws, api: HttpApiState) -> Result<HttpApiState> {
     let v2 = &aws.apigatewayv2;
     let id = api.id.as_str();
@@ -191,10 +224,35 @@ async fn read(aws: &Aws, api: HttpApiState) -> Result<HttpApiState> {
                             .map(|t| t.as_str())
                             .unwrap_or("NONE")
                             .to_string(),
+                        authorizer: route.authorizer_id().filter(|id| !id.is_empty()).map(str::to_string),
                     };
                     (route.route_key().unwrap_or_default().to_string(), state)
                 })
                 .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    let authorizers = async {
+        let listed = v2.get_authorizers().api_id(id).max_results("500").send().await;
+        let listed = listed.aws_context(format!("reading the authorizers of HTTP API {id}"))?;
+        anyhow::Ok(
+            listed
+                .items()
+                .iter()
+                .map(|authorizer| {
+                    let jwt = authorizer.jwt_configuration();
+                    AuthorizerState {
+                        id: authorizer.authorizer_id().unwrap_or_default().to_string(),
+                        name: authorizer.name().unwrap_or_default().to_string(),
+                        kind: authorizer
+                            .authorizer_type()
+                            .map(|t| t.as_str().to_string())
+                            .unwrap_or_default(),
+                        identity_source: authorizer.identity_source().to_vec(),
+                        issuer: jwt.and_then(|jwt| jwt.issuer()).unwrap_or_default().to_string(),
+                        audience: jwt.map(|jwt| jwt.audience().to_vec()).unwrap_or_default(),
+                    }
+                })
+                .collect::<Vec<_>>(),
         )
     };
     let stage = async {
@@ -213,8 +271,9 @@ async fn read(aws: &Aws, api: HttpApiState) -> Result<HttpApiState> {
             }
         }))
     };
-    let (integrations, routes, stage) = tokio::try_join!(integrations, routes, stage)?;
-    Ok(HttpApiState { integrations, routes, stage, ..api })
+    let (integrations, authorizers, routes, stage) =
+        tokio::try_join!(integrations, authorizers, routes, stage)?;
+    Ok(HttpApiState { integrations, authorizers, routes, stage, ..api })
 }
 
 /// What `up` does to the API object.
@@ -253,12 +312,40 @@ impl Planned for ApiChange {
     }
 }
 
-/// What `up` does to the integration and the routes.
+/// What `up` does to the JWT authorizer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AuthorizerChange {
+    /// None is asked for: ours go (`remove`) once no route uses them.
+    #[default]
+    NotAskedFor,
+    Create(JwtAuthorizer),
+    /// The authorizer `id` is set to check as wanted.
+    Set {
+        id: String,
+        wanted: JwtAuthorizer,
+    },
+    Unchanged(String),
+}
+
+impl AuthorizerChange {
+    /// The authorizer's id, when it exists.
+    fn id(&self) -> Option<&str> {
+        match self {
+            AuthorizerChange::Set { id, .. } | AuthorizerChange::Unchanged(id) => Some(id),
+            AuthorizerChange::NotAskedFor | AuthorizerChange::Create(_) => None,
+        }
+    }
+}
+
+/// What `up` does to the integration, the JWT authorizer and the routes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoutesChange {
     /// `None`: make one; else the integration to set as wanted when `set_integration`.
     pub integration: Option<String>,
     pub set_integration: bool,
+    pub authorizer: AuthorizerChange,
+    /// Authorizers `up` made and no longer asks for: removed once the routes are set.
+    pub remove_authorizers: Vec<String>,
     /// Route keys to make.
     pub add: Vec<String>,
     /// Route ids of ours to set again (target or authorization not as made).
@@ -275,6 +362,16 @@ impl Planned for RoutesChange {
         let mut wrong = Vec::new();
         if self.set_integration {
             wrong.push("the integration is not a Lambda proxy (payload 2.0) to the function".to_string());
+        }
+        match &self.authorizer {
+            AuthorizerChange::Create(_) => wrong.push("no JWT authorizer yet".to_string()),
+            AuthorizerChange::Set { .. } => {
+                wrong.push("the JWT authorizer checks another issuer, audience or header".to_string())
+            }
+            AuthorizerChange::NotAskedFor | AuthorizerChange::Unchanged(_) => {}
+        }
+        if !self.remove_authorizers.is_empty() {
+            wrong.push("a JWT authorizer no longer asked for".to_string());
         }
         if !self.add.is_empty() {
             wrong.push(format!("missing routes: {}", self.add.join(", ")));
@@ -382,13 +479,18 @@ pub fn plan_parts(desired: &Desired, observed: Option<&HttpApiState>) -> (Routes
     let wanted = wanted_routes(desired);
     let none = BTreeMap::new();
     let routes = observed.map_or(&none, |api| &api.routes);
+    let (authorizer, remove_authorizers) = plan_authorizer(desired, observed);
+    // Guarded by the authorizer when one is asked for (a new one guards every route).
+    let guarded_as_wanted = |route: &RouteState| match (&authorizer, authorizer.id()) {
+        (AuthorizerChange::NotAskedFor, _) => route.authorization == "NONE",
+        (_, id) => route.authorization == "JWT" && id.is_some() && route.authorizer.as_deref() == id,
+    };
     let routes_change = RoutesChange {
         add: wanted.iter().filter(|key| !routes.contains_key(*key)).cloned().collect(),
         fix: routes
             .iter()
             .filter(|(key, route)| {
-                wanted.contains(key)
-                    && (Some(&route.target) != target.as_ref() || route.authorization != "NONE")
+                wanted.contains(key) && (Some(&route.target) != target.as_ref() || !guarded_as_wanted(route))
             })
             .map(|(_, route)| route.id.clone())
             .collect(),
@@ -399,6 +501,8 @@ pub fn plan_parts(desired: &Desired, observed: Option<&HttpApiState>) -> (Routes
             .collect(),
         integration,
         set_integration,
+        authorizer,
+        remove_authorizers,
     };
     let stage = match observed.and_then(|api| api.stage.as_ref()) {
         None => StageChange::Create,
@@ -414,6 +518,40 @@ pub fn plan_parts(desired: &Desired, observed: Option<&HttpApiState>) -> (Routes
         }
     };
     (routes_change, stage)
+}
+
+/// The JWT authorizer's change, and the authorizers of ours that go. Of several (a lost
+/// answer's, retried), the one the token routes use; others of ours that check as wanted are
+/// left unused, as extra integrations are.
+fn plan_authorizer(desired: &Desired, observed: Option<&HttpApiState>) -> (AuthorizerChange, Vec<String>) {
+    let authorizers = observed.map(|api| api.authorizers.as_slice()).unwrap_or_default();
+    let ours = authorizers.iter().filter(|authorizer| authorizer.name == AUTHORIZER_NAME);
+    let Some(wanted) = desired.jwt_authorizer() else {
+        return (AuthorizerChange::NotAskedFor, ours.map(|authorizer| authorizer.id.clone()).collect());
+    };
+    let used = |authorizer: &&AuthorizerState| {
+        observed.is_some_and(|api| {
+            api.routes.values().any(|route| route.authorizer.as_deref() == Some(authorizer.id.as_str()))
+        })
+    };
+    let chosen = ours.clone().filter(|authorizer| authorizer.checks_as(&wanted)).find(used);
+    let chosen =
+        chosen.or(ours.clone().find(|authorizer| authorizer.checks_as(&wanted))).or(ours.clone().next());
+    let change = match chosen {
+        None => AuthorizerChange::Create(wanted),
+        Some(found) if found.checks_as(&wanted) => AuthorizerChange::Unchanged(found.id.clone()),
+        Some(found) => AuthorizerChange::Set { id: found.id.clone(), wanted },
+    };
+    (change, vec![])
+}
+
+/// Why IDENTITY_ISSUER cannot be an HTTP API's JWT authorizer's issuer, checked before any
+/// AWS call: API Gateway reads `{issuer}/.well-known/openid-configuration`.
+pub fn issuer_refusal(issuer: &str) -> Option<String> {
+    if tokendeploy_config::is_valid_upstream_url(issuer) {
+        return None;
+    }
+    Some("IDENTITY_ISSUER must be an https URL for the HTTP API's JWT authorizer (API Gateway reads the issuer's /.well-known/openid-configuration): set the issuer's URL, or pass --no-jwt-authorizer to leave callers' tokens to the function".into())
 }
 
 /// API Gateway's CORS for `cors`.
@@ -478,6 +616,7 @@ pub async fn apply(
                 run: Some(run_id().to_string()),
                 cors: cors::wanted(desired),
                 integrations: vec![],
+                authorizers: vec![],
                 routes: BTreeMap::new(),
                 stage: None,
                 duplicates: vec![],
@@ -526,11 +665,66 @@ async fn await_api_of(
     Ok(None)
 }
 
-/// Makes or sets the integration, then the routes side by side.
+/// Makes or sets the integration and the JWT authorizer side by side, then the routes side by
+/// side, then removes the authorizers no longer asked for.
 pub async fn apply_routes(aws: &Aws, desired: &Desired, api_id: &str, change: &RoutesChange) -> Result<()> {
     let v2 = &aws.apigatewayv2;
+    let (integration, authorizer) = tokio::try_join!(
+        apply_integration(aws, desired, api_id, change),
+        apply_authorizer(aws, api_id, change)
+    )?;
+    let target = &format!("integrations/{integration}");
+    let (authorization, authorizer) = match authorizer {
+        Some(id) => (AuthorizationType::Jwt, Some(id)),
+        None => (AuthorizationType::None, None),
+    };
+    let (authorization, authorizer) = (&authorization, &authorizer);
+    let add = change.add.iter().map(|key| async move {
+        let make = v2.create_route().api_id(api_id).route_key(key).target(target);
+        match make
+            .authorization_type(authorization.clone())
+            .set_authorizer_id(authorizer.clone())
+            .send()
+            .await
+        {
+            // There already: our own call's, whose answer was lost (the SDK tried again), or a
+            // twin run's to the same function.
+            Err(e) if error_code(&e) == Some(CONFLICT) => Ok(()),
+            made => made.aws_context(format!("making route {key} of HTTP API {api_id}")).map(drop),
+        }
+    });
+    let fix = change.fix.iter().map(|id| async move {
+        let set = v2.update_route().api_id(api_id).route_id(id).target(target);
+        let set = set.authorization_type(authorization.clone()).set_authorizer_id(authorizer.clone());
+        set.send().await.aws_context(format!("setting route {id} of HTTP API {api_id}")).map(drop)
+    });
+    let remove = change.remove.iter().map(|(id, key)| async move {
+        let removed = v2.delete_route().api_id(api_id).route_id(id).send().await;
+        removed
+            .or_absent(APIGATEWAY_NOT_FOUND, format!("removing route {key} of HTTP API {api_id}"))
+            .map(drop)
+    });
+    tokio::try_join!(try_join_all(add), try_join_all(fix), try_join_all(remove))?;
+    let retire = change.remove_authorizers.iter().map(|id| async move {
+        let removed = v2.delete_authorizer().api_id(api_id).authorizer_id(id).send().await;
+        removed
+            .or_absent(APIGATEWAY_NOT_FOUND, format!("removing JWT authorizer {id} of HTTP API {api_id}"))
+            .map(drop)
+    });
+    try_join_all(retire).await?;
+    Ok(())
+}
+
+/// Makes or sets the Lambda proxy integration; its id.
+async fn apply_integration(
+    aws: &Aws,
+    desired: &Desired,
+    api_id: &str,
+    change: &RoutesChange,
+) -> Result<String> {
+    let v2 = &aws.apigatewayv2;
     let function = desired.function_arn();
-    let integration = match (&change.integration, change.set_integration) {
+    Ok(match (&change.integration, change.set_integration) {
         (Some(id), false) => id.clone(),
         (Some(id), true) => {
             let set = v2
@@ -554,33 +748,42 @@ pub async fn apply_routes(aws: &Aws, desired: &Desired, api_id: &str, change: &R
                 make.send().await.aws_context(format!("making the integration of HTTP API {api_id}"))?;
             made.integration_id().unwrap_or_default().to_string()
         }
+    })
+}
+
+/// Makes or sets the JWT authorizer; its id, when one is asked for.
+async fn apply_authorizer(aws: &Aws, api_id: &str, change: &RoutesChange) -> Result<Option<String>> {
+    let v2 = &aws.apigatewayv2;
+    let jwt = |wanted: &JwtAuthorizer| {
+        JwtConfiguration::builder().issuer(&wanted.issuer).audience(&wanted.audience).build()
     };
-    let target = &format!("integrations/{integration}");
-    let add = change.add.iter().map(|key| async move {
-        match v2.create_route().api_id(api_id).route_key(key).target(target).send().await {
-            // There already: our own call's, whose answer was lost (the SDK tried again), or a
-            // twin run's to the same function.
-            Err(e) if error_code(&e) == Some(CONFLICT) => Ok(()),
-            made => made.aws_context(format!("making route {key} of HTTP API {api_id}")).map(drop),
+    match &change.authorizer {
+        AuthorizerChange::NotAskedFor => Ok(None),
+        AuthorizerChange::Unchanged(id) => Ok(Some(id.clone())),
+        AuthorizerChange::Set { id, wanted } => {
+            let set = v2
+                .update_authorizer()
+                .api_id(api_id)
+                .authorizer_id(id)
+                .authorizer_type(AuthorizerType::Jwt)
+                .identity_source(IDENTITY_SOURCE)
+                .jwt_configuration(jwt(wanted));
+            set.send().await.aws_context(format!("setting the JWT authorizer of HTTP API {api_id}"))?;
+            Ok(Some(id.clone()))
         }
-    });
-    let fix = change.fix.iter().map(|id| async move {
-        let set = v2
-            .update_route()
-            .api_id(api_id)
-            .route_id(id)
-            .target(target)
-            .authorization_type(aws_sdk_apigatewayv2::types::AuthorizationType::None);
-        set.send().await.aws_context(format!("setting route {id} of HTTP API {api_id}")).map(drop)
-    });
-    let remove = change.remove.iter().map(|(id, key)| async move {
-        let removed = v2.delete_route().api_id(api_id).route_id(id).send().await;
-        removed
-            .or_absent(APIGATEWAY_NOT_FOUND, format!("removing route {key} of HTTP API {api_id}"))
-            .map(drop)
-    });
-    tokio::try_join!(try_join_all(add), try_join_all(fix), try_join_all(remove))?;
-    Ok(())
+        AuthorizerChange::Create(wanted) => {
+            let make = v2
+                .create_authorizer()
+                .api_id(api_id)
+                .name(AUTHORIZER_NAME)
+                .authorizer_type(AuthorizerType::Jwt)
+                .identity_source(IDENTITY_SOURCE)
+                .jwt_configuration(jwt(wanted));
+            let made =
+                make.send().await.aws_context(format!("making the JWT authorizer of HTTP API {api_id}"))?;
+            Ok(Some(made.authorizer_id().unwrap_or_default().to_string()))
+        }
+    }
 }
 
 /// Makes or sets stage `$default`: deployed automatically, every route's limits.
@@ -675,8 +878,12 @@ mod tests {
             uri: desired.function_arn(),
             payload_format: "2.0".into(),
         };
-        let route =
-            RouteState { id: "r1".into(), target: "integrations/i1".into(), authorization: "NONE".into() };
+        let route = RouteState {
+            id: "r1".into(),
+            target: "integrations/i1".into(),
+            authorization: "NONE".into(),
+            authorizer: None,
+        };
         HttpApiState {
             id: "abc".into(),
             endpoint: "https://abc.execute-api.us-west-1.amazonaws.com".into(),
@@ -684,6 +891,7 @@ mod tests {
             run: None,
             cors: cors::wanted(desired),
             integrations: vec![integration],
+            authorizers: vec![],
             routes: BTreeMap::from([("GET /token".to_string(), route)]),
             stage: Some(StageState { auto_deploy: true, throttle: Some(Throttle::DEFAULT) }),
             duplicates: vec![],
@@ -707,7 +915,12 @@ mod tests {
         by_hand.routes.clear();
         by_hand.routes.insert(
             "ANY /{proxy+}".into(),
-            RouteState { id: "r9".into(), target: "integrations/i1".into(), authorization: "NONE".into() },
+            RouteState {
+                id: "r9".into(),
+                target: "integrations/i1".into(),
+                authorization: "NONE".into(),
+                authorizer: None,
+            },
         );
         by_hand.stage = Some(StageState { auto_deploy: true, throttle: None });
         by_hand.cors.allow_origins = vec!["*".into()];
@@ -718,6 +931,109 @@ mod tests {
             Summary::update("missing routes: GET /token; routes up did not make: ANY /{proxy+}")
         );
         assert_eq!(repaired.stage_summary(), Summary::update("limits changed"));
+    }
+
+    /// Livekit behind an HTTP API, callers' tokens checked with a key set.
+    fn minting(security: Security) -> Desired {
+        let identity = [
+            ("TOKEN_PROVIDER", "livekit"),
+            ("IDENTITY_JWKS_URL", "https://issuer.example/jwks.json"),
+            ("IDENTITY_ISSUER", "https://issuer.example/"),
+            ("IDENTITY_AUDIENCE", "app"),
+        ];
+        Desired::secured("sha", &identity, security)
+    }
+
+    fn guarded(desired: &Desired) -> HttpApiState {
+        let mut api = made(desired);
+        let wanted = desired.jwt_authorizer().unwrap();
+        api.authorizers = vec![AuthorizerState {
+            id: "a1".into(),
+            name: AUTHORIZER_NAME.into(),
+            kind: "JWT".into(),
+            identity_source: vec![IDENTITY_SOURCE.into()],
+            issuer: wanted.issuer,
+            audience: vec![wanted.audience],
+        }];
+        for (key, route) in [("GET /token", "r1"), ("POST /token", "r2")] {
+            let route = RouteState {
+                id: route.into(),
+                target: "integrations/i1".into(),
+                authorization: "JWT".into(),
+                authorizer: Some("a1".into()),
+            };
+            api.routes.insert(key.into(), route);
+        }
+        api
+    }
+
+    #[test]
+    fn a_key_set_behind_an_http_api_gets_the_apis_jwt_authorizer_on_every_route() {
+        let wanted = minting(Security { gateway: Gateway::Http, ..Security::default() });
+        let (fresh, _) = plan_parts(&wanted, None);
+        assert!(matches!(fresh.authorizer, AuthorizerChange::Create(ref jwt) if jwt.audience == "app"));
+        let done = guarded(&wanted);
+        let (unchanged, _) = plan_parts(&wanted, Some(&done));
+        assert_eq!(unchanged.summary(), Summary::unchanged());
+        // Opened by hand: the route without it, the authorizer for another audience.
+        let mut opened = guarded(&wanted);
+        opened.routes.get_mut("POST /token").unwrap().authorization = "NONE".into();
+        opened.authorizers[0].audience = vec!["anyone".into()];
+        let (repaired, _) = plan_parts(&wanted, Some(&opened));
+        assert_eq!(repaired.fix, ["r2"]);
+        assert_eq!(
+            repaired.authorizer,
+            AuthorizerChange::Set { id: "a1".into(), wanted: wanted.jwt_authorizer().unwrap() }
+        );
+        assert_eq!(
+            repaired.summary(),
+            Summary::update(
+                "the JWT authorizer checks another issuer, audience or header; routes with another target or authorization"
+            )
+        );
+    }
+
+    #[test]
+    fn without_a_key_set_or_with_no_jwt_authorizer_the_routes_are_open_and_ours_goes() {
+        let opted_out = Security { gateway: Gateway::Http, jwt_authorizer: false, ..Security::default() };
+        let shared_secret = Desired::secured(
+            "sha",
+            &[
+                ("TOKEN_PROVIDER", "livekit"),
+                ("IDENTITY_HS256_SECRET", "s"),
+                ("IDENTITY_ISSUER", "i"),
+                ("IDENTITY_AUDIENCE", "a"),
+            ],
+            Security { gateway: Gateway::Http, ..Security::default() },
+        );
+        let trusting = Desired::secured(
+            "sha",
+            &[
+                ("TOKEN_PROVIDER", "livekit"),
+                ("IDENTITY_MODE", "Trust"),
+                ("IDENTITY_JWKS_URL", "https://i/j"),
+            ],
+            Security { gateway: Gateway::Http, ..Security::default() },
+        );
+        let behind_rest = minting(Security::default());
+        for desired in [minting(opted_out), shared_secret, trusting, behind_rest] {
+            assert_eq!(desired.jwt_authorizer(), None, "{desired:?}");
+        }
+        let was_guarded = guarded(&minting(Security { gateway: Gateway::Http, ..Security::default() }));
+        let (change, _) = plan_parts(&minting(opted_out), Some(&was_guarded));
+        assert_eq!(
+            (change.fix, change.remove_authorizers),
+            (vec!["r1".to_string(), "r2".into()], vec!["a1".to_string()])
+        );
+    }
+
+    #[test]
+    fn an_issuer_api_gateway_cannot_ask_for_keys_is_refused_before_any_call() {
+        assert_eq!(issuer_refusal("https://issuer.example/"), None);
+        assert_eq!(issuer_refusal("http://127.0.0.1:8080"), None);
+        for issuer in ["issuer.example", "http://issuer.example/", "", "https://user:pw@issuer.example/"] {
+            assert!(issuer_refusal(issuer).unwrap().contains("--no-jwt-authorizer"), "{issuer}");
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod verify;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use tokendeploy_deploy::desired::{FunctionEnvironment, Gateway, Security};
-use tokendeploy_deploy::resources::function_url;
+use tokendeploy_deploy::desired::{FunctionEnvironment, Gateway, JwtAuthorizer, Security};
+use tokendeploy_deploy::resources::{function_url, http_api};
 use tokendeploy_deploy::{Aws, ConnectOptions, Stack};
 use tokendeploy_package::{Arch, CodeSource, find_function_dir, read_zip};
 
@@ -92,13 +92,16 @@ fn function_dir() -> Result<PathBuf> {
 }
 
 /// How `up` and `plan` guard the stack: the flags checked against each other and, behind a
-/// function URL, the allowed origins against what its CORS takes; before any AWS call.
+/// function URL, the allowed origins against what its CORS takes, behind an HTTP API the
+/// issuer its JWT authorizer asks for keys; before any AWS call.
 fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Security> {
     let security = args.security()?;
     let origins = environment.variables.get("ALLOWED_ORIGINS");
     let refusal = match security.gateway {
         Gateway::Url => origins.and_then(|origins| function_url::origins_refusal(origins)),
-        Gateway::Rest | Gateway::Http => None,
+        Gateway::Http => JwtAuthorizer::wanted(environment, &security)
+            .and_then(|authorizer| http_api::issuer_refusal(&authorizer.issuer)),
+        Gateway::Rest => None,
     };
     match refusal {
         Some(refusal) => Err(UsageError(refusal).into()),

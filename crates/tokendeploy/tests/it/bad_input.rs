@@ -194,6 +194,23 @@ fn cases(dir: &Path) -> Vec<Case> {
         ),
         case(&["up", "--gateway", "url", "--reserved-concurrency", "0"], &[], "0 is not in 1..=10000"),
         case(
+            &["up", "--no-jwt-authorizer"],
+            &[],
+            "--no-jwt-authorizer does not apply to --gateway rest: it goes with --gateway http (only an HTTP API has a JWT authorizer)",
+        ),
+        case(
+            &["plan", "--gateway", "http"],
+            &[
+                ("TOKEN_PROVIDER", Some("livekit")),
+                ("LIVEKIT_API_KEY", Some("APIkey")),
+                ("LIVEKIT_API_SECRET", Some("livekit-secret-0123456789abcdef0123")),
+                ("IDENTITY_JWKS_URL", Some("https://issuer.example/jwks.json")),
+                ("IDENTITY_ISSUER", Some("issuer.example")),
+                ("IDENTITY_AUDIENCE", Some("app")),
+            ],
+            "IDENTITY_ISSUER must be an https URL for the HTTP API's JWT authorizer",
+        ),
+        case(
             &["up", "--gateway", "url"],
             &[("ALLOWED_ORIGINS", Some(many_origins.as_str()))],
             "a function URL's CORS takes at most 100",

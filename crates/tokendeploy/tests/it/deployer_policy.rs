@@ -48,6 +48,7 @@ const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
             "GetApi",
             "GetIntegrations",
             "GetRoutes",
+            "GetAuthorizers",
         ],
     ),
     (
@@ -63,6 +64,7 @@ const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
             "CreateApi",
             "CreateIntegration",
             "CreateRoute",
+            "CreateAuthorizer",
         ],
     ),
     ("PUT", &["PutMethod", "PutIntegration", "PutGatewayResponse", "TagResource"]),
@@ -77,6 +79,7 @@ const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
             "UpdateApi",
             "UpdateIntegration",
             "UpdateRoute",
+            "UpdateAuthorizer",
         ],
     ),
     (
@@ -94,6 +97,7 @@ const APIGATEWAY_OPERATIONS: [(&str, &[&str]); 5] = [
             "UntagResource",
             "DeleteApi",
             "DeleteRoute",
+            "DeleteAuthorizer",
         ],
     ),
 ];

@@ -59,7 +59,8 @@ fn status(harness: &Harness, name: &str, env: &[(String, String)], args: &[&str]
     harness.run_with(&all, env)
 }
 
-fn changed(made: &Value) -> Vec<String> {
+/// The steps `up` changed, by name.
+pub(crate) fn changed(made: &Value) -> Vec<String> {
     let steps = made["steps"].as_array().unwrap().iter();
     steps.filter(|s| s["action"] != "unchanged").map(|s| s["name"].as_str().unwrap().to_string()).collect()
 }
@@ -375,32 +376,45 @@ async fn an_up_killed_after_any_step_of_a_function_url_or_a_switch_is_completed_
 async fn a_function_urls_and_an_http_apis_calls_recover_from_transient_faults_and_lost_answers() {
     let harness = Harness::start();
     let upstream = upstream().await;
+    let issuer = crate::jwt_authorizer::issuer().await;
     let env = dolby(&harness, &upstream);
+    let guarded = crate::jwt_authorizer::livekit_proven_by(&harness, &issuer);
     let zip = function_zip().to_str().unwrap().to_string();
-    let through = |proxy: &FaultProxy| {
-        let mut env = env.clone();
+    let through = |proxy: &FaultProxy, env: &[(String, String)]| {
+        let mut env = env.to_vec();
         env.retain(|(k, _)| k != "AWS_ENDPOINT_URL");
         env.push(("AWS_ENDPOINT_URL".into(), proxy.endpoint()));
         env
     };
-    let run = |proxy: &FaultProxy, name: &str, gateway: &[&str]| {
+    let run = |proxy: &FaultProxy, name: &str, gateway: &[&str], env: &[(String, String)]| {
         let mut args = vec!["up", "--output", "json", "--quiet", "--zip", &zip, "--name", name];
         args.extend(gateway);
-        let mut command = harness.command(&args, &through(proxy));
+        let mut command = harness.command(&args, &through(proxy, env));
         async move { Run::from(tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()) }
     };
     // The calls only each gateway makes: the URL's configuration, the concurrency and the
-    // policy; the HTTP API's, and the policy.
-    let gateways: [(&[&str], &[&str]); 2] =
-        [(&URL, &["/url", "/concurrency", "/policy"]), (&HTTP, &["/v2/apis", "/policy"])];
+    // policy; the HTTP API's, and the policy; the HTTP API's JWT authorizer's, for callers
+    // proven by a key set.
+    struct OwnCalls<'a> {
+        gateway: &'a [&'a str],
+        /// What the paths of its calls hold.
+        own: &'a [&'a str],
+        env: &'a [(String, String)],
+        at_least: usize,
+    }
+    let gateways = [
+        OwnCalls { gateway: &URL, own: &["/url", "/concurrency", "/policy"], env: &env, at_least: 5 },
+        OwnCalls { gateway: &HTTP, own: &["/v2/apis", "/policy"], env: &env, at_least: 5 },
+        OwnCalls { gateway: &HTTP, own: &["/authorizers"], env: &guarded, at_least: 1 },
+    ];
     let mut faults = 0;
-    for (gateway, own) in gateways {
+    for OwnCalls { gateway, own, env, at_least } in gateways {
         let recorder = FaultProxy::recording(&harness.moto.endpoint()).await.unwrap();
-        run(&recorder, &format!("probe{faults}"), gateway).await.assert_success();
+        run(&recorder, &format!("probe{faults}"), gateway, env).await.assert_success();
         let owned = |operation: &str| own.iter().any(|part| operation.contains(part));
         let calls: Vec<_> =
             distinct_calls(&recorder.calls(), false).into_iter().filter(|(_, op, _)| owned(op)).collect();
-        assert!(calls.len() >= 5, "{calls:?}");
+        assert!(calls.len() >= at_least, "{calls:?}");
         let effects = TRANSIENT
             .iter()
             .map(|(kind, effect)| (*kind, effect()))
@@ -414,10 +428,10 @@ async fn a_function_urls_and_an_http_apis_calls_recover_from_transient_faults_an
                 let rules = vec![rule(service, operation, *k, effect.clone())];
                 let proxy = FaultProxy::start_with(&harness.moto.endpoint(), rules).await.unwrap();
                 let context = format!("{gateway:?}: {kind} at {service} {operation} #{k}");
-                let faulted = run(&proxy, &name, gateway).await;
+                let faulted = run(&proxy, &name, gateway, env).await;
                 assert_eq!(faulted.code, 0, "{context}:\n{}", faulted.stderr);
                 assert_eq!(proxy.injected(), 1, "{context}");
-                assert_whole_behind(&harness, &name, &env, gateway, &context).await;
+                assert_whole_behind(&harness, &name, env, gateway, &context).await;
                 faults += 1;
             }
         }

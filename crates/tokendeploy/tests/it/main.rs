@@ -13,6 +13,7 @@ mod drift;
 mod faults;
 mod gateways;
 mod installed;
+mod jwt_authorizer;
 mod lifecycle;
 mod profile;
 mod security;
