@@ -50,6 +50,9 @@ async fn main() -> Result<()> {
                 command.run(&aws, &stack, security).await?;
                 let depth = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
                 let calls = proxy.calls();
+                if round == 1 && std::env::var_os("DEPLOY_BENCH_TRACE").is_some() {
+                    trace(&format!("{name}{gateway}"), &calls);
+                }
                 let mutating = calls.iter().filter(|call| call.mutating).count();
                 measured.entry(format!("{name}{gateway}")).or_default().push((depth, calls.len(), mutating));
             }
@@ -82,6 +85,16 @@ async fn main() -> Result<()> {
 }
 
 /// For each T, how long after the role becomes assumable (T seconds in) a fresh `up` ends.
+/// Each call of a run, with when it came in units of the added latency: the calls on a run's
+/// critical path come a latency apart (`DEPLOY_BENCH_TRACE=1`, to stderr).
+fn trace(run: &str, calls: &[tokendeploy_testkit::fault_proxy::Call]) {
+    eprintln!("{run}:");
+    for call in calls {
+        let at = call.arrived.as_secs_f64() / LATENCY.as_secs_f64();
+        eprintln!("  {at:5.2}  {} {}", call.service, call.operation);
+    }
+}
+
 async fn propagation(moto: &Moto) -> Result<Value> {
     let mut lags = serde_json::Map::new();
     for seconds in [3, 8, 15] {

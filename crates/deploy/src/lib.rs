@@ -15,6 +15,7 @@ pub mod partition;
 pub mod plan;
 pub mod resources;
 pub mod retry;
+mod serving;
 pub mod snapshot;
 pub mod stack;
 pub mod status;

@@ -67,6 +67,13 @@ impl Plan {
 
     /// One step's change as a person reads it. A `match`, so a new step does not compile
     /// until the plan says what it changes.
+    /// Whether a gateway of another kind than the one asked for goes once the new one serves.
+    pub fn retires_a_gateway(&self) -> bool {
+        self.function_url.is_retire()
+            || matches!(self.api.api, rest_api::ApiChange::Retire { .. })
+            || matches!(self.http_api.api, http_api::ApiChange::Retire { .. })
+    }
+
     pub fn summary(&self, step: Step) -> Summary {
         let api = &self.api;
         match step {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 use tokendeploy_config::SECRET_ARN;
+use tokendeploy_config::origins::AllowedOrigins;
 use tokendeploy_package::Artifact;
 use tokio::sync::oneshot;
 
@@ -22,10 +23,11 @@ use crate::resources::rest_api::{
 };
 use crate::resources::secret_access::{self, SecretAccessChange};
 use crate::resources::{function, function_url, log_group, permission, role, secret};
+use crate::serving::{self, Probed};
 use crate::snapshot::{self, Snapshot};
 use crate::stack::{STAGE, Stack};
 use crate::steps::run_step;
-use crate::twins;
+use crate::twins::{self, Gateway as _, MadeTwice as _};
 use crate::vocabulary::{Action, Planned, Progress, Step, StepReport};
 
 /// What `up --output json` prints. Field names are a stable interface: add, never rename.
@@ -242,10 +244,23 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         }
     };
     let skipped = skip_other_gateways(progress, prepared).await?;
+    let GatewaySide { api_id, http_api, function_url, key, reports: gateway_reports } = gateway_side;
+    let endpoint = aws.endpoint_url.as_deref();
+    let (invoke_url, aws_invoke_url) = match (&api_id, &http_api, &function_url) {
+        (_, Some(api), _) => (http_api::token_url(api, endpoint), http_api::token_url(api, None)),
+        (Some(api_id), None, _) => (invoke_url(api_id, stack, endpoint), aws_invoke_url(api_id, stack)),
+        (None, None, Some(url)) => {
+            (function_url::token_url(url, endpoint), function_url::token_url(url, None))
+        }
+        (None, None, None) => anyhow::bail!("the gateway gave no URL"),
+    };
     // The new gateway serves: what served before goes.
+    if prepared.plan.retires_a_gateway() {
+        let made = api_id.as_deref().or(http_api.as_ref().map(|api| api.id.as_str()));
+        await_new_gateway(aws, desired, &invoke_url, made.or(function_url.as_deref()), progress).await?;
+    }
     let retired = Box::pin(retire_other_gateways(aws, prepared, progress)).await?;
     let FunctionSide { role_arn, function_arn, secret_arn, reports: function_reports } = function_side;
-    let GatewaySide { api_id, http_api, function_url, key, reports: gateway_reports } = gateway_side;
     let (api_key_id, notes) = match key {
         Some(KeptKey { id, twin }) => (Some(id), twin.into_iter().collect()),
         None => (None, vec![]),
@@ -258,15 +273,6 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         .chain(retired)
         .collect();
     steps.sort_by_key(|report| report.step);
-    let endpoint = aws.endpoint_url.as_deref();
-    let (invoke_url, aws_invoke_url) = match (&api_id, &http_api, &function_url) {
-        (_, Some(api), _) => (http_api::token_url(api, endpoint), http_api::token_url(api, None)),
-        (Some(api_id), None, _) => (invoke_url(api_id, stack, endpoint), aws_invoke_url(api_id, stack)),
-        (None, None, Some(url)) => {
-            (function_url::token_url(url, endpoint), function_url::token_url(url, None))
-        }
-        (None, None, None) => anyhow::bail!("the gateway gave no URL"),
-    };
     let stage = match desired.gateway() {
         Gateway::Rest => Some(STAGE),
         Gateway::Http => Some(http_api::STAGE),
@@ -293,6 +299,43 @@ async fn carry_out(aws: &Aws, prepared: &Prepared, progress: &dyn Progress) -> a
         notes,
         steps,
     })
+}
+
+/// Waits for the gateway just made (`made`: its id, or the function URL) to answer through
+/// `url` before the one it replaces goes ([`serving`]). One another run removed meanwhile
+/// stops this run, as [`twins::settle`] does.
+async fn await_new_gateway(
+    aws: &Aws,
+    desired: &Desired,
+    url: &str,
+    made: Option<&str>,
+    progress: &dyn Progress,
+) -> anyhow::Result<()> {
+    let stack = &desired.stack;
+    let gateway = desired.gateway();
+    let made = made.context("the new gateway has no id")?;
+    let (kind, step) = match gateway {
+        Gateway::Rest => (rest_api::KIND, Step::RestApi),
+        Gateway::Http => (http_api::KIND, Step::HttpApi),
+        Gateway::Url => (function_url::KIND, Step::FunctionUrl),
+    };
+    progress.note(step, &format!("asking {url} before the gateway it replaces goes"));
+    let still_there = || async move {
+        anyhow::Ok(match gateway {
+            Gateway::Rest => rest_api::RestApis::list(aws, stack).await?.iter().any(|api| api.id() == made),
+            Gateway::Http => http_api::HttpApis::list(aws, stack).await?.iter().any(|api| api.id == made),
+            Gateway::Url => function_url::find(aws, stack).await?.is_some(),
+        })
+    };
+    let origins = desired.environment.variables.get("ALLOWED_ORIGINS");
+    let origin = crate::verify::origin_to_ask(origins.and_then(|o| AllowedOrigins::parse(o)).as_ref());
+    match serving::await_serving(gateway, url, &origin, serving::WAIT, still_there).await? {
+        Probed::Serves => Ok(()),
+        Probed::Gone => {
+            let (stack, id) = (stack.name.clone(), made.to_string());
+            Err(ConcurrentRun::RemovedGateway { stack, kind, id }.into())
+        }
+    }
 }
 
 /// What the gateway's side made: a REST API (and its key), an HTTP API or a function URL.

@@ -183,6 +183,14 @@ pub async fn verify(
     Ok(report)
 }
 
+/// The origin a request comes from, as a browser's on the app's page would: the first allowed.
+pub fn origin_to_ask(origins: Option<&AllowedOrigins>) -> String {
+    match origins {
+        Some(AllowedOrigins::List(list)) if !list.is_empty() => list[0].clone(),
+        _ => ANY_ORIGIN.to_string(),
+    }
+}
+
 /// What the stack's deployed state says the requests and answers must be.
 struct Deployed {
     gateway: Serving,
@@ -221,10 +229,7 @@ impl Deployed {
         let trusting =
             variable("IDENTITY_MODE").is_some_and(|mode| mode.trim().eq_ignore_ascii_case("trust"));
         let origins = variable("ALLOWED_ORIGINS").and_then(AllowedOrigins::parse);
-        let origin = match &origins {
-            Some(AllowedOrigins::List(list)) => list[0].clone(),
-            _ => ANY_ORIGIN.to_string(),
-        };
+        let origin = origin_to_ask(origins.as_ref());
         let methods_keyed = api.is_some_and(|api| api.methods.values().any(|method| method.api_key_required));
         let (key, refusal) = match snapshot.api_keys.first() {
             _ if !methods_keyed => (None, None),

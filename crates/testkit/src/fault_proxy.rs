@@ -26,7 +26,7 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use axum::body::{Body, Bytes};
@@ -51,6 +51,9 @@ pub struct Call {
     pub mutating: bool,
     /// Whether a rule gave this call an effect instead of just forwarding it.
     pub faulted: bool,
+    /// When it reached the proxy, since the proxy started: a run's critical path, read from
+    /// the order and spacing of its calls.
+    pub arrived: Duration,
 }
 
 impl Call {
@@ -213,6 +216,7 @@ struct Shared {
     injected: AtomicUsize,
     request_ids: AtomicU64,
     random: RandomState,
+    started: Instant,
 }
 
 pub struct FaultProxy {
@@ -260,6 +264,7 @@ impl FaultProxy {
             injected: AtomicUsize::new(0),
             request_ids: AtomicU64::new(0),
             random: RandomState::new(),
+            started: Instant::now(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
@@ -327,7 +332,8 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(Body::new(body), usize::MAX).await.map_err(|_| CloseWithoutAnswer)?;
     let (service, operation, mutating) = identify(&parts.method, &parts.uri, &parts.headers, &body);
-    let mut call = Call { service, operation, mutating, faulted: false };
+    let arrived = shared.started.elapsed();
+    let mut call = Call { service, operation, mutating, faulted: false, arrived };
     let effect = {
         let mut plan = shared.plan.lock().unwrap();
         let mut chosen = None;
