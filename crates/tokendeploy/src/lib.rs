@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod display;
 mod embedded;
+mod regions;
 mod settings;
 mod signals;
 
@@ -83,7 +84,7 @@ fn failed(format: OutputFormat, kind: &str, message: &str, code: u8) -> ExitCode
 
 /// The one place a failure becomes an exit code: 2 for input to fix (nothing changed), 1 for
 /// the rest. (A stack out of sync is an [`Outcome`], not a failure.)
-fn exit_code(error: &anyhow::Error) -> u8 {
+pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
     match ErrorKind::of(error) {
         ErrorKind::Usage => 2,
         ErrorKind::ForeignResource

@@ -8,7 +8,7 @@ use tokendeploy_deploy::logs::{self, Entry, Tail};
 
 use crate::Outcome;
 use crate::cli::{LogsArgs, OutputFormat};
-use crate::commands::connect;
+use crate::commands::{connect, one_region};
 
 /// How often `--follow` reads again.
 const FOLLOW_EVERY: Duration = Duration::from_secs(2);
@@ -17,7 +17,7 @@ const FOLLOW_EVERY: Duration = Duration::from_secs(2);
 const FOLLOW_OVERLAP_MS: i64 = 60_000;
 
 pub async fn run(args: LogsArgs) -> Result<Outcome> {
-    let (aws, stack) = connect(&args.aws).await?;
+    let (aws, stack) = connect(&args.aws, one_region(&args.aws, "logs")?).await?;
     let since = now_ms() - args.since.as_millis() as i64;
     let mut tail = Tail::default();
     let events = logs::read(&aws, &stack, since).await?;

@@ -109,13 +109,23 @@ fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Se
     }
 }
 
-/// Clients for the region, and the stack checked against it; no AWS call yet.
-async fn connect(args: &AwsArgs) -> Result<(Aws, Stack)> {
-    let options = ConnectOptions {
-        region: args.region.clone(),
-        profile: args.profile.clone(),
-        endpoint_url: args.endpoint_url.clone(),
-    };
+/// The one region a command that works in one takes (else the profile's): a list is a usage
+/// error naming the command.
+fn one_region(args: &AwsArgs, command: &str) -> Result<Option<String>> {
+    match &args.region {
+        Some(list) if list.contains(',') => Err(UsageError(format!(
+            "{command} works in one region at a time, and --region lists several ({list}): run it once a region"
+        ))
+        .into()),
+        region => Ok(region.clone()),
+    }
+}
+
+/// Clients for `region` (else the profile's), and the stack checked against it; no AWS call
+/// yet.
+async fn connect(args: &AwsArgs, region: Option<String>) -> Result<(Aws, Stack)> {
+    let options =
+        ConnectOptions { region, profile: args.profile.clone(), endpoint_url: args.endpoint_url.clone() };
     let aws = Aws::connect(&options).await.map_err(|e| UsageError(format!("{e:#}")))?;
     let stack = Stack::new(&args.name, &aws.region).map_err(|e| UsageError(format!("{e:#}")))?;
     Ok((aws, stack))

@@ -1,12 +1,14 @@
 use anyhow::Result;
 use serde::Serialize;
+use tokendeploy_deploy::Progress;
 use tokendeploy_deploy::status::{StatusReport, environment_to_compare, status};
 use tokendeploy_deploy::up::prepare;
+use tokendeploy_package::CodeSource;
 
 use crate::Outcome;
 use crate::cli::DeployArgs;
 use crate::commands::{code_source, connect};
-use crate::display::{Console, print_result};
+use crate::regions::{self, Finished};
 use crate::settings::{always_set, known_environment, provider_of};
 
 /// What `status --output json` prints when a resource with the stack's name is not the
@@ -27,25 +29,31 @@ pub async fn run(args: DeployArgs) -> Result<Outcome> {
     let always_set = always_set(provider_of(&known.variables));
     let security = args.security.security()?;
     let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
-    let (aws, stack) = connect(&args.aws).await?;
-    let console = Console::new(&args.output);
-    console.tell(&code_line);
-    let environment = |observed: &_| environment_to_compare(known, &always_set, observed);
-    let prepared = prepare(&aws, &stack, environment, security, move || source.artifact(), &console).await;
-    console.clear();
-    let prepared = prepared?;
-    if let Some(foreign) = prepared.snapshot.blocking(&stack, prepared.desired.secret.is_some()) {
-        let problem = foreign.to_string();
-        let report =
-            NotOurs { name: stack.name, region: stack.region, complete: false, in_sync: false, problem };
-        print_result(args.output.output, &report, |r| {
-            format!("stack {} in {}: {}", r.name, r.region, r.problem)
-        })?;
-        return Ok(Outcome::OutOfSync);
-    }
-    let report = status(&prepared, aws.endpoint_url.as_deref());
-    print_result(args.output.output, &report, text)?;
-    Ok(if report.in_sync { Outcome::Done } else { Outcome::OutOfSync })
+    let regions = regions::parse(args.aws.region.as_deref(), &args.aws.name)?;
+    let in_region = async |region,
+                           source: Option<CodeSource>,
+                           progress: &dyn Progress,
+                           tell: &dyn Fn(&str)| {
+        let source = source.ok_or_else(|| anyhow::anyhow!("status was given no code"))?;
+        let (aws, stack) = connect(&args.aws, region).await?;
+        tell(&code_line);
+        let known = known.clone();
+        let environment = |observed: &_| environment_to_compare(known, &always_set, observed);
+        let prepared =
+            prepare(&aws, &stack, environment, security, move || source.artifact(), progress).await?;
+        if let Some(foreign) = prepared.snapshot.blocking(&stack, prepared.desired.secret.is_some()) {
+            let problem = foreign.to_string();
+            let report =
+                NotOurs { name: stack.name, region: stack.region, complete: false, in_sync: false, problem };
+            return Finished::of(Outcome::OutOfSync, &report, |r| {
+                format!("stack {} in {}: {}", r.name, r.region, r.problem)
+            });
+        }
+        let report = status(&prepared, aws.endpoint_url.as_deref());
+        let outcome = if report.in_sync { Outcome::Done } else { Outcome::OutOfSync };
+        Finished::of(outcome, &report, text)
+    };
+    regions::run(regions, &args.output, Some(source), in_region).await
 }
 
 fn text(report: &StatusReport) -> String {

@@ -7,15 +7,17 @@ use tokendeploy_deploy::verify::{VerifyOptions, VerifyReport, verify};
 use tokendeploy_deploy::{Aws, Stack};
 
 use crate::cli::{VerifyArgs, VerifyFlags};
-use crate::commands::connect;
+use crate::commands::{connect, one_region};
 use crate::display::{Console, print_result, say};
 use crate::{Outcome, UsageError};
 
 pub async fn run(args: VerifyArgs) -> Result<Outcome> {
     let options = options(&args.checking)?;
-    let (aws, stack) = connect(&args.aws).await?;
+    let (aws, stack) = connect(&args.aws, one_region(&args.aws, "verify")?).await?;
     let console = Console::new(&args.output);
-    let report = check(&aws, &stack, &options, &console).await?;
+    let report = check(&aws, &stack, &options, &|line| console.tell(line)).await;
+    console.clear();
+    let report = report?;
     print_result(args.output.output, &report, text)?;
     Ok(outcome(&report))
 }
@@ -45,17 +47,16 @@ pub fn options(flags: &VerifyFlags) -> Result<VerifyOptions> {
     Ok(VerifyOptions { bearer, wait: Duration::from_secs(flags.wait) })
 }
 
-/// Verifies, telling the waits on the console; a failure is told on stderr (what answered and
+/// Verifies, telling the waits through `tell`; a failure is told on stderr (what answered and
 /// how, and the function's log lines).
 pub async fn check(
     aws: &Aws,
     stack: &Stack,
     options: &VerifyOptions,
-    console: &Console,
+    tell: &dyn Fn(&str),
 ) -> Result<VerifyReport> {
-    let note = |line: &str| console.tell(&format!("verify: {line}"));
+    let note = |line: &str| tell(&format!("verify: {line}"));
     let report = verify(aws, stack, options, &note).await.context("verifying the stack")?;
-    console.clear();
     if let Some(problem) = &report.problem {
         say(&format!("error: {problem}"));
         for line in &report.function_logs {

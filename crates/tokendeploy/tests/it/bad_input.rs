@@ -194,6 +194,27 @@ fn cases(dir: &Path) -> Vec<Case> {
         ),
         case(&["up", "--gateway", "url", "--reserved-concurrency", "0"], &[], "0 is not in 1..=10000"),
         case(
+            &["up", "--region", "us-west-1,us-west-1"],
+            &[],
+            "--region names us-west-1 twice: list each region once",
+        ),
+        case(
+            &["status", "--region", "us-west-1,cn-north-1"],
+            &[],
+            "--region mixes partitions (us-west-1 is in aws, cn-north-1 is not)",
+        ),
+        case(&["down", "--yes", "--region", "us-west-1,"], &[], "has an empty name in its list"),
+        case(
+            &["plan", "--region", "us-west-1,mars-1"],
+            &[],
+            "--region: region \"mars-1\" is not an AWS region name",
+        ),
+        case(
+            &["verify", "--region", "us-west-1,eu-west-1"],
+            &[],
+            "verify works in one region at a time, and --region lists several",
+        ),
+        case(
             &["up", "--no-jwt-authorizer"],
             &[],
             "--no-jwt-authorizer does not apply to --gateway rest: it goes with --gateway http (only an HTTP API has a JWT authorizer)",

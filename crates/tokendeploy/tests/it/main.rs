@@ -16,6 +16,7 @@ mod installed;
 mod jwt_authorizer;
 mod lifecycle;
 mod profile;
+mod regions;
 mod security;
 mod serve;
 mod support;

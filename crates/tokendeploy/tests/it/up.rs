@@ -266,25 +266,7 @@ async fn new_code_updates_only_the_code() {
 async fn a_foreign_function_with_our_name_is_refused_and_left_as_it_was() {
     let harness = Harness::start();
     let aws = harness.aws(REGION).await;
-    let role = aws
-        .iam
-        .create_role()
-        .role_name("someone-elses-role")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
-        .send()
-        .await
-        .unwrap();
-    let zip = std::fs::read(function_zip()).unwrap();
-    aws.lambda
-        .create_function()
-        .function_name("token-server")
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(role.role().unwrap().arn())
-        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(zip.into()).build())
-        .send()
-        .await
-        .unwrap();
+    foreign_function(&aws, "token-server").await;
     let before = aws.lambda.get_function().function_name("token-server").send().await.unwrap();
 
     let run = harness.up(&[]);

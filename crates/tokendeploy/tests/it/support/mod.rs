@@ -225,6 +225,25 @@ impl Harness {
     }
 }
 
+/// Someone else's function named `name`, with a role of theirs: a resource with the stack's
+/// name that `up` must not take.
+pub async fn foreign_function(aws: &Aws, name: &str) {
+    let role = aws.iam.create_role().role_name("someone-elses-role");
+    let role = role.assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#);
+    let role = role.send().await.unwrap();
+    let zip = std::fs::read(function_zip()).unwrap();
+    aws.lambda
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role.role().unwrap().arn())
+        .code(aws_sdk_lambda::types::FunctionCode::builder().zip_file(zip.into()).build())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// Every REST API in the region: (id, name, tags).
 pub async fn rest_apis(aws: &Aws) -> Vec<(String, String, std::collections::HashMap<String, String>)> {
     let apis = aws.apigateway.get_rest_apis().limit(500).send().await.unwrap();
