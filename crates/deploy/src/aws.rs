@@ -133,6 +133,7 @@ impl Aws {
                 Some(url) => format!("the AWS endpoint {url}"),
                 None => format!("AWS STS in {}", self.region),
             };
+            let status = error.raw_response().map(|response| response.status().as_u16());
             let failed = |doing: String, code: Option<&str>, description: String| {
                 let code = code.map(str::to_string);
                 anyhow::Error::new(AwsCallFailed { doing, code, request_id: error.request_id().map(str::to_string), description })
@@ -143,6 +144,20 @@ impl Aws {
                     None,
                     format!("{why}; check the network, --endpoint-url or AWS_ENDPOINT_URL"),
                 ),
+                // Trouble on AWS's side, not the credentials': a 5xx, or too many calls.
+                Failure::Answered(why)
+                    if status.is_some_and(|status| status >= 500)
+                        || matches!(error.code(), Some("Throttling" | "ThrottlingException")) =>
+                {
+                    failed(
+                        format!(
+                            "{endpoint} could not check the credentials (sts:GetCallerIdentity, HTTP {})",
+                            status.unwrap_or_default()
+                        ),
+                        error.code(),
+                        format!("{why}; AWS is failing or busy there: run the command again"),
+                    )
+                }
                 Failure::Answered(why) => failed(
                     format!("{endpoint} refused the credentials (sts:GetCallerIdentity)"),
                     error.code(),

@@ -54,6 +54,9 @@ pub struct Call {
     /// When it reached the proxy, since the proxy started: a run's critical path, read from
     /// the order and spacing of its calls.
     pub arrived: Duration,
+    /// The region it was signed for (IAM's and STS's global calls: `us-east-1`); empty when
+    /// unsigned.
+    pub region: String,
 }
 
 impl Call {
@@ -331,9 +334,9 @@ impl std::error::Error for CloseWithoutAnswer {}
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response, CloseWithoutAnswer> {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(Body::new(body), usize::MAX).await.map_err(|_| CloseWithoutAnswer)?;
-    let (service, operation, mutating) = identify(&parts.method, &parts.uri, &parts.headers, &body);
+    let (service, operation, mutating, region) = identify(&parts.method, &parts.uri, &parts.headers, &body);
     let arrived = shared.started.elapsed();
-    let mut call = Call { service, operation, mutating, faulted: false, arrived };
+    let mut call = Call { service, operation, mutating, faulted: false, arrived, region };
     let effect = {
         let mut plan = shared.plan.lock().unwrap();
         let mut chosen = None;
@@ -486,7 +489,9 @@ fn xml_escape(text: &str) -> String {
 }
 
 /// Service, operation and whether it changes anything.
-fn identify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (String, String, bool) {
+/// The call's service, operation, whether it changes something, and its region (the SigV4
+/// credential scope's; empty when unsigned).
+fn identify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (String, String, bool, String) {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let target = header("x-amz-target").map(|target| target.rsplit('.').next().unwrap_or(target).to_string());
     let form =
@@ -501,17 +506,18 @@ fn identify(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> (St
         .or_else(|| {
             query_param(uri.query().unwrap_or(""), "X-Amz-Credential").map(|c| c.replace("%2F", "/"))
         });
-    let service = credential
-        .and_then(|credential| credential.split('/').nth(3).map(str::to_string))
+    let scope = |part: usize| credential.as_deref().and_then(|c| c.split('/').nth(part)).map(str::to_string);
+    let region = scope(2).unwrap_or_default();
+    let service = scope(3)
         .unwrap_or_else(|| guess_service(uri.path(), target.is_some(), header("x-amz-target"), &action));
     match target.or(action) {
         Some(operation) => {
             let reads = ["Get", "List", "Describe"].iter().any(|prefix| operation.starts_with(prefix));
-            (service, operation, !reads)
+            (service, operation, !reads, region)
         }
         None => {
             let operation = format!("{method} {}", rest_path(uri.path()));
-            (service, operation, *method != Method::GET && *method != Method::HEAD)
+            (service, operation, *method != Method::GET && *method != Method::HEAD, region)
         }
     }
 }

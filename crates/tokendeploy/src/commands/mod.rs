@@ -109,18 +109,6 @@ fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Se
     }
 }
 
-/// The one region a command that works in one takes (else the profile's): a list is a usage
-/// error naming the command.
-fn one_region(args: &AwsArgs, command: &str) -> Result<Option<String>> {
-    match &args.region {
-        Some(list) if list.contains(',') => Err(UsageError(format!(
-            "{command} works in one region at a time, and --region lists several ({list}): run it once a region"
-        ))
-        .into()),
-        region => Ok(region.clone()),
-    }
-}
-
 /// Clients for `region` (else the profile's), and the stack checked against it; no AWS call
 /// yet.
 async fn connect(args: &AwsArgs, region: Option<String>) -> Result<(Aws, Stack)> {

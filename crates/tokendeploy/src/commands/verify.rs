@@ -4,22 +4,24 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokendeploy_deploy::verify::{VerifyOptions, VerifyReport, verify};
-use tokendeploy_deploy::{Aws, Stack};
+use tokendeploy_deploy::{Aws, Progress, Stack};
+use tokendeploy_package::CodeSource;
 
 use crate::cli::{VerifyArgs, VerifyFlags};
-use crate::commands::{connect, one_region};
-use crate::display::{Console, print_result, say};
+use crate::commands::connect;
+use crate::display::say;
+use crate::regions::{self, Finished};
 use crate::{Outcome, UsageError};
 
 pub async fn run(args: VerifyArgs) -> Result<Outcome> {
     let options = options(&args.checking)?;
-    let (aws, stack) = connect(&args.aws, one_region(&args.aws, "verify")?).await?;
-    let console = Console::new(&args.output);
-    let report = check(&aws, &stack, &options, &|line| console.tell(line)).await;
-    console.clear();
-    let report = report?;
-    print_result(args.output.output, &report, text)?;
-    Ok(outcome(&report))
+    let regions = regions::parse(args.aws.region.as_deref(), &args.aws.name)?;
+    let in_region = async |region, _: Option<CodeSource>, _: &dyn Progress, tell: &dyn Fn(&str)| {
+        let (aws, stack) = connect(&args.aws, region).await?;
+        let report = check(&aws, &stack, &options, tell).await?;
+        Finished::of(outcome(&report), &report, text)
+    };
+    regions::run(regions, &args.output, None, in_region).await
 }
 
 /// The options the flags give, read before any AWS call: a bearer file that cannot be read is

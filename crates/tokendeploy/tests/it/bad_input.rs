@@ -209,11 +209,7 @@ fn cases(dir: &Path) -> Vec<Case> {
             &[],
             "--region: region \"mars-1\" is not an AWS region name",
         ),
-        case(
-            &["verify", "--region", "us-west-1,eu-west-1"],
-            &[],
-            "verify works in one region at a time, and --region lists several",
-        ),
+        case(&["logs", "--region", "us-west-1,us-west-1"], &[], "--region names us-west-1 twice"),
         case(
             &["up", "--no-jwt-authorizer"],
             &[],
