@@ -650,8 +650,46 @@ def play_http_apis() -> None:
     ApiGatewayV2Response.get_authorizers = get_authorizers
 
 
+# Account API reference, ListRegions ("Lists all the Regions for a given account and their
+# respective opt-in statuses"); AWS General Reference, "AWS Regions": the regions enabled by
+# default and those an account opts in to.
+ENABLED_BY_DEFAULT = [
+    "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ap-south-1", "ap-northeast-1",
+    "ap-northeast-2", "ap-northeast-3", "ap-southeast-1", "ap-southeast-2", "ca-central-1",
+    "eu-central-1", "eu-west-1", "eu-west-2", "eu-west-3", "eu-north-1", "sa-east-1",
+]
+OPT_IN = ["af-south-1", "ap-east-1", "ap-south-2", "eu-south-1", "me-south-1", "il-central-1"]
+
+
+def play_account_regions() -> None:
+    """The Account API's ListRegions, which moto 5.2.6 does not have: every region of the
+    partition with its opt-in status (the default ones ENABLED_BY_DEFAULT, the opt-in ones
+    DISABLED until an account opts in), filtered by ``RegionOptStatusContains``, a page of
+    ``MaxResults`` (at most 50) at a time."""
+    from moto.account import urls
+    from moto.account.responses import AccountResponse
+
+    def list_regions(self):
+        body = json.loads(self.body or "{}")
+        wanted = body.get("RegionOptStatusContains")
+        regions = [{"RegionName": name, "RegionOptStatus": "ENABLED_BY_DEFAULT"} for name in ENABLED_BY_DEFAULT]
+        regions += [{"RegionName": name, "RegionOptStatus": "DISABLED"} for name in OPT_IN]
+        if wanted:
+            regions = [region for region in regions if region["RegionOptStatus"] in wanted]
+        start = int(body.get("NextToken") or 0)
+        size = min(int(body.get("MaxResults") or 20), 50)
+        page = {"Regions": regions[start : start + size]}
+        if start + size < len(regions):
+            page["NextToken"] = str(start + size)
+        return 200, {}, json.dumps(page)
+
+    AccountResponse.list_regions = list_regions
+    urls.url_paths["{0}/listRegions$"] = AccountResponse.dispatch
+
+
 if __name__ == "__main__":
     patch()
+    play_account_regions()
     play_function_urls()
     play_http_apis()
     withhold_tags_without_list_tags()

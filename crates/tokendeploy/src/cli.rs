@@ -29,7 +29,7 @@ pub enum Command {
     /// Show what exists for the stack and how it differs from what `up` would make.
     ///
     /// Exits 0 when the stack is complete and in sync, 3 when it is not.
-    Status(DeployArgs),
+    Status(StatusArgs),
     /// Delete everything `up` made for the stack in the region, and nothing else.
     Down(DownArgs),
     /// Build the token function and write the deterministic zip that `up --zip` deploys.
@@ -186,9 +186,23 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+    /// Every region enabled for the account where the stack has anything, in place of
+    /// --region: one listing of the account's regions, then each read side by side.
+    #[arg(long, conflicts_with = "region")]
+    pub all_regions: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DownArgs {
     #[command(flatten)]
     pub aws: AwsArgs,
+    /// Every region enabled for the account where the stack has anything, in place of
+    /// --region: a stack left in a region not named is found and removed too.
+    #[arg(long, conflicts_with = "region")]
+    pub all_regions: bool,
     /// Delete without asking. Required when standard input is not a terminal.
     #[arg(long)]
     pub yes: bool,

@@ -19,13 +19,19 @@ use crate::display::{Console, print_result, say};
 use crate::{Outcome, UsageError, exit_code};
 
 /// Regions worked on at once: each holds its own connections and moto or AWS calls.
-const AT_ONCE: usize = 4;
+pub const AT_ONCE: usize = 4;
 
 /// Where a command works: the one region `--region` names (or none: the profile's), or the
 /// several of a comma-separated list.
 pub enum Regions {
     One(Option<String>),
     Several(Vec<String>),
+}
+
+/// `--all-regions`: the regions where the stack has anything, as several (even one or none,
+/// so the result has the same shape).
+pub async fn holding(args: &crate::cli::AwsArgs) -> Result<Regions> {
+    Ok(Regions::Several(crate::commands::regions_holding(args).await?))
 }
 
 /// `--region` read and checked before any AWS call: every name well formed, none twice, all of

@@ -11,7 +11,10 @@ use crate::regions::{self, Finished, Regions};
 use crate::{Outcome, UsageError};
 
 pub async fn run(args: DownArgs) -> Result<Outcome> {
-    let regions = regions::parse(args.aws.region.as_deref(), &args.aws.name)?;
+    let regions = match args.all_regions {
+        false => regions::parse(args.aws.region.as_deref(), &args.aws.name)?,
+        true => regions::holding(&args.aws).await?,
+    };
     if let (Regions::Several(list), false) = (&regions, args.yes) {
         // One question for every region, before anything is deleted anywhere.
         let reads = list.iter().map(|region| doomed_in(&args, Some(region.clone())));

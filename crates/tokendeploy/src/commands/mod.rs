@@ -12,6 +12,7 @@ mod verify;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use futures::{StreamExt, TryStreamExt};
 use tokendeploy_deploy::desired::{FunctionEnvironment, Gateway, JwtAuthorizer, Security};
 use tokendeploy_deploy::resources::{function_url, http_api};
 use tokendeploy_deploy::{Aws, ConnectOptions, Stack};
@@ -38,7 +39,8 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
 pub fn output_format(command: &Command) -> OutputFormat {
     match command {
         Command::Up(args) => args.deploy.output.output,
-        Command::Plan(args) | Command::Status(args) => args.output.output,
+        Command::Plan(args) => args.output.output,
+        Command::Status(args) => args.deploy.output.output,
         Command::Down(args) => args.output.output,
         Command::Package(args) => args.output.output,
         Command::Verify(args) => args.output.output,
@@ -107,6 +109,21 @@ fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Se
         Some(refusal) => Err(UsageError(refusal).into()),
         None => Ok(security),
     }
+}
+
+/// The regions enabled for the account where the stack has anything `down` would delete
+/// (tag-scoped, as `down` reads it), each read side by side, in the order AWS lists them.
+pub(crate) async fn regions_holding(args: &AwsArgs) -> Result<Vec<String>> {
+    let (aws, _) = connect(args, args.region.clone()).await?;
+    let enabled = aws.enabled_regions().await?;
+    let holds = enabled.iter().map(|region| async move {
+        let (aws, stack) = connect(args, Some(region.clone())).await?;
+        let found = tokendeploy_deploy::snapshot::read(&aws, &stack).await?;
+        anyhow::Ok(!tokendeploy_deploy::down::to_delete(&found, &stack).is_empty())
+    });
+    let holds: Vec<bool> =
+        futures::stream::iter(holds).buffered(2 * crate::regions::AT_ONCE).try_collect().await?;
+    Ok(enabled.into_iter().zip(holds).filter_map(|(region, holds)| holds.then_some(region)).collect())
 }
 
 /// Clients for `region` (else the profile's), and the stack checked against it; no AWS call

@@ -6,9 +6,10 @@ use tokendeploy_deploy::up::prepare;
 use tokendeploy_package::CodeSource;
 
 use crate::Outcome;
-use crate::cli::DeployArgs;
+use crate::cli::StatusArgs;
 use crate::commands::{code_source, connect};
-use crate::regions::{self, Finished};
+use crate::display::print_result;
+use crate::regions::{self, Finished, Regions};
 use crate::settings::{always_set, known_environment, provider_of};
 
 /// What `status --output json` prints when a resource with the stack's name is not the
@@ -24,12 +25,24 @@ struct NotOurs {
 
 /// Exits 0 when complete and in sync, 3 when not (incomplete, drifted, or blocked by a
 /// resource that is someone else's), 1 when it could not find out.
-pub async fn run(args: DeployArgs) -> Result<Outcome> {
+pub async fn run(StatusArgs { deploy: args, all_regions }: StatusArgs) -> Result<Outcome> {
     let known = known_environment(args.settings.env_file.as_deref(), args.flags())?;
     let always_set = always_set(provider_of(&known.variables));
     let security = args.security.security()?;
     let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
-    let regions = regions::parse(args.aws.region.as_deref(), &args.aws.name)?;
+    let regions = match all_regions {
+        false => regions::parse(args.aws.region.as_deref(), &args.aws.name)?,
+        true => regions::holding(&args.aws).await?,
+    };
+    if matches!(&regions, Regions::Several(list) if list.is_empty()) {
+        // Nowhere is as incomplete as a stack gets.
+        let nowhere = serde_json::json!({ "regions": [], "exit_code": 3 });
+        let name = &args.aws.name;
+        print_result(args.output.output, &nowhere, |_| {
+            format!("stack {name}: in none of the account's regions")
+        })?;
+        return Ok(Outcome::OutOfSync);
+    }
     let in_region = async |region,
                            source: Option<CodeSource>,
                            progress: &dyn Progress,

@@ -211,6 +211,11 @@ fn cases(dir: &Path) -> Vec<Case> {
         ),
         case(&["logs", "--region", "us-west-1,us-west-1"], &[], "--region names us-west-1 twice"),
         case(
+            &["down", "--all-regions", "--region", "us-west-1"],
+            &[],
+            "the argument '--all-regions' cannot be used with '--region <REGION>'",
+        ),
+        case(
             &["up", "--no-jwt-authorizer"],
             &[],
             "--no-jwt-authorizer does not apply to --gateway rest: it goes with --gateway http (only an HTTP API has a JWT authorizer)",

@@ -272,6 +272,10 @@ async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_ev
     for command in ["plan", "status", "verify", "logs"] {
         run(&harness, &users, command, &EVERY_FLAG).assert_success();
     }
+    // Found among the account's regions.
+    let everywhere = run(&harness, &users, "status", &[&EVERY_FLAG[..], &["--all-regions"]].concat());
+    everywhere.assert_success();
+    assert_eq!(everywhere.json()["regions"][0]["region"], "us-west-1", "{}", everywhere.stdout);
     // Behind a function URL: made (the REST API and its key go once it is), its CORS changed by
     // hand and repaired, answering; then back to the REST API, which removes the URL and the
     // concurrency reserved for it.
@@ -361,9 +365,14 @@ async fn a_user_holding_only_the_deployer_policy_runs_every_command_and_needs_ev
             );
         };
         grant(admin, checkable_policy(Some(index))).await;
-        let up = run(&harness, &users, "up", &EVERY_FLAG);
-        assert_eq!(up.code, 1, "{sid}: up needs it: {}", up.stderr);
-        names_one(&up);
+        // Finding the stack among the account's regions is `--all-regions`' alone.
+        let (command, flags) = match sid {
+            "FindTheStackInEveryRegion" => ("status", [&EVERY_FLAG[..], &["--all-regions"]].concat()),
+            _ => ("up", EVERY_FLAG.to_vec()),
+        };
+        let needing = run(&harness, &users, command, &flags);
+        assert_eq!(needing.code, 1, "{sid}: {command} needs it: {}", needing.stderr);
+        names_one(&needing);
         grant(admin, checkable_policy(None)).await;
         run(&harness, &users, "up", &EVERY_FLAG).assert_success();
 

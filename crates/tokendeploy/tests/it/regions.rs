@@ -93,6 +93,21 @@ async fn several_regions_converge_side_by_side_and_one_that_fails_fails_alone() 
 
     let down = harness.run_with(&["down", "--output", "json", "--yes", "--region", THREE], &env);
     down.assert_success();
+
+    // A stack in a region no list named, forgotten: --all-regions finds it, and only it.
+    up(&["--region", "sa-east-1"]).assert_success();
+    let all = ["--output", "json", "--all-regions"];
+    let found = harness.run_with(&[&["status", "--zip", &zip][..], &all].concat(), &env);
+    assert_eq!(found.code, 0, "{}", found.stdout);
+    let found: Vec<String> = by_region(&found).into_iter().map(|(region, _, _)| region).collect();
+    assert_eq!(found, ["sa-east-1"]);
+    let removed = harness.run_with(&[&["down", "--yes"][..], &all].concat(), &env);
+    removed.assert_success();
+    assert_eq!(by_region(&removed)[0].0, "sa-east-1");
+    assert!(function_names(&harness.aws("sa-east-1").await).await.is_empty());
+    let nowhere = harness.run_with(&[&["status", "--zip", &zip][..], &all].concat(), &env);
+    assert_eq!(nowhere.code, 3, "{}", nowhere.stdout);
+    assert_eq!(nowhere.json()["regions"], serde_json::json!([]));
     for region in &regions {
         let aws = harness.aws(region).await;
         assert!(function_names(&aws).await.is_empty(), "{region}");
