@@ -58,6 +58,28 @@ async fn main() -> Result<()> {
             }
         }
     }
+    // The same stack in three regions side by side, as `--region a,b,c` runs it.
+    for round in 0..ROUNDS {
+        for (name, command) in
+            [("fresh up, three regions", Command::Up), ("down, three regions", Command::Down)]
+        {
+            let proxy = FaultProxy::with_latency(&moto.endpoint(), LATENCY).await?;
+            let started = Instant::now();
+            let runs = THREE_REGIONS.map(|region| {
+                let (proxy, command) = (&proxy, &command);
+                async move {
+                    let aws = aws_in(&proxy.endpoint(), region).await?;
+                    let stack = Stack::new(&format!("bench-regions-{round}"), region)?;
+                    command.run(&aws, &stack, Security::default()).await
+                }
+            });
+            futures::future::try_join_all(runs).await?;
+            let depth = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
+            let calls = proxy.calls();
+            let mutating = calls.iter().filter(|call| call.mutating).count();
+            measured.entry(name.to_string()).or_default().push((depth, calls.len(), mutating));
+        }
+    }
     let report: BTreeMap<String, Value> = measured
         .into_iter()
         .map(|(name, runs)| {
@@ -277,10 +299,17 @@ impl Command {
     }
 }
 
+/// The regions of the several-region measure.
+const THREE_REGIONS: [&str; 3] = ["us-east-2", "eu-west-1", "ap-southeast-2"];
+
 async fn aws_at(endpoint: &str) -> Result<Aws> {
+    aws_in(endpoint, REGION).await
+}
+
+async fn aws_in(endpoint: &str, region: &str) -> Result<Aws> {
     let credentials = aws_sdk_sts::config::Credentials::new("bench", "bench", None, None, "bench");
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
+        .region(aws_config::Region::new(region.to_string()))
         .endpoint_url(endpoint)
         .credentials_provider(credentials)
         .load()

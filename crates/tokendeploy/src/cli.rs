@@ -30,7 +30,7 @@ pub enum Command {
     ///
     /// Exits 0 when the stack is complete and in sync, 3 when it is not.
     Status(StatusArgs),
-    /// Delete everything `up` made for the stack in the region, and nothing else.
+    /// Delete everything `up` made for the stack in the region (or regions), and nothing else.
     Down(DownArgs),
     /// Build the token function and write the deterministic zip that `up --zip` deploys.
     Package(PackageArgs),
@@ -55,7 +55,8 @@ pub struct AwsArgs {
     /// The stack's name; every resource name derives from it.
     #[arg(long, default_value = DEFAULT_STACK_NAME)]
     pub name: String,
-    /// AWS region; else AWS_REGION or the profile's region.
+    /// AWS region, or several separated by commas (up, plan, status, down, verify and logs work
+    /// on each side by side); else AWS_REGION or the profile's region.
     #[arg(long)]
     pub region: Option<String>,
     /// Named profile from the AWS config files.

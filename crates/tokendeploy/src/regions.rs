@@ -4,9 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
+use std::io::IsTerminal;
 
 use anyhow::Result;
 use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokendeploy_deploy::{ErrorKind, Progress, Stack, Step, StepReport};
@@ -116,18 +118,34 @@ where
     }
 }
 
-/// Runs `body` in each region, [`AT_ONCE`] at a time, each with progress lines of its own
-/// (prefixed by the region); prints every region's result, in the order listed, and returns
+/// Runs `body` in each region, [`AT_ONCE`] at a time, each with progress of its own (a line a
+/// region on a terminal, else lines prefixed by the region); prints every region's result, in the order listed, and returns
 /// the worst outcome. A region's failure is its result, not the others' end.
 pub async fn each<F, Fut>(regions: Vec<String>, output: &OutputArgs, body: F) -> Result<Outcome>
 where
     F: Fn(String, RegionLines) -> Fut,
     Fut: Future<Output = Result<Finished>>,
 {
+    // On a terminal, a line a region, its current step on it; elsewhere, prefixed lines.
+    let bars = (!output.quiet && std::io::stderr().is_terminal())
+        .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
     let runs = regions.iter().map(|region| {
-        let lines = RegionLines { region: region.clone(), quiet: output.quiet };
-        let run = body(region.clone(), lines);
-        async move { (region.clone(), run.await) }
+        let bar = bars.as_ref().map(|bars| {
+            let bar = bars.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix:<15} {msg}").expect("a valid template"),
+            );
+            bar.set_prefix(region.clone());
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+            bar
+        });
+        let lines = RegionLines { region: region.clone(), quiet: output.quiet, bar };
+        let run = body(region.clone(), lines.clone());
+        async move {
+            let finished = run.await;
+            lines.done(finished.is_ok());
+            (region.clone(), finished)
+        }
     });
     let mut finished: Vec<(String, Result<Finished>)> =
         futures::stream::iter(runs).buffer_unordered(AT_ONCE).collect().await;
@@ -181,23 +199,39 @@ fn worse(a: u8, b: u8) -> u8 {
     if rank(b) > rank(a) { b } else { a }
 }
 
-/// One region's progress: a plain line a finished step, prefixed by the region, so the
-/// regions' lines read apart wherever they go.
+/// One region's progress: on a terminal, its own line showing the step at hand; elsewhere a
+/// plain line a finished step, prefixed by the region, so the regions' lines read apart.
+#[derive(Clone)]
 pub struct RegionLines {
     region: String,
     quiet: bool,
+    bar: Option<ProgressBar>,
 }
 
 impl RegionLines {
     pub fn tell(&self, line: &str) {
-        if !self.quiet {
-            say(&format!("{:<15} {line}", self.region));
+        match &self.bar {
+            Some(bar) => bar.set_message(line.to_string()),
+            None if !self.quiet => say(&format!("{:<15} {line}", self.region)),
+            None => {}
+        }
+    }
+
+    /// The region's line, once its work is over.
+    fn done(&self, ok: bool) {
+        if let Some(bar) = &self.bar {
+            bar.set_style(ProgressStyle::with_template("{prefix:<17} {msg}").expect("a valid template"));
+            bar.finish_with_message(if ok { "✔ done" } else { "✘ failed (below)" });
         }
     }
 }
 
 impl Progress for RegionLines {
-    fn started(&self, _: Step) {}
+    fn started(&self, step: Step) {
+        if self.bar.is_some() {
+            self.tell(step.title());
+        }
+    }
 
     fn note(&self, step: Step, message: &str) {
         self.tell(&format!("{:<26} {message}", step.title()));
