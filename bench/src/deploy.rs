@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tokendeploy_deploy::desired::{Gateway, Security};
+use tokendeploy_deploy::discover;
 use tokendeploy_deploy::down::down;
 use tokendeploy_deploy::status::status;
 use tokendeploy_deploy::up::{prepare, up};
@@ -79,6 +80,40 @@ async fn main() -> Result<()> {
             let mutating = calls.iter().filter(|call| call.mutating).count();
             measured.entry(name.to_string()).or_default().push((depth, calls.len(), mutating));
         }
+    }
+    // `down --all-regions` with the stack in two of the account's regions: the regions listed,
+    // each asked whether it holds the stack, then `down` where it does, side by side.
+    for round in 0..ROUNDS {
+        let name = format!("bench-all-{round}");
+        for region in &THREE_REGIONS[1..] {
+            let aws = aws_in(&moto.endpoint(), region).await?;
+            Command::Up.run(&aws, &Stack::new(&name, region)?, Security::default()).await?;
+        }
+        let proxy = FaultProxy::with_latency(&moto.endpoint(), LATENCY).await?;
+        let started = Instant::now();
+        let everywhere = aws_in(&proxy.endpoint(), REGION).await?;
+        let enabled = discover::enabled_regions(&everywhere).await?;
+        let asked = enabled.iter().map(|region| {
+            let (proxy, name) = (&proxy, &name);
+            async move {
+                let aws = aws_in(&proxy.endpoint(), region).await?;
+                let stack = Stack::new(name, region)?;
+                let holds = discover::holds_stack(&aws, &stack).await?;
+                anyhow::Ok(holds.then_some((aws, stack)))
+            }
+        });
+        let holding: Vec<_> = futures::future::try_join_all(asked).await?.into_iter().flatten().collect();
+        anyhow::ensure!(holding.len() == 2, "the stack is in two regions, found in {}", holding.len());
+        let removed = holding.iter().map(|(aws, stack)| Command::Down.run(aws, stack, Security::default()));
+        futures::future::try_join_all(removed).await?;
+        let depth = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
+        let calls = proxy.calls();
+        let mutating = calls.iter().filter(|call| call.mutating).count();
+        measured.entry("down --all-regions, the stack in two".into()).or_default().push((
+            depth,
+            calls.len(),
+            mutating,
+        ));
     }
     let report: BTreeMap<String, Value> = measured
         .into_iter()

@@ -687,9 +687,45 @@ def play_account_regions() -> None:
     urls.url_paths["{0}/listRegions$"] = AccountResponse.dispatch
 
 
+def play_tagged_api_gateway() -> None:
+    """Resource Groups Tagging API GetResources lists API Gateway's tagged resources too (its
+    reference's supported services: REST APIs, API keys, usage plans, HTTP APIs); moto 5.2.6
+    lists those of Lambda, CloudWatch Logs and Secrets Manager, and no API Gateway's."""
+    from moto.apigateway.models import apigateway_backends
+    from moto.apigatewayv2.models import apigatewayv2_backends
+    from moto.core.resource_tagging import TaggedResource, make_tag_matcher
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+    generate = ResourceGroupsTaggingAPIBackend._get_resources_generator
+
+    def with_api_gateway(self, tag_filters=None, resource_type_filters=None, resource_arn_list=None):
+        yield from generate(self, tag_filters, resource_type_filters, resource_arn_list)
+        if resource_type_filters or resource_arn_list:
+            return
+        matches = make_tag_matcher(tag_filters)
+        region, account = self.region_name, self.account_id
+        partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+        arn = lambda path: f"arn:{partition}:apigateway:{region}::/{path}"  # noqa: E731
+        found = []
+        if account in apigateway_backends and region in apigateway_backends[account]:
+            v1 = apigateway_backends[account][region]
+            found += [(arn(f"restapis/{api.id}"), api.tags, "apigateway:restapis") for api in v1.apis.values()]
+            found += [(arn(f"apikeys/{key.id}"), key.tags, "apigateway:apikeys") for key in v1.keys.values()]
+            found += [(arn(f"usageplans/{plan.id}"), plan.tags, "apigateway:usageplans") for plan in v1.usage_plans.values()]
+        if account in apigatewayv2_backends and region in apigatewayv2_backends[account]:
+            v2 = apigatewayv2_backends[account][region]
+            found += [(api.arn, v2.get_tags(api.arn), "apigateway:apis") for api in v2.apis.values()]
+        for resource_arn, tags, kind in found:
+            if tags and matches(tags or {}):
+                yield TaggedResource(arn=resource_arn, tags=dict(tags), resource_type=kind)
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = with_api_gateway
+
+
 if __name__ == "__main__":
     patch()
     play_account_regions()
+    play_tagged_api_gateway()
     play_function_urls()
     play_http_apis()
     withhold_tags_without_list_tags()

@@ -55,6 +55,8 @@ pub struct Aws {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// The account's regions (`--all-regions`).
     pub account: aws_sdk_account::Client,
+    /// Resources by tag, in the region (`--all-regions`).
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
 }
 
 /// The bounds every call runs under.
@@ -115,34 +117,8 @@ impl Aws {
             sts: aws_sdk_sts::Client::new(config),
             secretsmanager: aws_sdk_secretsmanager::Client::new(config),
             account: aws_sdk_account::Client::new(config),
+            tagging: aws_sdk_resourcegroupstagging::Client::new(config),
         })
-    }
-
-    /// The regions enabled for the account (by default, or opted in), in the order AWS lists
-    /// them (Account API reference, ListRegions).
-    pub async fn enabled_regions(&self) -> Result<Vec<String>> {
-        use aws_sdk_account::types::RegionOptStatus;
-        let mut regions = Vec::new();
-        let mut next = None;
-        for _ in 0..MAX_PAGES {
-            let page = self
-                .account
-                .list_regions()
-                .region_opt_status_contains(RegionOptStatus::Enabled)
-                .region_opt_status_contains(RegionOptStatus::EnabledByDefault)
-                .max_results(50)
-                .set_next_token(next.clone())
-                .send()
-                .await
-                .aws_context("listing the account's regions")?;
-            regions
-                .extend(page.regions().iter().filter_map(|region| region.region_name().map(str::to_string)));
-            next = match page.next_token() {
-                Some(token) if Some(token) != next.as_deref() => Some(token.to_string()),
-                _ => return Ok(regions),
-            };
-        }
-        anyhow::bail!("listing the account's regions: still more after {MAX_PAGES} pages")
     }
 
     /// The account the credentials belong to; the first call, so an endpoint that cannot be

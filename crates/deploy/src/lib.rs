@@ -8,6 +8,7 @@
 pub mod agreement;
 pub mod aws;
 pub mod desired;
+pub mod discover;
 pub mod down;
 pub mod error;
 pub mod logs;

@@ -21,7 +21,7 @@ use crate::display::{Console, print_result, say};
 use crate::{Outcome, UsageError, exit_code};
 
 /// Regions worked on at once: each holds its own connections and moto or AWS calls.
-pub const AT_ONCE: usize = 4;
+const AT_ONCE: usize = 4;
 
 /// Where a command works: the one region `--region` names (or none: the profile's), or the
 /// several of a comma-separated list.

@@ -12,10 +12,9 @@ mod verify;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use futures::{StreamExt, TryStreamExt};
 use tokendeploy_deploy::desired::{FunctionEnvironment, Gateway, JwtAuthorizer, Security};
 use tokendeploy_deploy::resources::{function_url, http_api};
-use tokendeploy_deploy::{Aws, ConnectOptions, Stack};
+use tokendeploy_deploy::{Aws, ConnectOptions, Stack, discover};
 use tokendeploy_package::{Arch, CodeSource, find_function_dir, read_zip};
 
 use crate::cli::{AwsArgs, Cli, CodeArgs, Command, OutputFormat, SecurityArgs};
@@ -111,18 +110,16 @@ fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Se
     }
 }
 
-/// The regions enabled for the account where the stack has anything `down` would delete
-/// (tag-scoped, as `down` reads it), each read side by side, in the order AWS lists them.
+/// The regions enabled for the account where the stack has anything ([`discover`]), each
+/// asked side by side, in the order AWS lists them.
 pub(crate) async fn regions_holding(args: &AwsArgs) -> Result<Vec<String>> {
     let (aws, _) = connect(args, args.region.clone()).await?;
-    let enabled = aws.enabled_regions().await?;
+    let enabled = discover::enabled_regions(&aws).await?;
     let holds = enabled.iter().map(|region| async move {
         let (aws, stack) = connect(args, Some(region.clone())).await?;
-        let found = tokendeploy_deploy::snapshot::read(&aws, &stack).await?;
-        anyhow::Ok(!tokendeploy_deploy::down::to_delete(&found, &stack).is_empty())
+        discover::holds_stack(&aws, &stack).await
     });
-    let holds: Vec<bool> =
-        futures::stream::iter(holds).buffered(2 * crate::regions::AT_ONCE).try_collect().await?;
+    let holds = futures::future::try_join_all(holds).await?;
     Ok(enabled.into_iter().zip(holds).filter_map(|(region, holds)| holds.then_some(region)).collect())
 }
 

@@ -114,8 +114,15 @@ fn actions(statement: &Value) -> Vec<String> {
     }
 }
 
+/// The Resource Groups Tagging API's actions: AWS's policies name them `tag:`, moto checks
+/// them under the service's signing name.
+const TAGGING: (&str, &str) = ("tag:", "tagging:");
+
 /// A statement's actions as moto checks them.
 fn as_moto_checks(action: &str) -> Vec<String> {
+    if let Some(operation) = action.strip_prefix(TAGGING.0) {
+        return vec![format!("{}{operation}", TAGGING.1)];
+    }
     match action.strip_prefix("apigateway:") {
         Some(verb) => {
             let (_, operations) = APIGATEWAY_OPERATIONS.iter().find(|(v, _)| *v == verb).unwrap();
@@ -213,6 +220,9 @@ fn allowed_actions(decisions: &std::path::Path) -> BTreeSet<String> {
     allowed
         .map(|d| {
             let action = d["action"].as_str().unwrap().to_string();
+            if let Some(operation) = action.strip_prefix(TAGGING.1) {
+                return format!("{}{operation}", TAGGING.0);
+            }
             let verb = action.strip_prefix("apigateway:").and_then(|operation| {
                 APIGATEWAY_OPERATIONS.iter().find(|(_, ops)| ops.contains(&operation)).map(|(verb, _)| *verb)
             });
