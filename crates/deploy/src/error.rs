@@ -38,6 +38,14 @@ impl fmt::Display for AwsCallFailed {
 
 impl std::error::Error for AwsCallFailed {}
 
+impl AwsCallFailed {
+    /// Whether `error` is, at its root, an AWS call answered with `code`.
+    pub fn answered(error: &anyhow::Error, code: &str) -> bool {
+        let failed = error.chain().find_map(|cause| cause.downcast_ref::<AwsCallFailed>());
+        failed.is_some_and(|failed| failed.code.as_deref() == Some(code))
+    }
+}
+
 /// A resource that did not reach a usable state in time, with AWS's stated reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotReady {
@@ -247,5 +255,9 @@ mod tests {
             "execution role (create): creating IAM role r: AccessDenied: no (request id req-1)"
         );
         assert_eq!(Error::from(anyhow::anyhow!("odd")).kind(), ErrorKind::Other);
+        let wrapped = anyhow::Error::new(call).context("reading the stack");
+        assert!(AwsCallFailed::answered(&wrapped, "AccessDenied"));
+        assert!(!AwsCallFailed::answered(&wrapped, "NotFoundException"));
+        assert!(!AwsCallFailed::answered(&anyhow::anyhow!("AccessDenied"), "AccessDenied"));
     }
 }

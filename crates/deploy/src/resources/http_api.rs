@@ -23,6 +23,7 @@ use futures::future::try_join_all;
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES, error_code};
 use crate::desired::{Desired, Gateway, JwtAuthorizer, Throttle};
+use crate::error::AwsCallFailed;
 use crate::resources::cors::{self, Cors};
 use crate::stack::{RUN_TAG, Stack, run_id};
 use crate::twins::{self, MadeTwice};
@@ -183,7 +184,15 @@ async fn list(aws: &Aws, stack: &Stack) -> Result<(Vec<HttpApiState>, Vec<String
 /// Every HTTP API named as the stack's, ours read whole side by side.
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Found> {
     let (listed, foreign) = list(aws, stack).await?;
-    let mut ours = try_join_all(listed.into_iter().map(|api| read(aws, api))).await?;
+    let read_whole = listed.into_iter().map(|api| async move {
+        match read(aws, api).await {
+            Ok(api) => Ok(Some(api)),
+            // Listed, then removed before it was read whole (a twin run retiring it): gone.
+            Err(error) if AwsCallFailed::answered(&error, APIGATEWAY_NOT_FOUND) => Ok(None),
+            Err(error) => Err(error),
+        }
+    });
+    let mut ours: Vec<HttpApiState> = try_join_all(read_whole).await?.into_iter().flatten().collect();
     twins::oldest_first(&mut ours);
     Ok(Found { ours, foreign })
 }

@@ -19,6 +19,7 @@ use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
 use crate::desired::{Desired, Gateway};
+use crate::error::AwsCallFailed;
 use crate::resources::Lookup;
 use crate::retry::{
     APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_deletion_refused, apigateway_passing_failure, retrying,
@@ -141,12 +142,17 @@ pub struct Found {
 }
 
 pub async fn find(aws: &Aws, stack: &Stack) -> Result<Found> {
-    let list = list(aws, stack).await?;
+    let mut list = list(aws, stack).await?;
     let read_all = list.ours.iter().map(|api| async move {
-        let state = read(aws, &api.id).await?;
-        anyhow::Ok(ApiState { made: Some(api.clone()), ..state })
+        match read(aws, &api.id).await {
+            Ok(state) => Ok(Some(ApiState { made: Some(api.clone()), ..state })),
+            // Listed, then removed before it was read whole (a twin run retiring it): gone.
+            Err(error) if AwsCallFailed::answered(&error, APIGATEWAY_NOT_FOUND) => Ok(None),
+            Err(error) => Err(error),
+        }
     });
-    let ours = futures::future::try_join_all(read_all).await?;
+    let ours: Vec<ApiState> = futures::future::try_join_all(read_all).await?.into_iter().flatten().collect();
+    list.ours.retain(|api| ours.iter().any(|state| state.id == api.id));
     Ok(Found { list, ours })
 }
 
