@@ -106,6 +106,9 @@ pub enum ConcurrentRun {
     KeptDisagreeing { stack: String, broken: Vec<String> },
     /// It removed the gateway of `kind` this run had just made (it asks for another gateway).
     RemovedGateway { stack: String, kind: &'static str, id: String },
+    /// It removed the gateway of `kind` this run found and was building on (it kept another
+    /// copy, made at the same moment).
+    RemovedFoundGateway { stack: String, kind: &'static str, id: String },
 }
 
 impl fmt::Display for ConcurrentRun {
@@ -124,6 +127,10 @@ impl fmt::Display for ConcurrentRun {
             ConcurrentRun::RemovedGateway { stack, kind, id } => write!(
                 f,
                 "another tokendeploy up of stack {stack} removed the {kind} {id} this run had just made (it asks for another gateway): run up again once the other has finished"
+            ),
+            ConcurrentRun::RemovedFoundGateway { stack, kind, id } => write!(
+                f,
+                "another tokendeploy up of stack {stack} removed the {kind} {id} this run found and was building on (it kept another copy made at the same moment): run up again once the other has finished"
             ),
             ConcurrentRun::KeptDisagreeing { stack, broken } => write!(
                 f,

@@ -10,9 +10,9 @@ use tokendeploy_package::Artifact;
 use tokio::sync::oneshot;
 
 use crate::agreement::{self, Sides};
-use crate::aws::Aws;
+use crate::aws::{APIGATEWAY_NOT_FOUND, Aws};
 use crate::desired::{Desired, FunctionEnvironment, Gateway, Security, aws_invoke_url, invoke_url};
-use crate::error::{ConcurrentRun, PackageFailed, Result};
+use crate::error::{AwsCallFailed, ConcurrentRun, PackageFailed, Result};
 use crate::plan::Plan;
 use crate::resources::http_api::{self, HttpApiState};
 use crate::resources::rest_api::{
@@ -390,10 +390,18 @@ async fn http_chain(
     let (routes, stage) = replanned.as_ref().or(plan.http_api.parts.as_ref()).context("no parts planned")?;
     let set_routes = http_api::apply_routes(aws, desired, &current.id, routes);
     let set_stage = http_api::apply_stage(aws, desired, &current.id, stage);
-    let (((), routes_report), ((), stage_report)) = tokio::try_join!(
+    let parts = tokio::try_join!(
         run_step(progress, Step::HttpRoutes, routes.summary(), set_routes),
         run_step(progress, Step::HttpStage, stage.summary(), set_stage),
-    )?;
+    );
+    let (((), routes_report), ((), stage_report)) = match parts {
+        // Gone under this run: a twin kept another copy and removed this one.
+        Err(error) if AwsCallFailed::answered(&error, APIGATEWAY_NOT_FOUND) => {
+            let (stack, id) = (desired.stack.name.clone(), current.id.clone());
+            return Err(ConcurrentRun::RemovedFoundGateway { stack, kind: http_api::KIND, id }.into());
+        }
+        parts => parts?,
+    };
     let reports = vec![api_report, routes_report, stage_report];
     Ok(GatewaySide {
         api_id: Some(current.id.clone()),
