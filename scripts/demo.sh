@@ -7,7 +7,7 @@
 #                                             # against your AWS account: only `up --verify`
 #
 # Locally it uses the emulator (scripts/emulator.sh: moto, which also serves the deployed API and
-# runs the function), dummy AWS credentials, examples/token.env unless CONSUMER_KEY is set, and a
+# runs the function), dummy AWS credentials, examples/dolby.env unless CONSUMER_KEY is set, and a
 # stand-in for Dolby.io's token endpoint on loopback (scripts/stand-in-upstream.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +44,7 @@ export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_
 export AWS_REGION="${AWS_REGION:-us-west-1}" AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 settings=()
 if [ -z "${CONSUMER_KEY:-}" ]; then
-  settings=(--env-file examples/token.env)
+  settings=(--env-file examples/dolby.env)
   export CONSUMER_KEY=your-app-key CONSUMER_SECRET=your-app-secret
 fi
 "$PYTHON" scripts/stand-in-upstream.py > "$work/upstream" &

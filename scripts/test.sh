@@ -15,6 +15,8 @@ command -v qemu-aarch64-static >/dev/null || apt_install qemu-user-static
 # The browser test: Debian's Chromium, driven by playwright-core from npm (which downloads no
 # browser of its own).
 command -v chromium >/dev/null || apt_install chromium
+# A pseudo-terminal for the test of the several-region display: util-linux's `script`.
+command -v script >/dev/null || apt_install bsdutils
 command -v npm >/dev/null || apt_install nodejs npm
 browser_driver=crates/tokendeploy/tests/browser
 [ -d "$browser_driver/node_modules/playwright-core" ] || npm ci --prefix "$browser_driver" --no-audit --no-fund

@@ -91,21 +91,25 @@ async fn main() -> Result<()> {
         }
         let proxy = FaultProxy::with_latency(&moto.endpoint(), LATENCY).await?;
         let started = Instant::now();
-        let everywhere = aws_in(&proxy.endpoint(), REGION).await?;
-        let enabled = discover::enabled_regions(&everywhere).await?;
-        let asked = enabled.iter().map(|region| {
-            let (proxy, name) = (&proxy, &name);
-            async move {
-                let aws = aws_in(&proxy.endpoint(), region).await?;
-                let stack = Stack::new(name, region)?;
-                let holds = discover::holds_stack(&aws, &stack).await?;
-                anyhow::Ok(holds.then_some((aws, stack)))
+        // As `down --all-regions --yes` does: a region that holds the stack is read whole at
+        // once, and `down` deletes from that read.
+        let home = aws_in(&proxy.endpoint(), REGION).await?;
+        let holding = discover::find_stack(&home, async |region| {
+            let aws = aws_in(&proxy.endpoint(), &region).await?;
+            let stack = Stack::new(&name, &region)?;
+            if !discover::holds_stack(&aws, &stack).await? {
+                return Ok(None);
             }
-        });
-        let holding: Vec<_> = futures::future::try_join_all(asked).await?.into_iter().flatten().collect();
+            let found = snapshot::read(&aws, &stack).await?;
+            Ok(Some((aws, stack, found)))
+        })
+        .await?;
         anyhow::ensure!(holding.len() == 2, "the stack is in two regions, found in {}", holding.len());
-        let removed = holding.iter().map(|(aws, stack)| Command::Down.run(aws, stack, Security::default()));
+        let removed = holding.iter().map(|(_, (aws, stack, found))| down(aws, stack, found, &Silent));
         futures::future::try_join_all(removed).await?;
+        if round == 1 && std::env::var_os("DEPLOY_BENCH_TRACE").is_some() {
+            trace("down --all-regions, the stack in two", &proxy.calls());
+        }
         let depth = started.elapsed().as_secs_f64() / LATENCY.as_secs_f64();
         let calls = proxy.calls();
         let mutating = calls.iter().filter(|call| call.mutating).count();

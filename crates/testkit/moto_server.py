@@ -664,8 +664,10 @@ OPT_IN = ["af-south-1", "ap-east-1", "ap-south-2", "eu-south-1", "me-south-1", "
 def play_account_regions() -> None:
     """The Account API's ListRegions, which moto 5.2.6 does not have: every region of the
     partition with its opt-in status (the default ones ENABLED_BY_DEFAULT, the opt-in ones
-    DISABLED until an account opts in), filtered by ``RegionOptStatusContains``, a page of
-    ``MaxResults`` (at most 50) at a time."""
+    DISABLED until an account opts in with EnableRegion, ENABLED after), filtered by
+    ``RegionOptStatusContains``, a page of ``MaxResults`` (at most 50) at a time. Enabling is
+    immediate here; on AWS it takes minutes to hours (ENABLING first), which tokendeploy never
+    waits on: it lists only what is ENABLED already."""
     from moto.account import urls
     from moto.account.responses import AccountResponse
 
@@ -673,7 +675,10 @@ def play_account_regions() -> None:
         body = json.loads(self.body or "{}")
         wanted = body.get("RegionOptStatusContains")
         regions = [{"RegionName": name, "RegionOptStatus": "ENABLED_BY_DEFAULT"} for name in ENABLED_BY_DEFAULT]
-        regions += [{"RegionName": name, "RegionOptStatus": "DISABLED"} for name in OPT_IN]
+        regions += [
+            {"RegionName": name, "RegionOptStatus": "ENABLED" if name in opted_in else "DISABLED"}
+            for name in OPT_IN
+        ]
         if wanted:
             regions = [region for region in regions if region["RegionOptStatus"] in wanted]
         start = int(body.get("NextToken") or 0)
@@ -683,8 +688,19 @@ def play_account_regions() -> None:
             page["NextToken"] = str(start + size)
         return 200, {}, json.dumps(page)
 
+    def enable_region(self):
+        name = json.loads(self.body or "{}").get("RegionName")
+        if name not in OPT_IN:
+            error = {"__type": "ValidationException", "message": f"{name} is not an opt-in region"}
+            return 400, {}, json.dumps(error)
+        opted_in.add(name)
+        return 200, {}, ""
+
+    opted_in = set()
     AccountResponse.list_regions = list_regions
+    AccountResponse.enable_region = enable_region
     urls.url_paths["{0}/listRegions$"] = AccountResponse.dispatch
+    urls.url_paths["{0}/enableRegion$"] = AccountResponse.dispatch
 
 
 def play_tagged_api_gateway() -> None:

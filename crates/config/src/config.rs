@@ -1,5 +1,5 @@
-//! The function's configuration, read only from environment variables (see README: "The
-//! token function").
+//! The function's configuration, read only from environment variables (see
+//! docs/configuration.md and docs/token-api.md).
 
 use std::fmt;
 use std::time::Duration;

@@ -121,6 +121,14 @@ impl Aws {
         })
     }
 
+    /// `work` with [`Aws::account_id`] beside it: an endpoint that never answers, a closed
+    /// port or refused credentials end it within seconds, saying which, rather than after the
+    /// retries of every read in `work`. No deeper: the check waits beside the first wave.
+    pub async fn checked<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let (_, done) = tokio::try_join!(self.account_id(), work)?;
+        Ok(done)
+    }
+
     /// The account the credentials belong to; the first call, so an endpoint that cannot be
     /// reached, or bad credentials, fail here, quickly and saying which.
     pub async fn account_id(&self) -> Result<String> {

@@ -102,7 +102,7 @@ impl Throttle {
     /// Sized for a token endpoint: a client asks once per session and again when its token
     /// expires, so 20 a second (72,000 tokens an hour) is far beyond an app's honest need,
     /// while a leaked URL in a loop costs at most that, upstream quota included. The burst lets
-    /// a page of 40 clients load at once. (README: "Throttling".)
+    /// a page of 40 clients load at once. (docs/security.md: "Throttling".)
     pub const DEFAULT: Throttle = Throttle { rate_limit: 20.0, burst_limit: 40 };
 }
 
@@ -144,7 +144,7 @@ impl Gateway {
 /// How many instances of the function may run at once behind a function URL, when not told:
 /// Lambda serves at most 10 requests a second an instance, so 5 lets through 50 a second at
 /// most (the REST API's default limit is 20, burst 40), while a token request of a few hundred
-/// milliseconds still gets about 15 a second. (README: "Gateways and costs".)
+/// milliseconds still gets about 15 a second. (docs/gateways-and-costs.md.)
 pub const DEFAULT_RESERVED_CONCURRENCY: i32 = 5;
 
 /// How `up` guards the endpoint and the secret.

@@ -90,7 +90,7 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
     let function_url = function_url.filter(|_| function_is_ours);
     let api = apis.stack_api(role.ours().and_then(|role| role.made_by_run.as_deref()));
     let apis = apis.list;
-    let http_api = http_apis.stack_api();
+    let http_api = http_apis.stack_api(role.ours().and_then(|role| role.made_by_run.as_deref()));
     let secret_access = secret_access.filter(|_| role.is_ours() == Some(true));
     Ok(Snapshot {
         role,

@@ -10,7 +10,14 @@ use tokendeploy_deploy::stack::DEFAULT_STACK_NAME;
 use tokendeploy_package::Arch;
 
 #[derive(Debug, Parser)]
-#[command(name = "tokendeploy", version, about = "Puts a secure token server on AWS in one command")]
+#[command(
+    name = "tokendeploy",
+    version,
+    about = "Puts a secure token server on AWS in one command",
+    after_help = "Start with `tokendeploy init --provider dolby|oauth2|twilio|livekit` (an env file to fill in), \
+                  then `tokendeploy up --region REGION --env-file token.env`. \
+                  Guides: docs/ at https://github.com/tokendeploy/tokendeploy"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -18,11 +25,23 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build the token function and create or update every resource of the stack.
+    /// Write an env file to start from, commented, for a token provider.
     ///
-    /// The app's key and secret are read from CONSUMER_KEY and CONSUMER_SECRET in the
-    /// environment or in --env-file, never from a flag. ALLOWED_ORIGINS is required too;
-    /// TOKEN_URL and TOKEN_PROVIDER are optional.
+    /// The file lists the provider's variables with placeholders for your key and secret, and
+    /// the web origins that may ask for tokens; fill it in, then pass it to `up` and `serve`
+    /// with --env-file. It is written readable by you alone, and an existing file is left as it
+    /// is unless --force.
+    Init(InitArgs),
+    /// Create or update every resource of the stack, and print the URL that serves tokens.
+    ///
+    /// Deploys the token function this tokendeploy version carries (or --zip, or --build) as a
+    /// Lambda function, behind an API Gateway REST API by default (--gateway http or url for the
+    /// cheaper ones), with its role, log group and invoke permission; a re-run converges and
+    /// changes only what differs. The provider (--provider dolby, oauth2, twilio or livekit;
+    /// default TOKEN_PROVIDER, else dolby) takes its key and secret from the environment or
+    /// --env-file, never from a flag; `tokendeploy init --provider NAME` writes a file to start
+    /// from, and docs/configuration.md lists every variable. ALLOWED_ORIGINS (or --allow-origin)
+    /// is required.
     Up(UpArgs),
     /// Show what `up` would create or update, changing nothing.
     Plan(DeployArgs),
@@ -32,7 +51,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Delete everything `up` made for the stack in the region (or regions), and nothing else.
     Down(DownArgs),
-    /// Build the token function and write the deterministic zip that `up --zip` deploys.
+    /// Write the token function's zip, byte for byte what `up` deploys (`up --zip` takes it).
+    ///
+    /// The function this tokendeploy version carries, or, with --build, function/ of this
+    /// checkout built now.
     Package(PackageArgs),
     /// Check that the deployed stack answers, through its URL, as the app will ask.
     ///
@@ -207,6 +229,21 @@ pub struct DownArgs {
     /// Delete without asking. Required when standard input is not a terminal.
     #[arg(long)]
     pub yes: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The token provider: dolby, oauth2, twilio or livekit.
+    #[arg(long, value_parser = parse_provider)]
+    pub provider: ProviderKind,
+    /// Where to write it; `-` prints it on stdout.
+    #[arg(long, default_value = "token.env")]
+    pub file: PathBuf,
+    /// Overwrite the file if it exists.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -420,8 +457,9 @@ fn parse_provider(name: &str) -> Result<ProviderKind, String> {
 /// Where the function's variables come from: shared by `up`, `plan`, `status` and `serve`.
 #[derive(Debug, Args)]
 pub struct SettingsArgs {
-    /// A dotenv file with CONSUMER_KEY, CONSUMER_SECRET, ALLOWED_ORIGINS, ...; variables already
-    /// in the environment take precedence.
+    /// A dotenv file with the provider's variables (`tokendeploy init --provider NAME` writes one
+    /// to fill in; docs/configuration.md lists them); variables already in the environment take
+    /// precedence.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
     /// The token provider: dolby, oauth2, twilio or livekit [default: TOKEN_PROVIDER, else

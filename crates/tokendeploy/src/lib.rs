@@ -9,6 +9,7 @@ mod embedded;
 mod regions;
 mod settings;
 mod signals;
+mod starting_files;
 
 use std::process::ExitCode;
 

@@ -30,12 +30,6 @@ pub enum Regions {
     Several(Vec<String>),
 }
 
-/// `--all-regions`: the regions where the stack has anything, as several (even one or none,
-/// so the result has the same shape).
-pub async fn holding(args: &crate::cli::AwsArgs) -> Result<Regions> {
-    Ok(Regions::Several(crate::commands::regions_holding(args).await?))
-}
-
 /// `--region` read and checked before any AWS call: every name well formed, none twice, all of
 /// one partition (an account lives in one; its credentials work in no other).
 pub fn parse(region: Option<&str>, stack_name: &str) -> Result<Regions, UsageError> {
@@ -86,32 +80,48 @@ impl Finished {
     }
 }
 
+/// What every region's run is given alike: the function's code for `up`, `plan` and `status`,
+/// nothing for the others.
+pub trait Given: Clone {
+    /// Made ready once for several regions, so each gets the same, made once (a zip built
+    /// once, not once a region).
+    fn once_for_all(self) -> Result<Self>;
+}
+
+impl Given for () {
+    fn once_for_all(self) -> Result<Self> {
+        Ok(())
+    }
+}
+
+impl Given for CodeSource {
+    fn once_for_all(self) -> Result<Self> {
+        Ok(CodeSource::Zip(self.artifact()?))
+    }
+}
+
 /// Runs `in_region` where `regions` says: in the one region with the console's progress (and
-/// the test hook that kills a run after a step), or in each of several with [`each`].
-/// `source` is where the function's zip comes from; several regions get the same zip, made
-/// once.
-pub async fn run<F>(
-    regions: Regions,
-    output: &OutputArgs,
-    source: Option<CodeSource>,
-    in_region: F,
-) -> Result<Outcome>
+/// the test hook that kills a run after a step), or in each of several with [`each`], each
+/// given `given`.
+pub async fn run<G, F>(regions: Regions, output: &OutputArgs, given: G, in_region: F) -> Result<Outcome>
 where
-    F: AsyncFn(Option<String>, Option<CodeSource>, &dyn Progress, &dyn Fn(&str)) -> Result<Finished>,
+    G: Given,
+    F: AsyncFn(Option<String>, G, &dyn Progress, &dyn Fn(&str)) -> Result<Finished>,
 {
     match regions {
         Regions::One(region) => {
             let console = Console::new(output);
             let progress = AbortAfter::from_env(&console);
-            let finished = in_region(region, source, &progress, &|line| console.tell(line)).await;
+            let finished = in_region(region, given, &progress, &|line| console.tell(line)).await;
             console.clear();
             finished?.print(output.output)
         }
         Regions::Several(list) => {
-            let artifact = source.map(|source| source.artifact()).transpose()?;
+            // Nothing to make for no region (`--all-regions` that found none).
+            let given = if list.is_empty() { given } else { given.once_for_all()? };
             each(list, output, |region, lines| {
-                let (in_region, source) = (&in_region, artifact.clone().map(CodeSource::Zip));
-                async move { in_region(Some(region), source, &lines, &|line| lines.tell(line)).await }
+                let (in_region, given) = (&in_region, given.clone());
+                async move { in_region(Some(region), given, &lines, &|line| lines.tell(line)).await }
             })
             .await
         }

@@ -12,6 +12,7 @@ use tokendeploy_config::{
 use tokendeploy_deploy::FunctionEnvironment;
 
 use crate::UsageError;
+use crate::starting_files;
 
 /// Every variable any provider reads: the names `up` manages on the function, so those of
 /// another provider left from an earlier `up` are removed.
@@ -52,10 +53,19 @@ pub fn known_environment(env_file: Option<&Path>, flags: Flags) -> Result<Functi
 }
 
 /// What `up` should say before it deploys: a function that mints a token for whoever a
-/// request names gives anyone a token for anyone.
+/// request names gives anyone a token for anyone; one still holding the example values `init`
+/// wrote gives no working token at all.
 pub fn warnings(environment: &FunctionEnvironment) -> Vec<String> {
     let config = Config::from_lookup(|name| environment.variables.get(name).cloned());
     let mut warnings = Vec::new();
+    let examples = starting_files::examples_left(provider_of(&environment.variables), &environment.variables);
+    if !examples.is_empty() {
+        let (holds, values) = if examples.len() == 1 { ("holds", "value") } else { ("hold", "values") };
+        warnings.push(format!(
+            "warning: {} still {holds} the example {values} `tokendeploy init` wrote: put your own in (docs/configuration.md), or no token will work",
+            examples.join(", ")
+        ));
+    }
     if let Ok(Some(IdentitySettings::Trust)) = config.map(|config| config.identity) {
         warnings.push("warning: IDENTITY_MODE=trust: the function mints a token for whatever identity a request names, so anyone can get a token as anyone; for demos only, use IDENTITY_MODE=jwt in production".into());
     }
@@ -186,7 +196,7 @@ const ENV_FILE_LIMIT: u64 = 1024 * 1024;
 /// starting with `#` are skipped, a leading `export` and blanks are allowed, and one pair of matching
 /// quotes around the whole value is removed. Errors name the line, never its content: it
 /// may hold a secret.
-fn parse_env_file(bytes: &[u8]) -> std::result::Result<BTreeMap<String, String>, String> {
+pub(crate) fn parse_env_file(bytes: &[u8]) -> std::result::Result<BTreeMap<String, String>, String> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
         format!("line {line} is not UTF-8 text")
@@ -260,7 +270,7 @@ const LAMBDA_ENVIRONMENT_LIMIT: usize = 4096;
 fn usage_message(error: &ConfigError) -> String {
     match error {
         ConfigError::Missing(name) => format!(
-            "{name} is not set: export it or put it in a file passed with --env-file (see README: Configuration); nothing was deployed"
+            "{name} is not set: export it or put it in a file passed with --env-file (see docs/configuration.md); nothing was deployed"
         ),
         ConfigError::Invalid { variable, expected } => {
             format!("{variable} must be {expected}; nothing was deployed")
@@ -280,18 +290,23 @@ mod tests {
     }
 
     #[test]
-    fn every_example_env_file_is_a_complete_configuration_of_its_provider() {
-        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-        for (file, provider) in [
-            ("token.env", ProviderKind::Dolby),
-            ("oauth2.env", ProviderKind::Oauth2),
-            ("twilio.env", ProviderKind::Twilio),
-            ("livekit.env", ProviderKind::Livekit),
-        ] {
-            let variables = read_env_file(&examples.join(file)).unwrap();
+    fn every_env_file_init_writes_is_a_complete_configuration_of_its_provider_with_its_examples_named() {
+        for provider in ProviderKind::ALL {
+            let text = starting_files::env_file(provider);
+            let variables = parse_env_file(text.as_bytes()).unwrap();
             let environment = validated(pick(|name| variables.get(name).cloned()), false).unwrap();
-            assert_eq!(provider_of(&environment.variables), provider, "{file}");
-            assert!(warnings(&environment).is_empty(), "{file}");
+            assert_eq!(provider_of(&environment.variables), provider, "{}", provider.name());
+            assert!(text.contains(&format!("init --provider {}", provider.name())));
+            // Its key and secret, at least, are examples to replace; the origins are a choice.
+            let warned = warnings(&environment);
+            assert_eq!(warned.len(), 1, "{warned:?}");
+            let secret = provider.secret_variables().next().unwrap().name;
+            assert!(warned[0].contains(secret), "{}: {}", provider.name(), warned[0]);
+            assert!(!warned[0].contains("ALLOWED_ORIGINS"), "{}", warned[0]);
+            // Values of one's own are not examples.
+            let mut own = environment.variables.clone();
+            own.insert(secret.to_string(), "mine".into());
+            assert!(!starting_files::examples_left(provider, &own).contains(&secret));
         }
     }
 

@@ -131,11 +131,20 @@ pub struct Found {
 }
 
 impl Found {
-    /// The stack's API: of several of ours the one every twin keeps, with the others as its
-    /// duplicates.
-    pub fn stack_api(&self) -> Option<HttpApiState> {
-        let kept = twins::kept(&self.ours)?;
-        let duplicates = self.ours.iter().filter(|api| api.id != kept.id).map(|api| api.id.clone()).collect();
+    /// The stack's API, of several of ours the one to keep, by the rule a REST API's is kept:
+    /// the one made by the run that made the role (`role_maker`: it won the stack, and its
+    /// twins go on with its API), else the one that serves (it has its stage), else the oldest.
+    /// The others are its duplicates, to remove, but for those another run is building now:
+    /// that run removes its own if it must. (Keeping the oldest alone, a late run removed the
+    /// role maker's API while the maker's twins went on with it.)
+    pub fn stack_api(&self, role_maker: Option<&str>) -> Option<HttpApiState> {
+        let rank = |api: &HttpApiState| {
+            let by_maker = role_maker.is_some() && api.run.as_deref() == role_maker;
+            (!by_maker, api.stage.is_none(), api.created, api.id.clone())
+        };
+        let kept = self.ours.iter().min_by_key(|api| rank(api))?;
+        let others = self.ours.iter().filter(|api| api.id != kept.id && !api.being_built_by_another_run());
+        let duplicates = others.map(|api| api.id.clone()).collect();
         Some(HttpApiState { duplicates, ..kept.clone() })
     }
 }

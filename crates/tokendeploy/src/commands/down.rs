@@ -1,38 +1,72 @@
+use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use tokendeploy_deploy::down::{Resource, down, to_delete};
-use tokendeploy_deploy::{Aws, Progress, Snapshot, Stack, snapshot};
-use tokendeploy_package::CodeSource;
+use tokendeploy_deploy::{Aws, Progress, Snapshot, Stack, discover, snapshot};
 
 use crate::cli::DownArgs;
-use crate::commands::connect;
+use crate::commands::{connect, find_stack};
 use crate::regions::{self, Finished, Regions};
 use crate::{Outcome, UsageError};
 
 pub async fn run(args: DownArgs) -> Result<Outcome> {
-    let regions = match args.all_regions {
-        false => regions::parse(args.aws.region.as_deref(), &args.aws.name)?,
-        true => regions::holding(&args.aws).await?,
+    // Each region's stack as read before anything is deleted anywhere, so one question covers
+    // every region: by `--all-regions` while it finds the stack (the read starts as soon as a
+    // region says it holds it), or for a list without `--yes`. `down` deletes from that read.
+    let (regions, read_first) = match args.all_regions {
+        true => {
+            let found =
+                find_stack(&args.aws, async |aws, stack| match discover::holds_stack(&aws, &stack).await? {
+                    true => {
+                        let region = stack.region.clone();
+                        Ok(Some(Read::of(aws, stack).await.with_context(|| format!("in {region}"))?))
+                    }
+                    false => Ok(None),
+                })
+                .await?;
+            (Regions::Several(found.iter().map(|(region, _)| region.clone()).collect()), found)
+        }
+        false => match regions::parse(args.aws.region.as_deref(), &args.aws.name)? {
+            Regions::Several(list) if !args.yes => {
+                let reads = list.iter().map(async |region| {
+                    let read =
+                        doomed_in(&args, Some(region.clone())).await.with_context(|| format!("in {region}"));
+                    anyhow::Ok((region.clone(), read?))
+                });
+                let found = futures::future::try_join_all(reads).await?;
+                (Regions::Several(list), found)
+            }
+            regions => (regions, Vec::new()),
+        },
     };
-    if let (Regions::Several(list), false) = (&regions, args.yes) {
-        // One question for every region, before anything is deleted anywhere.
-        let reads = list.iter().map(|region| doomed_in(&args, Some(region.clone())));
-        let found = futures::future::try_join_all(reads).await?;
-        let doomed: Vec<(String, Vec<Resource>)> =
-            list.iter().cloned().zip(found.into_iter().map(|read| read.doomed)).collect();
-        if doomed.iter().any(|(_, resources)| !resources.is_empty()) {
+    if matches!(regions, Regions::Several(_)) && !args.yes {
+        let doomed: Vec<(&str, &[Resource])> = read_first
+            .iter()
+            .filter(|(_, read)| !read.doomed.is_empty())
+            .map(|(region, read)| (region.as_str(), read.doomed.as_slice()))
+            .collect();
+        if !doomed.is_empty() {
             confirm(&args.aws.name, &doomed)?;
         }
     }
+    let read_first: HashMap<String, Read> = read_first.into_iter().collect();
     let one_region = matches!(regions, Regions::One(_));
-    let in_region = async |region, _: Option<CodeSource>, progress: &dyn Progress, _: &dyn Fn(&str)| {
-        let Read { aws, stack, found, doomed } = doomed_in(&args, region).await?;
+    let in_region = async |region: Option<String>, _: (), progress: &dyn Progress, _: &dyn Fn(&str)| {
+        let read_now;
+        let read = match region.as_ref().and_then(|region| read_first.get(region)) {
+            Some(read) => read,
+            None => {
+                read_now = doomed_in(&args, region).await?;
+                &read_now
+            }
+        };
+        let Read { aws, stack, found, doomed } = read;
         if one_region && !doomed.is_empty() && !args.yes {
-            confirm(&stack.name, &[(stack.region.clone(), doomed)])?;
+            confirm(&stack.name, &[(stack.region.as_str(), doomed.as_slice())])?;
         }
         // With nothing of ours left this deletes nothing and reports what was left alone.
-        let report = down(&aws, &stack, &found, progress).await?;
+        let report = down(aws, stack, found, progress).await?;
         Finished::of(Outcome::Done, &report, |report| {
             let mut lines = Vec::new();
             if report.deleted.is_empty() {
@@ -43,7 +77,7 @@ pub async fn run(args: DownArgs) -> Result<Outcome> {
             lines.join("\n")
         })
     };
-    regions::run(regions, &args.output, None, in_region).await
+    regions::run(regions, &args.output, (), in_region).await
 }
 
 /// The stack in one region as `down` found it, and what it would delete.
@@ -54,18 +88,24 @@ struct Read {
     doomed: Vec<Resource>,
 }
 
+impl Read {
+    async fn of(aws: Aws, stack: Stack) -> Result<Self> {
+        let found = aws.checked(async { Ok(snapshot::read(&aws, &stack).await?) }).await?;
+        let doomed = to_delete(&found, &stack);
+        Ok(Self { aws, stack, found, doomed })
+    }
+}
+
 async fn doomed_in(args: &DownArgs, region: Option<String>) -> Result<Read> {
     let (aws, stack) = connect(&args.aws, region).await?;
-    let found = snapshot::read(&aws, &stack).await?;
-    let doomed = to_delete(&found, &stack);
-    Ok(Read { aws, stack, found, doomed })
+    Read::of(aws, stack).await
 }
 
 /// Asks on a terminal; elsewhere (CI) refuses at once rather than wait for an answer.
 /// `doomed`: what goes, by region.
-fn confirm(name: &str, doomed: &[(String, Vec<Resource>)]) -> Result<()> {
+fn confirm(name: &str, doomed: &[(&str, &[Resource])]) -> Result<()> {
     let count: usize = doomed.iter().map(|(_, resources)| resources.len()).sum();
-    let regions: Vec<&str> = doomed.iter().map(|(region, _)| region.as_str()).collect();
+    let regions: Vec<&str> = doomed.iter().map(|(region, _)| *region).collect();
     let regions = regions.join(", ");
     if !std::io::stdin().is_terminal() {
         return Err(UsageError(format!(
@@ -74,9 +114,9 @@ fn confirm(name: &str, doomed: &[(String, Vec<Resource>)]) -> Result<()> {
         .into());
     }
     let mut stderr = std::io::stderr();
-    for (region, resources) in doomed.iter().filter(|(_, resources)| !resources.is_empty()) {
+    for (region, resources) in doomed {
         writeln!(stderr, "tokendeploy down will delete, in {region}:")?;
-        for resource in resources {
+        for resource in *resources {
             writeln!(stderr, "  {} {}", resource.kind, resource.id)?;
         }
     }

@@ -55,7 +55,7 @@ async fn tail(
     let region = named.then_some(stack.region.as_str());
     let since = now_ms() - args.since.as_millis() as i64;
     let mut tail = Tail::default();
-    let events = logs::read(&aws, &stack, since).await?;
+    let events = aws.checked(logs::read(&aws, &stack, since)).await?;
     let mut latest = events.iter().map(|event| event.timestamp).max().unwrap_or(since);
     show(&tail.feed(&events, now_ms()), args.output, region)?;
     if !args.follow {

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share: connecting, and finding the code.
 
 mod down;
+mod init;
 mod logs;
 mod package;
 mod plan;
@@ -23,6 +24,7 @@ use crate::{Outcome, UsageError};
 
 pub async fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
+        Command::Init(args) => init::run(args).await,
         Command::Up(args) => up::run(args).await,
         Command::Plan(args) => plan::run(args).await,
         Command::Status(args) => status::run(args).await,
@@ -37,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<Outcome> {
 /// How the command prints its result (and, as JSON, a failure).
 pub fn output_format(command: &Command) -> OutputFormat {
     match command {
+        Command::Init(args) => args.output.output,
         Command::Up(args) => args.deploy.output.output,
         Command::Plan(args) => args.output.output,
         Command::Status(args) => args.deploy.output.output,
@@ -59,6 +62,7 @@ pub fn if_interrupted(command: &Command) -> Option<&'static str> {
             Some("down stopped part way; some of the stack may be left: run down again to remove the rest")
         }
         Command::Package(_) => Some("package stopped before it wrote its zip"),
+        Command::Init(_) => Some("init stopped; its file may be part written: run init --force again"),
         Command::Plan(_) | Command::Status(_) | Command::Verify(_) => Some("nothing was changed"),
         Command::Logs(_) | Command::Serve(_) => None,
     }
@@ -110,17 +114,24 @@ fn security(args: &SecurityArgs, environment: &FunctionEnvironment) -> Result<Se
     }
 }
 
-/// The regions enabled for the account where the stack has anything ([`discover`]), each
-/// asked side by side, in the order AWS lists them.
-pub(crate) async fn regions_holding(args: &AwsArgs) -> Result<Vec<String>> {
-    let (aws, _) = connect(args, args.region.clone()).await?;
-    let enabled = discover::enabled_regions(&aws).await?;
-    let holds = enabled.iter().map(|region| async move {
-        let (aws, stack) = connect(args, Some(region.clone())).await?;
-        discover::holds_stack(&aws, &stack).await
-    });
-    let holds = futures::future::try_join_all(holds).await?;
-    Ok(enabled.into_iter().zip(holds).filter_map(|(region, holds)| holds.then_some(region)).collect())
+/// `--all-regions`: what `ask` finds of the stack in each region enabled for the account
+/// ([`discover::find_stack`]), for the regions where it finds something, in the order AWS lists
+/// them.
+pub(crate) async fn find_stack<T>(
+    args: &AwsArgs,
+    ask: impl AsyncFn(Aws, Stack) -> Result<Option<T>>,
+) -> Result<Vec<(String, T)>> {
+    // Where the account's regions are listed from: the profile's region, else (none set
+    // anywhere, which --all-regions must not require) us-east-1.
+    let home = match connect(args, args.region.clone()).await {
+        Ok((home, _)) => home,
+        Err(_) => connect(args, Some("us-east-1".into())).await?.0,
+    };
+    discover::find_stack(&home, async |region| {
+        let (aws, stack) = connect(args, Some(region)).await?;
+        ask(aws, stack).await
+    })
+    .await
 }
 
 /// Clients for `region` (else the profile's), and the stack checked against it; no AWS call

@@ -1,13 +1,14 @@
 use anyhow::Result;
 use serde::Serialize;
 use tokendeploy_deploy::Progress;
+use tokendeploy_deploy::discover::holds_stack;
 use tokendeploy_deploy::status::{StatusReport, environment_to_compare, status};
 use tokendeploy_deploy::up::prepare;
 use tokendeploy_package::CodeSource;
 
 use crate::Outcome;
 use crate::cli::StatusArgs;
-use crate::commands::{code_source, connect};
+use crate::commands::{code_source, connect, find_stack};
 use crate::display::print_result;
 use crate::regions::{self, Finished, Regions};
 use crate::settings::{always_set, known_environment, provider_of};
@@ -32,7 +33,13 @@ pub async fn run(StatusArgs { deploy: args, all_regions }: StatusArgs) -> Result
     let (source, code_line) = code_source(&args.code, args.arch.into(), true)?;
     let regions = match all_regions {
         false => regions::parse(args.aws.region.as_deref(), &args.aws.name)?,
-        true => regions::holding(&args.aws).await?,
+        // The regions where the stack has anything, as several (even one or none, so the
+        // result has the same shape).
+        true => {
+            let found =
+                find_stack(&args.aws, async |aws, stack| Ok(holds_stack(&aws, &stack).await?.then_some(())));
+            Regions::Several(found.await?.into_iter().map(|(region, ())| region).collect())
+        }
     };
     if matches!(&regions, Regions::Several(list) if list.is_empty()) {
         // Nowhere is as incomplete as a stack gets.
@@ -43,11 +50,7 @@ pub async fn run(StatusArgs { deploy: args, all_regions }: StatusArgs) -> Result
         })?;
         return Ok(Outcome::OutOfSync);
     }
-    let in_region = async |region,
-                           source: Option<CodeSource>,
-                           progress: &dyn Progress,
-                           tell: &dyn Fn(&str)| {
-        let source = source.ok_or_else(|| anyhow::anyhow!("status was given no code"))?;
+    let in_region = async |region, source: CodeSource, progress: &dyn Progress, tell: &dyn Fn(&str)| {
         let (aws, stack) = connect(&args.aws, region).await?;
         tell(&code_line);
         let known = known.clone();
@@ -66,7 +69,7 @@ pub async fn run(StatusArgs { deploy: args, all_regions }: StatusArgs) -> Result
         let outcome = if report.in_sync { Outcome::Done } else { Outcome::OutOfSync };
         Finished::of(outcome, &report, text)
     };
-    regions::run(regions, &args.output, Some(source), in_region).await
+    regions::run(regions, &args.output, source, in_region).await
 }
 
 fn text(report: &StatusReport) -> String {

@@ -24,12 +24,10 @@ pub async fn run(args: UpArgs) -> Result<Outcome> {
         say(&warning);
     }
     let asked = Asked { args: &args, environment, security, checking, code_line };
-    let in_region =
-        async |region, source: Option<CodeSource>, progress: &dyn Progress, tell: &dyn Fn(&str)| {
-            let source = source.ok_or_else(|| anyhow::anyhow!("up was given no code"))?;
-            asked.in_region(region, source, progress, tell).await
-        };
-    regions::run(regions, &deploy.output, Some(source), in_region).await
+    let in_region = async |region, source: CodeSource, progress: &dyn Progress, tell: &dyn Fn(&str)| {
+        asked.in_region(region, source, progress, tell).await
+    };
+    regions::run(regions, &deploy.output, source, in_region).await
 }
 
 /// What `up` was asked, checked.

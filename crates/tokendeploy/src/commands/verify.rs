@@ -5,7 +5,6 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use tokendeploy_deploy::verify::{VerifyOptions, VerifyReport, verify};
 use tokendeploy_deploy::{Aws, Progress, Stack};
-use tokendeploy_package::CodeSource;
 
 use crate::cli::{VerifyArgs, VerifyFlags};
 use crate::commands::connect;
@@ -16,12 +15,12 @@ use crate::{Outcome, UsageError};
 pub async fn run(args: VerifyArgs) -> Result<Outcome> {
     let options = options(&args.checking)?;
     let regions = regions::parse(args.aws.region.as_deref(), &args.aws.name)?;
-    let in_region = async |region, _: Option<CodeSource>, _: &dyn Progress, tell: &dyn Fn(&str)| {
+    let in_region = async |region, _: (), _: &dyn Progress, tell: &dyn Fn(&str)| {
         let (aws, stack) = connect(&args.aws, region).await?;
-        let report = check(&aws, &stack, &options, tell).await?;
+        let report = aws.checked(check(&aws, &stack, &options, tell)).await?;
         Finished::of(outcome(&report), &report, text)
     };
-    regions::run(regions, &args.output, None, in_region).await
+    regions::run(regions, &args.output, (), in_region).await
 }
 
 /// The options the flags give, read before any AWS call: a bearer file that cannot be read is

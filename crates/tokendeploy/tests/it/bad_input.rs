@@ -1,4 +1,4 @@
-//! The README's table of bad inputs, as a test: each gets exit 2 and one line saying what is
+//! The table of bad inputs in docs/errors.md, as a test: each gets exit 2 and one line saying what is
 //! wrong, before any AWS call, changing nothing in the account and printing no secret.
 
 use std::io::Write;
@@ -66,6 +66,7 @@ fn cases(dir: &Path) -> Vec<Case> {
     );
     let no_equals = write(dir, "noeq.env", format!("{SECRET}\n").as_bytes());
     let two_words = write(dir, "bearer.txt", b"one two\n");
+    let filled_in = write(dir, "filled-in.env", b"CONSUMER_KEY=mine\n");
     let not_zip = write(dir, "not.zip", b"plain text");
     let big = dir.join("big.zip");
     std::fs::File::create(&big).unwrap().set_len(51 * 1024 * 1024).unwrap();
@@ -253,6 +254,27 @@ fn cases(dir: &Path) -> Vec<Case> {
         case(&["verify", "--wait", "5000"], &[], "5000 is not in 0..=900"),
         case(&["logs", "--since", "10y"], &[], "must end in s, m, h or d, such as 10m"),
         case(&["logs", "--since", "30d"], &[], "must be from 1s to 14d"),
+        case(&["init", "--provider", "zoom"], &[], "invalid value 'zoom' for '--provider <PROVIDER>'"),
+        case(
+            &["init", "--provider", "dolby", "--file", &filled_in],
+            &[],
+            "exists already and was left as it is: pass --force to overwrite it",
+        ),
+        case(
+            &["init", "--provider", "dolby", "--file", dir.to_str().unwrap(), "--force"],
+            &[],
+            "is a directory: name a file, such as",
+        ),
+        case(
+            &["init", "--provider", "dolby", "--file", "-", "--force"],
+            &[],
+            "--file - prints the file itself on stdout: --force and --output json have no use with it",
+        ),
+        case(
+            &["init", "--provider", "dolby", "--file", "a\nb"],
+            &[],
+            "name a file with no control character in its name",
+        ),
     ]
 }
 
@@ -265,8 +287,8 @@ async fn each_bad_input_gets_exit_2_one_line_and_changes_nothing() {
     let before = snapshot(&aws).await;
     // Every AWS call goes through a recorder: a bad input must be refused before the first.
     let recorder = FaultProxy::recording(&harness.moto.endpoint()).await.unwrap();
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+    let table = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
+    let table = std::fs::read_to_string(table).unwrap();
     let cases = cases(&harness.dir);
     for case in &cases {
         let mut env = harness.env();
@@ -308,9 +330,11 @@ async fn each_bad_input_gets_exit_2_one_line_and_changes_nothing() {
         assert!(line.contains(&case.says), "{shown}: wanted {:?} in {line}", case.says);
         assert!(run.stdout.is_empty(), "{shown}: {}", run.stdout);
         run.assert_no_secret();
-        assert!(readme.contains(&case.says.replace('\\', "")), "README's table lacks {:?}", case.says);
+        assert!(table.contains(&case.says.replace('\\', "")), "docs/errors.md's table lacks {:?}", case.says);
     }
     assert_eq!(snapshot(&aws).await, before, "no bad input changed the account");
+    let filled_in = std::fs::read(harness.dir.join("filled-in.env")).unwrap();
+    assert_eq!(filled_in, b"CONSUMER_KEY=mine\n", "init left an existing file as it was");
     eprintln!("{} bad inputs tried, each refused with one line and no change", cases.len());
 }
 

@@ -66,7 +66,9 @@ async fn concurrent_ups_of_a_fresh_http_api_stack_end_with_one_http_api() {
         assert!(finished.iter().any(|r| r.code == 0), "{name}: no run finished");
         let apis = aws.apigatewayv2.get_apis().send().await.unwrap();
         let ours = apis.items().iter().filter(|api| api.name() == Some(name)).count();
-        assert_eq!(ours, 1, "{name}: one HTTP API");
+        let said: Vec<String> =
+            finished.iter().map(|run| format!("exit {}:\n{}", run.code, run.stderr)).collect();
+        assert_eq!(ours, 1, "{name}: one HTTP API; the runs said:\n{}", said.join("\n"));
         let again = harness.up(&["--name", name, "--gateway", "http"]);
         again.assert_success();
         let changed: Vec<(String, String)> =

@@ -97,7 +97,7 @@ async fn an_http_apis_jwt_authorizer_turns_away_unproven_callers_before_the_func
         ("another audience", Some(bearer(&issuer, Algorithm::RS256, json!({"aud": "other-app"})))),
         ("expired", Some(bearer(&issuer, Algorithm::RS256, json!({"exp": 1_000_000_000u64})))),
         ("another issuer", Some(bearer(&issuer, Algorithm::RS256, json!({"iss": "https://evil.example"})))),
-        // The function would take it; API Gateway checks RSA signatures only (README).
+        // The function would take it; API Gateway checks RSA signatures only (docs/gateways-and-costs.md).
         ("signed with ES256", Some(bearer(&issuer, Algorithm::ES256, json!({})))),
         ("garbage", Some("Bearer not.a.token".to_string())),
     ];

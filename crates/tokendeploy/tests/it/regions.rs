@@ -94,17 +94,32 @@ async fn several_regions_converge_side_by_side_and_one_that_fails_fails_alone() 
     let down = harness.run_with(&["down", "--output", "json", "--yes", "--region", THREE], &env);
     down.assert_success();
 
-    // A stack in a region no list named, forgotten: --all-regions finds it, and only it.
+    // Stacks in regions no list named, forgotten: --all-regions finds them, and only them,
+    // in a default region and in an opt-in region the account enabled (asked once the
+    // account's regions are listed).
+    let opt_in = harness.aws("ap-east-1").await;
+    up(&["--region", "ap-east-1"]).assert_success();
     up(&["--region", "sa-east-1"]).assert_success();
     let all = ["--output", "json", "--all-regions"];
+    let found_in =
+        |run: &Run| -> Vec<String> { by_region(run).into_iter().map(|(region, _, _)| region).collect() };
     let found = harness.run_with(&[&["status", "--zip", &zip][..], &all].concat(), &env);
     assert_eq!(found.code, 0, "{}", found.stdout);
-    let found: Vec<String> = by_region(&found).into_iter().map(|(region, _, _)| region).collect();
-    assert_eq!(found, ["sa-east-1"]);
+    assert_eq!(found_in(&found), ["sa-east-1"], "ap-east-1 is not enabled for the account");
+    opt_in.account.enable_region().region_name("ap-east-1").send().await.unwrap();
+    let found = harness.run_with(&[&["status", "--zip", &zip][..], &all].concat(), &env);
+    assert_eq!(found_in(&found), ["sa-east-1", "ap-east-1"]);
+    // Without --yes and a terminal: one refusal naming both regions, nothing deleted.
+    let unasked = harness.run_with(&["down", "--all-regions"], &env);
+    assert_eq!(unasked.code, 2, "{}", unasked.stderr);
+    assert!(unasked.stderr.contains("in sa-east-1, ap-east-1; pass --yes"), "{}", unasked.stderr);
+    assert_eq!(function_names(&opt_in).await, ["token-server"]);
+    assert_eq!(function_names(&harness.aws("sa-east-1").await).await, ["token-server"]);
     let removed = harness.run_with(&[&["down", "--yes"][..], &all].concat(), &env);
     removed.assert_success();
-    assert_eq!(by_region(&removed)[0].0, "sa-east-1");
+    assert_eq!(found_in(&removed), ["sa-east-1", "ap-east-1"]);
     assert!(function_names(&harness.aws("sa-east-1").await).await.is_empty());
+    assert!(function_names(&opt_in).await.is_empty());
     let nowhere = harness.run_with(&[&["status", "--zip", &zip][..], &all].concat(), &env);
     assert_eq!(nowhere.code, 3, "{}", nowhere.stdout);
     assert_eq!(nowhere.json()["regions"], serde_json::json!([]));
@@ -121,27 +136,35 @@ async fn several_regions_converge_side_by_side_and_one_that_fails_fails_alone() 
 #[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
 async fn a_region_whose_services_fail_fails_alone_and_the_rerun_finishes_it() {
     let harness = Harness::start();
-    // Every call signed for eu-west-1 answers 503, as a region in trouble.
-    let troubled = |call: &Call| call.region == "eu-west-1";
-    let rules = vec![Rule::first(troubled, usize::MAX, Effect::Error(ErrorKind::Unavailable))];
-    let proxy = FaultProxy::start_with(&harness.moto.endpoint(), rules).await.unwrap();
     let zip = function_zip().to_str().unwrap().to_string();
-    let args = ["up", "--output", "json", "--zip", &zip, "--region", THREE];
-    let faulted = harness.run_through(&proxy, &args).await;
-    assert_eq!(faulted.code, 1, "{}", faulted.stderr);
-    let results = by_region(&faulted);
-    assert_eq!(results.iter().map(|(_, code, _)| *code).collect::<Vec<_>>(), [0, 1, 0]);
-    assert_eq!(results[1].2["kind"], "aws_call", "{}", results[1].2);
-    let said: Vec<&str> = faulted.stderr.lines().filter(|line| line.starts_with("error: ")).collect();
-    assert_eq!(said.len(), 1, "one line for the failed region: {}", faulted.stderr);
-    assert!(said[0].starts_with("error: eu-west-1: ") && said[0].contains("503"), "{}", said[0]);
+    // Every call signed for eu-west-1 answers 503, is throttled, or is never answered: a region
+    // in trouble. Each on a stack of its own.
+    let troubles = [
+        ("unavailable", Effect::Error(ErrorKind::Unavailable), "503"),
+        ("throttled", Effect::Error(ErrorKind::Throttling), "busy"),
+        ("unanswered", Effect::Hang, "cannot reach"),
+    ];
+    for (name, effect, says) in troubles {
+        let troubled = |call: &Call| call.region == "eu-west-1";
+        let rules = vec![Rule::first(troubled, usize::MAX, effect)];
+        let proxy = FaultProxy::start_with(&harness.moto.endpoint(), rules).await.unwrap();
+        let args = ["up", "--output", "json", "--zip", &zip, "--name", name, "--region", THREE];
+        let faulted = harness.run_through(&proxy, &args).await;
+        assert_eq!(faulted.code, 1, "{name}: {}", faulted.stderr);
+        let results = by_region(&faulted);
+        assert_eq!(results.iter().map(|(_, code, _)| *code).collect::<Vec<_>>(), [0, 1, 0], "{name}");
+        let said: Vec<&str> = faulted.stderr.lines().filter(|line| line.starts_with("error: ")).collect();
+        assert_eq!(said.len(), 1, "{name}: one line for the failed region: {}", faulted.stderr);
+        assert!(said[0].starts_with("error: eu-west-1: ") && said[0].contains(says), "{name}: {}", said[0]);
+        drop(proxy);
 
-    let again = harness.up(&["--region", THREE]);
-    again.assert_success();
-    let results = by_region(&again);
-    let changing: Vec<bool> = results.iter().map(|(_, _, result)| !changed(result).is_empty()).collect();
-    assert_eq!(changing, [false, true, false], "only the failed region changes");
-    assert_eq!(harness.status(&["--region", THREE]).code, 0);
+        let again = harness.up(&["--name", name, "--region", THREE]);
+        again.assert_success();
+        let results = by_region(&again);
+        let changing: Vec<bool> = results.iter().map(|(_, _, result)| !changed(result).is_empty()).collect();
+        assert_eq!(changing, [false, true, false], "{name}: only the failed region changes");
+        assert_eq!(harness.status(&["--name", name, "--region", THREE]).code, 0, "{name}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,4 +187,74 @@ async fn a_several_region_up_killed_at_any_moment_is_finished_by_the_next() {
             assert!(changed(&result).is_empty(), "killed after {after_ms} ms: {region}: {result}");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn on_a_terminal_each_region_has_a_line_that_ends_done_or_failed() {
+    let harness = Harness::start();
+    let mut env = harness.env();
+    foreign_function(&harness.aws("eu-west-1").await, "token-server").await;
+    let zip = function_zip().to_str().unwrap();
+    let args = [env!("CARGO_BIN_EXE_tokendeploy"), "up", "--zip", zip, "--region", THREE];
+    let line: Vec<String> = args.iter().map(|arg| shlex::try_quote(arg).unwrap().into_owned()).collect();
+    // util-linux's `script` gives the run a pseudo-terminal of its own and copies what it drew.
+    env.push(("PATH".into(), std::env::var("PATH").unwrap()));
+    env.push(("TERM".into(), "xterm-256color".into()));
+    let mut command = std::process::Command::new("script");
+    command.args(["-qec", &line.join(" "), "/dev/null"]).env_clear().envs(env);
+    let drawn = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    let drawn = String::from_utf8_lossy(&drawn.stdout).into_owned();
+    // Each region's line, last drawn: its name, then how it ended.
+    for (region, end) in
+        [("us-west-1", "✔ done"), ("eu-west-1", "✘ failed (below)"), ("ap-southeast-2", "✔ done")]
+    {
+        assert!(drawn.contains(&format!("{region:<17} {end}")), "{region} {end}: {drawn:?}");
+    }
+    assert!(drawn.contains("\u{1b}[1A"), "lines redrawn in place, as a terminal shows them: {drawn:?}");
+    assert!(drawn.contains("error: eu-west-1: "), "{drawn:?}");
+    assert_eq!(drawn.matches("us-west-1: http://").count(), 1, "one result a region: {drawn:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn all_regions_refused_the_account_s_regions_or_a_region_s_read_deletes_nothing_and_says_why() {
+    let harness = Harness::start();
+    harness.up(&["--region", "sa-east-1"]).assert_success();
+    harness.up(&["--region", "eu-west-1"]).assert_success();
+    let sa = harness.aws("sa-east-1").await;
+    let denied =
+        ErrorKind::custom(403, "AccessDeniedException", "not authorized to perform account:ListRegions");
+    let cases = [
+        (
+            Rule::first(|call: &Call| call.service == "account", usize::MAX, Effect::Error(denied)),
+            "account:ListRegions",
+        ),
+        // A region that answers the discovery, then fails the read of its stack.
+        (
+            Rule::first(
+                |call: &Call| call.region == "eu-west-1" && call.service == "lambda",
+                usize::MAX,
+                Effect::Error(ErrorKind::Unavailable),
+            ),
+            "in eu-west-1: ",
+        ),
+    ];
+    for (rule, says) in cases {
+        let proxy = FaultProxy::start_with(&harness.moto.endpoint(), vec![rule]).await.unwrap();
+        let run = harness.run_through(&proxy, &["down", "--yes", "--all-regions"]).await;
+        assert_eq!(run.code, 1, "{says}: {}", run.stderr);
+        let said: Vec<&str> = run.stderr.lines().filter(|line| line.starts_with("error: ")).collect();
+        assert_eq!(said.len(), 1, "{says}: one line: {}", run.stderr);
+        assert!(said[0].contains(says), "{says}: {}", said[0]);
+        // ListRegions is a POST that reads; every other call must read too.
+        let changing: Vec<String> = proxy
+            .calls()
+            .into_iter()
+            .filter(|call| call.mutating && call.service != "account")
+            .map(|call| call.operation)
+            .collect();
+        assert!(changing.is_empty(), "{says}: nothing deleted, but {changing:?}");
+    }
+    assert_eq!(function_names(&sa).await, ["token-server"]);
 }

@@ -479,7 +479,7 @@ async fn up_with_a_provider_sets_exactly_its_variables_and_refuses_a_missing_one
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert_eq!(
         refused.stderr.trim(),
-        "error: TWILIO_API_SECRET is not set: export it or put it in a file passed with --env-file (see README: Configuration); nothing was deployed"
+        "error: TWILIO_API_SECRET is not set: export it or put it in a file passed with --env-file (see docs/configuration.md); nothing was deployed"
     );
     let aws = harness.aws(REGION).await;
     assert!(role_names(&aws).await.is_empty() && function_names(&aws).await.is_empty());

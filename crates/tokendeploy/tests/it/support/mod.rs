@@ -315,6 +315,17 @@ pub type ServeLog = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildS
 /// `tokendeploy serve` with `env` and `args` (on a free loopback port unless they name one),
 /// and its base URL once it listens.
 pub async fn serve(env: &[(String, String)], args: &[&str]) -> (tokio::process::Child, String, ServeLog) {
+    let (child, line, lines) = serve_listening(env, args).await;
+    let base = line.split("serving tokens at ").nth(1).unwrap().split("/token").next().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    (child, base, lines)
+}
+
+/// `tokendeploy serve` as [`serve`] starts it, and the line it says it listens with.
+pub async fn serve_listening(
+    env: &[(String, String)],
+    args: &[&str],
+) -> (tokio::process::Child, String, ServeLog) {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let port: &[&str] = if args.contains(&"--port") { &[] } else { &["--port", "0"] };
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tokendeploy"))
@@ -331,17 +342,15 @@ pub async fn serve(env: &[(String, String)], args: &[&str]) -> (tokio::process::
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let started = tokio::time::timeout(std::time::Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(rest) = line.split("serving tokens at ").nth(1) {
-                return (line.clone(), rest.split("/token").next().unwrap().to_string());
+            if line.contains("serving tokens at ") {
+                return line;
             }
         }
         panic!("serve stopped before it listened");
     })
     .await
     .expect("serve listens within 30 s");
-    let (line, base) = started;
-    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
-    (child, base, lines)
+    (child, started, lines)
 }
 
 /// Dolby.io's token endpoint, standing in on loopback: the token `upstream-token` for the app's
