@@ -571,8 +571,9 @@ async fn function_chain(
         let ((), environment_report) =
             run_step(progress, Step::Environment, environment.summary(), set).await?;
         let removed = remove_secret(aws, desired, plan, &access, progress).await?;
-        // Nothing told: the gateway's chain failed, and its error is the one to tell.
-        let api_id = gateway_id.await.context("the gateway was not made")?;
+        // Nothing told: the gateway's chain failed, and its error is the one to tell; it ends
+        // the join once the chain has finished what it must (its key step may still run).
+        let Ok(api_id) = gateway_id.await else { return std::future::pending().await };
         let change = &plan.permission;
         let grant = permission::apply(aws, desired, change, api_id.as_deref(), progress);
         let ((), permission_report) = run_step(progress, Step::Permission, change.summary(), grant).await?;

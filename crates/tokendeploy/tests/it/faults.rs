@@ -196,3 +196,30 @@ async fn a_closed_port_fails_at_once_naming_the_endpoint_not_the_credentials() {
     let line = run.stderr.trim_end().lines().last().unwrap();
     assert_eq!(format!("error: {}", error["message"].as_str().unwrap()), line);
 }
+
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn a_refused_rest_api_is_the_error_told_while_the_other_chain_waits_for_it() {
+    let harness = Harness::start();
+    let refused = ErrorKind::custom(400, "BadRequestException", "Invalid REST API name");
+    let proxy = FaultProxy::start_with(
+        &harness.moto.endpoint(),
+        vec![Rule::first(
+            |call: &Call| call.is("apigateway", "POST /restapis"),
+            1000,
+            Effect::Error(refused),
+        )],
+    )
+    .await
+    .unwrap();
+    let zip = function_zip().to_str().unwrap();
+    // The key step outlasts the refused API (it settles with twins' keys): the function chain
+    // reaches the permission, which waits for the API, first.
+    let mut args = up_args(zip, "refused");
+    args.push("--api-key");
+    let run = harness.run_through(&proxy, &args).await;
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = run.stderr.trim_end().lines().last().unwrap();
+    assert!(line.contains("creating REST API") && line.contains("Invalid REST API name"), "{line}");
+    assert_eq!(run.json()["error"]["kind"], "aws_call", "{}", run.stdout);
+}
