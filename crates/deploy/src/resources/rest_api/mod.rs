@@ -19,7 +19,7 @@ use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
 
 use crate::aws::{APIGATEWAY_NOT_FOUND, Aws, AwsResultExt, MAX_PAGES};
 use crate::desired::{Desired, Gateway};
-use crate::error::AwsCallFailed;
+use crate::error::{AwsCallFailed, ConcurrentRun};
 use crate::resources::Lookup;
 use crate::retry::{
     APIGATEWAY_BUSY_LIMIT, Backoff, apigateway_deletion_refused, apigateway_passing_failure, retrying,
@@ -395,7 +395,7 @@ pub async fn apply(
             bail!("the stack asks for another gateway than a REST API")
         }
     };
-    Ok((wait_for_its_builder(aws, state, progress).await?, Settle::NotNeeded))
+    Ok((wait_for_its_builder(aws, stack, state, progress).await?, Settle::NotNeeded))
 }
 
 /// The stack's API the run `maker` is making, once it appears; `None` if it does not in
@@ -428,7 +428,13 @@ const BUILDER_QUIET: Duration = Duration::from_secs(3);
 /// An API another run made moments ago and has not finished is being built by that run:
 /// wait for it rather than build it twice (which would race over `{proxy+}`), then go on
 /// from what it built. A builder that stops changing it (killed) is waited for no longer.
-async fn wait_for_its_builder(aws: &Aws, mut state: ApiState, progress: &dyn Progress) -> Result<ApiState> {
+/// One removed meanwhile was a twin's copy it gave up for another's: that one is the stack's.
+async fn wait_for_its_builder(
+    aws: &Aws,
+    stack: &Stack,
+    mut state: ApiState,
+    progress: &dyn Progress,
+) -> Result<ApiState> {
     let (started, mut changed) = (std::time::Instant::now(), std::time::Instant::now());
     while state.being_built_by_another_run()
         && started.elapsed() < BUILDER_WAIT
@@ -436,7 +442,19 @@ async fn wait_for_its_builder(aws: &Aws, mut state: ApiState, progress: &dyn Pro
     {
         progress.note(Step::RestApi, "another run is building this REST API; waiting for it to finish");
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = ApiState { made: state.made.clone(), ..read(aws, &state.id).await? };
+        let now = match read(aws, &state.id).await {
+            Ok(now) => ApiState { made: state.made.clone(), ..now },
+            Err(error) if AwsCallFailed::answered(&error, APIGATEWAY_NOT_FOUND) => {
+                match find(aws, stack).await?.stack_api(None) {
+                    Lookup::Ours(kept) => kept,
+                    Lookup::Absent | Lookup::Foreign => {
+                        let (stack, id) = (stack.name.clone(), state.id.clone());
+                        return Err(ConcurrentRun::RemovedFoundGateway { stack, kind: KIND, id }.into());
+                    }
+                }
+            }
+            Err(error) => return Err(error),
+        };
         if now != state {
             changed = std::time::Instant::now();
         }
