@@ -27,7 +27,7 @@ impl Console {
     pub fn new(args: &OutputArgs) -> Self {
         let mode = if args.quiet {
             Mode::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if draws_in_place() {
             Mode::Bars {
                 bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 steps: Mutex::default(),
@@ -99,6 +99,13 @@ impl Progress for Console {
             }
         }
     }
+}
+
+/// Whether stderr is a terminal that redraws lines in place. One whose TERM is unset or
+/// `dumb` (an editor's shell, some CI runners) gets plain lines: indicatif would draw nothing.
+pub fn draws_in_place() -> bool {
+    let dumb = std::env::var("TERM").map_or(true, |term| term == "dumb");
+    std::io::stderr().is_terminal() && !dumb
 }
 
 /// One line on stderr. A closed stderr loses the line, not the run: progress is not worth

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::io::IsTerminal;
 
 use anyhow::Result;
 use futures::StreamExt;
@@ -129,15 +128,15 @@ where
 }
 
 /// Runs `body` in each region, [`AT_ONCE`] at a time, each with progress of its own (a line a
-/// region on a terminal, else lines prefixed by the region); prints every region's result, in the order listed, and returns
-/// the worst outcome. A region's failure is its result, not the others' end.
+/// region on a terminal, else lines prefixed by the region); prints every region's result, in
+/// the order listed, and returns the worst outcome. A region's failure is its result, not the others' end.
 pub async fn each<F, Fut>(regions: Vec<String>, output: &OutputArgs, body: F) -> Result<Outcome>
 where
     F: Fn(String, RegionLines) -> Fut,
     Fut: Future<Output = Result<Finished>>,
 {
     // On a terminal, a line a region, its current step on it; elsewhere, prefixed lines.
-    let bars = (!output.quiet && std::io::stderr().is_terminal())
+    let bars = (!output.quiet && crate::display::draws_in_place())
         .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
     let runs = regions.iter().map(|region| {
         let bar = bars.as_ref().map(|bars| {

@@ -189,22 +189,27 @@ async fn a_several_region_up_killed_at_any_moment_is_finished_by_the_next() {
     }
 }
 
+/// What `up` over [`THREE`] draws on a pseudo-terminal (util-linux's `script` gives the run one
+/// of its own and copies what it drew), with TERM as given (`None`: unset).
+async fn drawn_on_a_terminal(harness: &Harness, term: Option<&str>) -> String {
+    let mut env = harness.env();
+    let zip = function_zip().to_str().unwrap();
+    let args = [env!("CARGO_BIN_EXE_tokendeploy"), "up", "--zip", zip, "--region", THREE];
+    let line: Vec<String> = args.iter().map(|arg| shlex::try_quote(arg).unwrap().into_owned()).collect();
+    env.push(("PATH".into(), std::env::var("PATH").unwrap()));
+    env.extend(term.map(|term| ("TERM".to_string(), term.to_string())));
+    let mut command = std::process::Command::new("script");
+    command.args(["-qec", &line.join(" "), "/dev/null"]).env_clear().envs(env);
+    let drawn = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
+    String::from_utf8_lossy(&drawn.stdout).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
 async fn on_a_terminal_each_region_has_a_line_that_ends_done_or_failed() {
     let harness = Harness::start();
-    let mut env = harness.env();
     foreign_function(&harness.aws("eu-west-1").await, "token-server").await;
-    let zip = function_zip().to_str().unwrap();
-    let args = [env!("CARGO_BIN_EXE_tokendeploy"), "up", "--zip", zip, "--region", THREE];
-    let line: Vec<String> = args.iter().map(|arg| shlex::try_quote(arg).unwrap().into_owned()).collect();
-    // util-linux's `script` gives the run a pseudo-terminal of its own and copies what it drew.
-    env.push(("PATH".into(), std::env::var("PATH").unwrap()));
-    env.push(("TERM".into(), "xterm-256color".into()));
-    let mut command = std::process::Command::new("script");
-    command.args(["-qec", &line.join(" "), "/dev/null"]).env_clear().envs(env);
-    let drawn = tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap();
-    let drawn = String::from_utf8_lossy(&drawn.stdout).into_owned();
+    let drawn = drawn_on_a_terminal(&harness, Some("xterm-256color")).await;
     // Each region's line, last drawn: its name, then how it ended.
     for (region, end) in
         [("us-west-1", "✔ done"), ("eu-west-1", "✘ failed (below)"), ("ap-southeast-2", "✔ done")]
@@ -214,6 +219,16 @@ async fn on_a_terminal_each_region_has_a_line_that_ends_done_or_failed() {
     assert!(drawn.contains("\u{1b}[1A"), "lines redrawn in place, as a terminal shows them: {drawn:?}");
     assert!(drawn.contains("error: eu-west-1: "), "{drawn:?}");
     assert_eq!(drawn.matches("us-west-1: http://").count(), 1, "one result a region: {drawn:?}");
+    // A terminal that cannot redraw (TERM dumb or unset) gets the lines a pipeline gets.
+    for term in [Some("dumb"), None] {
+        let drawn = drawn_on_a_terminal(&harness, term).await;
+        assert!(!drawn.contains("\u{1b}[1A"), "TERM {term:?}: {drawn:?}");
+        for region in ["us-west-1", "ap-southeast-2"] {
+            let told = drawn.lines().filter(|line| line.starts_with(&format!("{region:<15} "))).count();
+            assert!(told >= 10, "TERM {term:?}: a line a step of {region}: {drawn:?}");
+        }
+        assert!(drawn.contains("error: eu-west-1: "), "TERM {term:?}: {drawn:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
