@@ -534,6 +534,29 @@ def remove_method_settings() -> None:
     Stage.apply_operations = apply_operations
 
 
+def usage_plans_gone_are_not_found() -> None:
+    """DeleteUsagePlan of a plan that is not there, and DeleteUsagePlanKey of a key the plan
+    does not hold, are NotFoundException (404) (API Gateway API reference: DeleteUsagePlan and
+    DeleteUsagePlanKey, Errors); moto 5.2.6 fails on a missing dictionary key and answers 500,
+    which a twin run deleting the same duplicate plan meets."""
+    from moto.apigateway.models import APIGatewayBackend
+
+    delete_plan = APIGatewayBackend.delete_usage_plan
+
+    def delete_plan_there(self, usage_plan_id):
+        self.get_usage_plan(usage_plan_id)
+        return delete_plan(self, usage_plan_id)
+
+    APIGatewayBackend.delete_usage_plan = delete_plan_there
+    delete_key = APIGatewayBackend.delete_usage_plan_key
+
+    def delete_key_there(self, usage_plan_id, key_id):
+        self.get_usage_plan_key(usage_plan_id, key_id)
+        return delete_key(self, usage_plan_id, key_id)
+
+    APIGatewayBackend.delete_usage_plan_key = delete_key_there
+
+
 def play_function_urls() -> None:
     """What Lambda does with function URLs and moto 5.2.6 does not:
 
@@ -750,6 +773,7 @@ if __name__ == "__main__":
     free_secret_names_after_a_moment()
     keep_stages_across_deployments()
     remove_method_settings()
+    usage_plans_gone_are_not_found()
     stop_deleted_functions()
     import moto.server
 

@@ -118,6 +118,25 @@ async fn concurrent_ups_with_an_api_key_keep_one_key_and_one_plan_and_every_run_
     );
 }
 
+/// Twins that each found the other's usage plan a duplicate delete it both: the second finds it
+/// gone (API Gateway's NotFoundException, which the emulator plays), and goes on.
+#[tokio::test]
+#[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
+async fn a_usage_plan_a_twin_deleted_first_is_gone_not_an_error() {
+    use tokendeploy_deploy::resources::rest_api::usage_plan::{self, UsagePlanState};
+    let harness = Harness::start();
+    let aws = harness.aws(REGION).await;
+    let made = aws.apigateway.create_usage_plan().name("twinned").send().await.unwrap();
+    let plan = UsagePlanState { id: made.id().unwrap().to_string(), stages: vec![], key_ids: vec![] };
+    let silent = tokendeploy_deploy::vocabulary::Silent;
+    for twin in ["first", "second"] {
+        let deleted = usage_plan::delete(&aws, std::slice::from_ref(&plan), &silent).await;
+        assert!(deleted.is_ok(), "{twin} delete: {deleted:?}");
+    }
+    let gone = aws.apigateway.delete_usage_plan().usage_plan_id(&plan.id).send().await.unwrap_err();
+    assert_eq!(gone.raw_response().map(|answer| answer.status().as_u16()), Some(404), "{gone:?}");
+}
+
 #[tokio::test]
 #[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
 async fn racing_secret_store_switches_leave_a_function_that_answers_whenever_a_run_exits_0() {
