@@ -534,27 +534,25 @@ def remove_method_settings() -> None:
     Stage.apply_operations = apply_operations
 
 
-def usage_plans_gone_are_not_found() -> None:
-    """DeleteUsagePlan of a plan that is not there, and DeleteUsagePlanKey of a key the plan
-    does not hold, are NotFoundException (404) (API Gateway API reference: DeleteUsagePlan and
-    DeleteUsagePlanKey, Errors); moto 5.2.6 fails on a missing dictionary key and answers 500,
-    which a twin run deleting the same duplicate plan meets."""
+def deleting_what_is_gone_is_not_found() -> None:
+    """DeleteRestApi, DeleteResource, DeleteUsagePlan and DeleteUsagePlanKey of what is not
+    there are NotFoundException (404) (API Gateway API reference: each call's Errors); moto 5.2.6
+    fails on a missing dictionary key and answers 500. Twins meet it: each takes the other's copy
+    for a duplicate and both delete it, or a run retires a REST API a twin just removed."""
     from moto.apigateway.models import APIGatewayBackend
 
-    delete_plan = APIGatewayBackend.delete_usage_plan
+    def checked_first(delete, check):
+        def delete_there(self, *ids):
+            check(self, *ids)
+            return delete(self, *ids)
 
-    def delete_plan_there(self, usage_plan_id):
-        self.get_usage_plan(usage_plan_id)
-        return delete_plan(self, usage_plan_id)
+        return delete_there
 
-    APIGatewayBackend.delete_usage_plan = delete_plan_there
-    delete_key = APIGatewayBackend.delete_usage_plan_key
-
-    def delete_key_there(self, usage_plan_id, key_id):
-        self.get_usage_plan_key(usage_plan_id, key_id)
-        return delete_key(self, usage_plan_id, key_id)
-
-    APIGatewayBackend.delete_usage_plan_key = delete_key_there
+    backend = APIGatewayBackend
+    backend.delete_rest_api = checked_first(backend.delete_rest_api, backend.get_rest_api)
+    backend.delete_resource = checked_first(backend.delete_resource, backend.get_resource)
+    backend.delete_usage_plan = checked_first(backend.delete_usage_plan, backend.get_usage_plan)
+    backend.delete_usage_plan_key = checked_first(backend.delete_usage_plan_key, backend.get_usage_plan_key)
 
 
 def play_function_urls() -> None:
@@ -773,7 +771,7 @@ if __name__ == "__main__":
     free_secret_names_after_a_moment()
     keep_stages_across_deployments()
     remove_method_settings()
-    usage_plans_gone_are_not_found()
+    deleting_what_is_gone_is_not_found()
     stop_deleted_functions()
     import moto.server
 

@@ -118,22 +118,40 @@ async fn concurrent_ups_with_an_api_key_keep_one_key_and_one_plan_and_every_run_
     );
 }
 
-/// Twins that each found the other's usage plan a duplicate delete it both: the second finds it
-/// gone (API Gateway's NotFoundException, which the emulator plays), and goes on.
+/// Twins that each take the other's REST API or usage plan for a duplicate delete it both, and a
+/// run retiring a REST API may find a twin removed it first: the second delete finds it gone
+/// (API Gateway's NotFoundException, which the emulator plays) and goes on.
 #[tokio::test]
 #[ignore = "needs the emulator (moto) and the built function: scripts/test.sh runs it"]
-async fn a_usage_plan_a_twin_deleted_first_is_gone_not_an_error() {
-    use tokendeploy_deploy::resources::rest_api::usage_plan::{self, UsagePlanState};
+async fn a_rest_api_or_usage_plan_a_twin_deleted_first_is_gone_not_an_error() {
+    use tokendeploy_deploy::resources::rest_api::{self, usage_plan};
     let harness = Harness::start();
     let aws = harness.aws(REGION).await;
-    let made = aws.apigateway.create_usage_plan().name("twinned").send().await.unwrap();
-    let plan = UsagePlanState { id: made.id().unwrap().to_string(), stages: vec![], key_ids: vec![] };
     let silent = tokendeploy_deploy::vocabulary::Silent;
+    let api = aws.apigateway.create_rest_api().name("twinned").send().await.unwrap();
+    let api_id = api.id().unwrap();
+    let proxy =
+        aws.apigateway.create_resource().rest_api_id(api_id).parent_id(api.root_resource_id().unwrap());
+    let proxy = proxy.path_part("{proxy+}").send().await.unwrap();
+    let made = aws.apigateway.create_usage_plan().name("twinned").send().await.unwrap();
+    let plan =
+        usage_plan::UsagePlanState { id: made.id().unwrap().to_string(), stages: vec![], key_ids: vec![] };
+    let delete_resource =
+        || aws.apigateway.delete_resource().rest_api_id(api_id).resource_id(proxy.id().unwrap()).send();
     for twin in ["first", "second"] {
+        let status = match delete_resource().await {
+            Ok(_) => 202,
+            Err(error) => error.raw_response().map_or(0, |answer| answer.status().as_u16()),
+        };
+        assert_eq!(status, if twin == "first" { 202 } else { 404 }, "{twin} DeleteResource");
         let deleted = usage_plan::delete(&aws, std::slice::from_ref(&plan), &silent).await;
-        assert!(deleted.is_ok(), "{twin} delete: {deleted:?}");
+        assert!(deleted.is_ok(), "{twin} delete of the usage plan: {deleted:?}");
+        let deleted = rest_api::delete(&aws, api_id, &silent).await;
+        assert!(deleted.is_ok(), "{twin} delete of the REST API: {deleted:?}");
     }
     let gone = aws.apigateway.delete_usage_plan().usage_plan_id(&plan.id).send().await.unwrap_err();
+    assert_eq!(gone.raw_response().map(|answer| answer.status().as_u16()), Some(404), "{gone:?}");
+    let gone = aws.apigateway.delete_rest_api().rest_api_id(api_id).send().await.unwrap_err();
     assert_eq!(gone.raw_response().map(|answer| answer.status().as_u16()), Some(404), "{gone:?}");
 }
 
