@@ -88,9 +88,11 @@ pub async fn read(aws: &Aws, stack: &Stack) -> crate::error::Result<Snapshot> {
     let log_group = log_group::lookup(log_group, function_is_ours);
     let permissions = if function_is_ours { permissions } else { PolicyState::default() };
     let function_url = function_url.filter(|_| function_is_ours);
-    let api = apis.stack_api(role.ours().and_then(|role| role.made_by_run.as_deref()));
+    // The run that made the role won the stack: its gateway is the one kept.
+    let role_maker = role.ours().and_then(|role| role.made_by_run.as_deref());
+    let api = apis.stack_api(role_maker);
     let apis = apis.list;
-    let http_api = http_apis.stack_api(role.ours().and_then(|role| role.made_by_run.as_deref()));
+    let http_api = http_apis.stack_api(role_maker);
     let secret_access = secret_access.filter(|_| role.is_ours() == Some(true));
     Ok(Snapshot {
         role,
