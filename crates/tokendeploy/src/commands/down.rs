@@ -90,15 +90,18 @@ struct Read {
 
 impl Read {
     async fn of(aws: Aws, stack: Stack) -> Result<Self> {
-        let found = aws.checked(async { Ok(snapshot::read(&aws, &stack).await?) }).await?;
+        let found = snapshot::read(&aws, &stack).await?;
         let doomed = to_delete(&found, &stack);
         Ok(Self { aws, stack, found, doomed })
     }
 }
 
+/// The stack in the region named (else the profile's), with the credentials checked beside
+/// the read; `--all-regions` checks them once, where it lists the account's regions.
 async fn doomed_in(args: &DownArgs, region: Option<String>) -> Result<Read> {
     let (aws, stack) = connect(&args.aws, region).await?;
-    Read::of(aws, stack).await
+    let checked = aws.clone();
+    checked.checked(Read::of(aws, stack)).await
 }
 
 /// Asks on a terminal; elsewhere (CI) refuses at once rather than wait for an answer.
